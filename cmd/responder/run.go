@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	stdlog "log"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/configs"
+	"github.com/responder-sre/responder/handlers"
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// dbFile is the database file's name inside data_dir.
+const dbFile = "responder.db"
+
+// envBusyFile names the failpoint used by overload tests: while the file it
+// names exists, every write is refused as if the queue were full (503 with
+// Retry-After). Unset in production.
+const envBusyFile = "RESPONDER_FAILPOINT_BUSY_FILE"
+
+const usage = `usage:
+  responder [serve] [--config FILE] [--listen ADDR] [--data-dir DIR]
+  responder check-config FILE
+  responder version
+`
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, getenv, stderr)
+	case "check-config":
+		return checkConfig(args, stdout, stderr)
+	case "version":
+		_, _ = fmt.Fprintf(stdout, "responder %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+		return 0
+	case "help":
+		_, _ = fmt.Fprint(stdout, usage)
+		return 0
+	}
+	_, _ = fmt.Fprintf(stderr, "responder: unknown command %q\n%s", cmd, usage)
+	return 2
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		_, _ = fmt.Fprint(stderr, "responder check-config: want exactly one FILE\n"+usage)
+		return 2
+	}
+	if _, err := loadConfig(args[0], configs.Overrides{}); err != nil {
+		printConfigError(stderr, args[0], err)
+		return 1
+	}
+	_, _ = fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	return 0
+}
+
+func printConfigError(w io.Writer, path string, err error) {
+	if path == "" {
+		path = "embedded default config"
+	}
+	var p configs.Problems
+	if errors.As(err, &p) {
+		_, _ = fmt.Fprintf(w, "%s: %d problem(s):\n", path, len(p))
+		for _, line := range p {
+			_, _ = fmt.Fprintf(w, "  %s\n", line)
+		}
+		return
+	}
+	_, _ = fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+// loadConfig is the one load-and-build path shared by serve and
+// check-config: everything serve needs is built here, without listening or
+// opening the database.
+func loadConfig(path string, o configs.Overrides) (*built, error) {
+	cfg, err := configs.Load(path, o)
+	if err != nil {
+		return nil, err
+	}
+	pol, err := cfg.BuildPolicy()
+	if err != nil {
+		return nil, err
+	}
+	b := &built{cfg: cfg, handlers: handlers.Config{
+		BodyLimit:   cfg.HTTP.BodyLimitBytes,
+		RetryAfter:  cfg.Store.RetryAfter,
+		ExternalURL: cfg.ExternalURL,
+	}}
+	b.deps.Policy = pol
+	for _, t := range cfg.Auth.Tokens {
+		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes})
+	}
+	return b, nil
+}
+
+type built struct {
+	cfg      *configs.Config
+	handlers handlers.Config
+	deps     handlers.Deps
+}
+
+func newLogger(cfg configs.LogConfig, w io.Writer) zerolog.Logger {
+	if cfg.Format == "console" {
+		f, isFile := w.(*os.File)
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isFile || !isatty.IsTerminal(f.Fd())}
+	}
+	lvl, err := zerolog.ParseLevel(cfg.Level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "config file (default: the embedded default)")
+	listen := fs.String("listen", "", "listen address, overrides the config's listen")
+	dataDir := fs.String("data-dir", "", "data directory, overrides the config's data_dir")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		_, _ = fmt.Fprintf(stderr, "responder serve: unexpected argument %q\n%s", fs.Arg(0), usage)
+		return 2
+	}
+	b, err := loadConfig(*configPath, configs.Overrides{Listen: *listen, DataDir: *dataDir})
+	if err != nil {
+		printConfigError(stderr, *configPath, err)
+		return 1
+	}
+	log := newLogger(b.cfg.Log, stderr)
+	if err := runServer(ctx, b, getenv, log); err != nil {
+		log.Error().Err(err).Msg("responder stopped")
+		return 1
+	}
+	return 0
+}
+
+func runServer(ctx context.Context, b *built, getenv func(string) string, log zerolog.Logger) error {
+	cfg := b.cfg
+	opts := store.Options{QueueSize: cfg.Store.QueueSize, MaxBatch: cfg.Store.MaxBatch, LockTimeout: cfg.Store.LockTimeout}
+	if busyFile := getenv(envBusyFile); busyFile != "" {
+		log.Warn().Str("file", busyFile).Msg("failpoint on: writes are refused while this file exists")
+		opts.Busy = func() bool { _, err := os.Stat(busyFile); return err == nil }
+	}
+	dbPath := filepath.Join(cfg.DataDir, dbFile)
+	db, err := store.Open(dbPath, opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error().Err(err).Msg("close store")
+			return
+		}
+		log.Info().Str("path", dbPath).Msg("store closed")
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	deps := b.deps
+	deps.Store, deps.Log, deps.Now, deps.Registry = db, log, time.Now, reg
+	if cfg.Notifications.Log {
+		deps.Notifier = integrations.NewLogNotifier(log)
+	}
+	srv := handlers.New(b.handlers, deps)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
+		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info().Str("listen", ln.Addr().String()).Str("data", dbPath).Str("version", version).
+		Int("tokens", len(b.handlers.Tokens)).Msg("responder serving")
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info().Dur("timeout", cfg.HTTP.ShutdownTimeout).Msg("shutting down: draining requests")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+// Package configs loads Responder's YAML configuration: strict decoding
+// (an unknown key is an error with its path), defaults, and one Validate that
+// reports every problem. It builds the validated types of policy.
+package configs
+
+import (
+	_ "embed"
+	"time"
+
+	"github.com/prometheus/alertmanager/timeinterval"
+)
+
+// Default is the embedded configuration used when no file is given: loopback
+// only, data in ./data, notifications written to the log, default policy.
+//
+//go:embed default.yml
+var Default []byte
+
+// Config is the whole configuration file.
+type Config struct {
+	Listen        string              `yaml:"listen"`
+	DataDir       string              `yaml:"data_dir"`
+	ExternalURL   string              `yaml:"external_url"`
+	Log           LogConfig           `yaml:"log"`
+	HTTP          HTTPConfig          `yaml:"http"`
+	Auth          AuthConfig          `yaml:"auth"`
+	Store         StoreConfig         `yaml:"store"`
+	Policy        PolicyConfig        `yaml:"policy"`
+	Notifications NotificationsConfig `yaml:"notifications"`
+}
+
+// LogConfig sets the daemon's own log.
+type LogConfig struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or console
+}
+
+// HTTPConfig bounds what a client may cost the server.
+type HTTPConfig struct {
+	BodyLimitBytes    int64         `yaml:"body_limit_bytes"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
+	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+}
+
+// AuthConfig lists the bearer tokens the API accepts.
+type AuthConfig struct {
+	Tokens []TokenConfig `yaml:"tokens"`
+}
+
+// TokenConfig is one bearer token and what it may do.
+type TokenConfig struct {
+	Name      string   `yaml:"name"`
+	Token     Secret   `yaml:"token"`
+	TokenFile string   `yaml:"token_file"`
+	Scopes    []string `yaml:"scopes"`
+}
+
+// StoreConfig tunes the bbolt store and its write queue.
+type StoreConfig struct {
+	QueueSize   int           `yaml:"queue_size"`
+	MaxBatch    int           `yaml:"max_batch"`
+	LockTimeout time.Duration `yaml:"lock_timeout"`
+	RetryAfter  time.Duration `yaml:"retry_after"`
+}
+
+// PolicyConfig is the YAML form of policy.Policy.
+type PolicyConfig struct {
+	DefaultSeverity    string                   `yaml:"default_severity"`
+	Rules              []RuleConfig             `yaml:"rules"`
+	OpsGeniePriorities map[string]string        `yaml:"opsgenie_priorities"`
+	BusinessHours      BusinessHoursConfig      `yaml:"business_hours"`
+	Severities         map[string]ProcessConfig `yaml:"severities"`
+	ReopenWithin       *time.Duration           `yaml:"reopen_within"`
+}
+
+// RuleConfig is one severity rule: every matcher must match.
+type RuleConfig struct {
+	Name       string   `yaml:"name"`
+	Matchers   []string `yaml:"matchers"`
+	Severity   string   `yaml:"severity"`
+	Team       string   `yaml:"team"`
+	RunbookURL string   `yaml:"runbook_url"`
+}
+
+// BusinessHoursConfig holds Alertmanager time intervals and the location
+// that intervals without their own are read in.
+type BusinessHoursConfig struct {
+	Location      string                      `yaml:"location"`
+	TimeIntervals []timeinterval.TimeInterval `yaml:"time_intervals"`
+}
+
+// ProcessConfig is the process of one severity; unset fields keep the
+// severity's default.
+type ProcessConfig struct {
+	Zoom           *bool          `yaml:"zoom"`
+	PageOutOfHours *bool          `yaml:"page_out_of_hours"`
+	Channels       []string       `yaml:"channels"`
+	UpdateInterval *time.Duration `yaml:"update_interval"`
+	AutoResolve    *bool          `yaml:"auto_resolve"`
+}
+
+// NotificationsConfig chooses where notifications go.
+type NotificationsConfig struct {
+	// Log writes every notification to the daemon's log.
+	Log bool `yaml:"log"`
+}
+
+// Secret is a string that never prints: in logs, errors and re-marshalled
+// config it shows as <secret>.
+type Secret string
+
+const redacted = "<secret>"
+
+func (s Secret) String() string { return redacted }
+
+// GoString keeps %#v from printing the value.
+func (s Secret) GoString() string { return redacted }
+
+// MarshalYAML redacts the secret.
+func (s Secret) MarshalYAML() (any, error) {
+	if s == "" {
+		return "", nil
+	}
+	return redacted, nil
+}
+
+// MarshalJSON redacts the secret.
+func (s Secret) MarshalJSON() ([]byte, error) {
+	if s == "" {
+		return []byte(`""`), nil
+	}
+	return []byte(`"` + redacted + `"`), nil
+}
+
+// MarshalText redacts the secret (zerolog and encoding/* use it).
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Value is the secret itself, for the one place that needs it.
+func (s Secret) Value() string { return string(s) }

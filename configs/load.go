@@ -1,0 +1,539 @@
+package configs
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/alertmanager/timeinterval"
+	"gopkg.in/yaml.v3"
+
+	"github.com/responder-sre/responder/policy"
+)
+
+// Overrides are command-line flags that win over the file.
+type Overrides struct {
+	Listen  string
+	DataDir string
+}
+
+// Problems is every problem found in a configuration, each prefixed with the
+// path of the key it concerns.
+type Problems []string
+
+func (p Problems) Error() string {
+	if len(p) == 1 {
+		return "invalid config: " + p[0]
+	}
+	return fmt.Sprintf("invalid config (%d problems):\n  %s", len(p), strings.Join(p, "\n  "))
+}
+
+func (p *Problems) addf(path, format string, args ...any) {
+	*p = append(*p, path+": "+fmt.Sprintf(format, args...))
+}
+
+// Load reads the file at path (the embedded default when path is empty),
+// applies overrides and defaults, and validates. The error, when not a read
+// error, is Problems listing everything wrong. It makes no network calls and
+// touches no database: check-config and serve both use it.
+func Load(path string, o Overrides) (*Config, error) {
+	data := Default
+	if path != "" {
+		b, err := os.ReadFile(path) //nolint:gosec // the operator names the config file
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		data = b
+	}
+	cfg, err := Parse(data)
+	if cfg == nil {
+		return nil, err
+	}
+	var problems Problems
+	errors.As(err, &problems)
+	if o.Listen != "" {
+		cfg.Listen = o.Listen
+	}
+	if o.DataDir != "" {
+		cfg.DataDir = o.DataDir
+	}
+	var more Problems
+	if errors.As(cfg.Validate(), &more) {
+		problems = append(problems, more...)
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML strictly and applies defaults. It does not validate.
+// Unknown keys and values of the wrong type are returned as Problems beside
+// the partly decoded config, so that Load can report them together with
+// what Validate finds; a YAML syntax error returns no config.
+func Parse(data []byte) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, Problems{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	}
+	var problems Problems
+	unknownKeys(&root, reflect.TypeFor[Config](), "", &problems)
+	cfg := &Config{}
+	// Unknown keys were reported above with their paths; the decoder skips
+	// them and reports values it cannot convert.
+	if err := root.Decode(cfg); err != nil {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, append(problems, strings.TrimPrefix(err.Error(), "yaml: "))
+		}
+		problems = append(problems, te.Errors...)
+	}
+	cfg.applyDefaults()
+	if len(problems) > 0 {
+		return cfg, problems
+	}
+	return cfg, nil
+}
+
+// unknownKeys walks the YAML tree beside the Go type it decodes into and
+// reports every key the type does not have, with its dotted path and line.
+func unknownKeys(n *yaml.Node, t reflect.Type, path string, p *Problems) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			unknownKeys(c, t, path, p)
+		}
+		return
+	case yaml.AliasNode:
+		if n.Alias != nil {
+			unknownKeys(n.Alias, t, path, p)
+		}
+		return
+	}
+	if customYAML(t) {
+		return // the type decodes itself; the decoder reports its errors
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		fields := yamlFields(t)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			ft, ok := fields[k.Value]
+			if !ok {
+				p.addf(join(path, k.Value), "unknown key (line %d)", k.Line)
+				continue
+			}
+			unknownKeys(v, ft, join(path, k.Value), p)
+		}
+	case reflect.Map:
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			unknownKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), p)
+		}
+	case reflect.Slice:
+		if n.Kind != yaml.SequenceNode {
+			return
+		}
+		for i, c := range n.Content {
+			unknownKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), p)
+		}
+	}
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var (
+	yamlUnmarshaler    = reflect.TypeFor[yaml.Unmarshaler]()
+	obsoleteUnmarshler = reflect.TypeFor[interface {
+		UnmarshalYAML(func(any) error) error
+	}]()
+)
+
+func customYAML(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(yamlUnmarshaler) || pt.Implements(obsoleteUnmarshler)
+}
+
+// yamlFields maps each YAML key of a struct to its field type, following
+// inline fields.
+func yamlFields(t reflect.Type) map[string]reflect.Type {
+	out := map[string]reflect.Type{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if strings.Contains(opts, "inline") {
+			for k, v := range yamlFields(f.Type) {
+				out[k] = v
+			}
+			continue
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// Defaults of the configuration.
+const (
+	DefaultListen       = "127.0.0.1:9095"
+	DefaultDataDir      = "./data"
+	DefaultBodyLimit    = 1 << 20
+	DefaultReopenWithin = 30 * time.Minute
+)
+
+func (c *Config) applyDefaults() {
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.DataDir, DefaultDataDir)
+	setDefault(&c.Log.Level, "info")
+	setDefault(&c.Log.Format, "json")
+	setDefault(&c.HTTP.BodyLimitBytes, DefaultBodyLimit)
+	setDefault(&c.HTTP.ReadHeaderTimeout, 5*time.Second)
+	setDefault(&c.HTTP.ReadTimeout, 30*time.Second)
+	setDefault(&c.HTTP.WriteTimeout, 30*time.Second)
+	setDefault(&c.HTTP.IdleTimeout, 2*time.Minute)
+	setDefault(&c.HTTP.ShutdownTimeout, 30*time.Second)
+	setDefault(&c.HTTP.MaxHeaderBytes, 64<<10)
+	setDefault(&c.Store.QueueSize, 1024)
+	setDefault(&c.Store.MaxBatch, 256)
+	setDefault(&c.Store.LockTimeout, 5*time.Second)
+	setDefault(&c.Store.RetryAfter, time.Second)
+	if c.ExternalURL == "" {
+		c.ExternalURL = "http://" + c.Listen
+	}
+	pc := &c.Policy
+	setDefault(&pc.DefaultSeverity, "S4")
+	if pc.Rules == nil {
+		pc.Rules = []RuleConfig{
+			{Name: "critical-in-production", Matchers: []string{`severity=~"critical|page"`, `env=~"prod|production"`}, Severity: "S1"},
+			{Name: "critical", Matchers: []string{`severity=~"critical|page"`}, Severity: "S2"},
+			{Name: "warning", Matchers: []string{`severity=~"warning|error"`}, Severity: "S3"},
+		}
+	}
+	if pc.OpsGeniePriorities == nil {
+		pc.OpsGeniePriorities = map[string]string{"P1": "S1", "P2": "S2", "P3": "S3", "P4": "S4", "P5": "S4"}
+	}
+	setDefault(&pc.BusinessHours.Location, "UTC")
+	if pc.BusinessHours.TimeIntervals == nil {
+		pc.BusinessHours.TimeIntervals = []timeinterval.TimeInterval{{
+			Times:    []timeinterval.TimeRange{{StartMinute: 9 * 60, EndMinute: 17 * 60}},
+			Weekdays: []timeinterval.WeekdayRange{{InclusiveRange: timeinterval.InclusiveRange{Begin: 1, End: 5}}},
+		}}
+	}
+	if pc.ReopenWithin == nil {
+		d := DefaultReopenWithin
+		pc.ReopenWithin = &d
+	}
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// defaultProcess is the incident process of each severity unless the config
+// overrides a field: S1/S2 get a bridge, a page out of hours and hourly
+// updates; S3 gets Slack and four-hourly updates; S4 is recorded only.
+func defaultProcess(s policy.Severity) policy.Process {
+	switch s {
+	case policy.S1, policy.S2:
+		return policy.Process{Zoom: true, PageOutOfHours: true, Channels: []string{"slack", "email"}, UpdateInterval: time.Hour, AutoResolve: true}
+	case policy.S3:
+		return policy.Process{Channels: []string{"slack"}, UpdateInterval: 4 * time.Hour, AutoResolve: true}
+	default:
+		return policy.Process{AutoResolve: true}
+	}
+}
+
+// Channels a severity may announce on.
+var knownChannels = map[string]bool{"slack": true, "email": true}
+
+// Scopes a token may carry.
+var knownScopes = map[string]bool{"ingest": true, "read": true, "write": true}
+
+// MinTokenLength is the shortest bearer token accepted.
+const MinTokenLength = 16
+
+// Validate checks the whole configuration and reports every problem found,
+// each with its path. It reads token files but opens no connection.
+func (c *Config) Validate() error {
+	var p Problems
+	if _, err := c.listenIsLoopback(); err != nil {
+		p.addf("listen", "%v", err)
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		p.addf("data_dir", "must not be empty")
+	}
+	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.addf("external_url", "%q is not an absolute http(s) URL", c.ExternalURL)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		p.addf("log.level", "%q: want debug, info, warn or error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "console" {
+		p.addf("log.format", "%q: want json or console", c.Log.Format)
+	}
+	c.validateHTTP(&p)
+	c.validateAuth(&p)
+	if c.Store.QueueSize < 1 {
+		p.addf("store.queue_size", "must be at least 1, got %d", c.Store.QueueSize)
+	}
+	if c.Store.MaxBatch < 1 {
+		p.addf("store.max_batch", "must be at least 1, got %d", c.Store.MaxBatch)
+	}
+	positive(&p, "store.lock_timeout", c.Store.LockTimeout)
+	positive(&p, "store.retry_after", c.Store.RetryAfter)
+	c.buildPolicy(&p)
+	if len(p) > 0 {
+		return p
+	}
+	return nil
+}
+
+func positive(p *Problems, path string, d time.Duration) {
+	if d <= 0 {
+		p.addf(path, "must be a positive duration, got %s", d)
+	}
+}
+
+func (c *Config) validateHTTP(p *Problems) {
+	h := c.HTTP
+	if h.BodyLimitBytes < 1024 {
+		p.addf("http.body_limit_bytes", "must be at least 1024, got %d", h.BodyLimitBytes)
+	}
+	if h.MaxHeaderBytes < 4096 {
+		p.addf("http.max_header_bytes", "must be at least 4096, got %d", h.MaxHeaderBytes)
+	}
+	positive(p, "http.read_header_timeout", h.ReadHeaderTimeout)
+	positive(p, "http.read_timeout", h.ReadTimeout)
+	positive(p, "http.write_timeout", h.WriteTimeout)
+	positive(p, "http.idle_timeout", h.IdleTimeout)
+	positive(p, "http.shutdown_timeout", h.ShutdownTimeout)
+}
+
+// listenIsLoopback reports whether the listen address only accepts local
+// connections. An empty host means every interface.
+func (c *Config) listenIsLoopback() (bool, error) {
+	host, port, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return false, fmt.Errorf("%q is not host:port: %w", c.Listen, err)
+	}
+	if port == "" {
+		return false, fmt.Errorf("%q has no port", c.Listen)
+	}
+	if host == "localhost" {
+		return true, nil
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+func (c *Config) validateAuth(p *Problems) {
+	names := map[string]bool{}
+	values := map[string]string{}
+	for i := range c.Auth.Tokens {
+		t := &c.Auth.Tokens[i]
+		path := fmt.Sprintf("auth.tokens[%d]", i)
+		switch {
+		case t.Name == "":
+			p.addf(path+".name", "must not be empty")
+		case names[t.Name]:
+			p.addf(path+".name", "%q is used by another token", t.Name)
+		}
+		names[t.Name] = true
+		switch {
+		case t.Token != "" && t.TokenFile != "":
+			p.addf(path, "set token or token_file, not both")
+		case t.TokenFile != "":
+			b, err := os.ReadFile(t.TokenFile)
+			if err != nil {
+				p.addf(path+".token_file", "%v", err)
+				break
+			}
+			t.Token = Secret(strings.TrimSpace(string(b)))
+		case t.Token == "":
+			p.addf(path, "token or token_file is required")
+		}
+		if t.Token != "" {
+			if len(t.Token) < MinTokenLength {
+				p.addf(path+".token", "must be at least %d characters", MinTokenLength)
+			}
+			if other, dup := values[string(t.Token)]; dup {
+				p.addf(path+".token", "same value as token %q", other)
+			}
+			values[string(t.Token)] = t.Name
+		}
+		if len(t.Scopes) == 0 {
+			p.addf(path+".scopes", "must list at least one of ingest, read, write")
+		}
+		for j, s := range t.Scopes {
+			if !knownScopes[s] {
+				p.addf(fmt.Sprintf("%s.scopes[%d]", path, j), "unknown scope %q: want ingest, read or write", s)
+			}
+		}
+	}
+	if loopback, err := c.listenIsLoopback(); err == nil && !loopback && len(c.Auth.Tokens) == 0 {
+		p.addf("auth.tokens", "listen address %s is not loopback: configure at least one token, or listen on 127.0.0.1", c.Listen)
+	}
+}
+
+// BuildPolicy builds the validated policy. Call it after Validate.
+func (c *Config) BuildPolicy() (*policy.Policy, error) {
+	var p Problems
+	pol := c.buildPolicy(&p)
+	if len(p) > 0 {
+		return nil, p
+	}
+	return pol, nil
+}
+
+func (c *Config) buildPolicy(p *Problems) *policy.Policy {
+	pc := c.Policy
+	pol := &policy.Policy{
+		OpsGeniePriorities: map[string]policy.Severity{},
+		Process:            map[policy.Severity]policy.Process{},
+	}
+	if s, err := policy.ParseSeverity(pc.DefaultSeverity); err != nil {
+		p.addf("policy.default_severity", "%v", err)
+	} else {
+		pol.DefaultSeverity = s
+	}
+	ruleNames := map[string]bool{}
+	for i, rc := range pc.Rules {
+		path := fmt.Sprintf("policy.rules[%d]", i)
+		r := policy.Rule{Name: rc.Name, Team: rc.Team, RunbookURL: rc.RunbookURL}
+		if rc.Name == "" {
+			r.Name = fmt.Sprintf("rule-%d", i)
+		} else if ruleNames[rc.Name] {
+			p.addf(path+".name", "%q is used by another rule", rc.Name)
+		}
+		ruleNames[r.Name] = true
+		if len(rc.Matchers) == 0 {
+			p.addf(path+".matchers", "must list at least one matcher (a rule matching everything is default_severity)")
+		}
+		for j, ms := range rc.Matchers {
+			m, err := labels.ParseMatcher(ms)
+			if err != nil {
+				p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%q: %v", ms, err)
+				continue
+			}
+			r.Matchers = append(r.Matchers, m)
+		}
+		if s, err := policy.ParseSeverity(rc.Severity); err != nil {
+			p.addf(path+".severity", "%v", err)
+		} else {
+			r.Severity = s
+		}
+		if rc.RunbookURL != "" {
+			if u, err := url.Parse(rc.RunbookURL); err != nil || u.Scheme == "" || u.Host == "" {
+				p.addf(path+".runbook_url", "%q is not an absolute URL", rc.RunbookURL)
+			}
+		}
+		pol.Rules = append(pol.Rules, r)
+	}
+	for _, prio := range sortedKeys(pc.OpsGeniePriorities) {
+		path := "policy.opsgenie_priorities." + prio
+		switch prio {
+		case "P1", "P2", "P3", "P4", "P5":
+		default:
+			p.addf(path, "unknown priority: want P1..P5")
+			continue
+		}
+		s, err := policy.ParseSeverity(pc.OpsGeniePriorities[prio])
+		if err != nil {
+			p.addf(path, "%v", err)
+			continue
+		}
+		pol.OpsGeniePriorities[prio] = s
+	}
+	loc, err := time.LoadLocation(pc.BusinessHours.Location)
+	if err != nil {
+		p.addf("policy.business_hours.location", "%q: %v", pc.BusinessHours.Location, err)
+	} else {
+		pol.BusinessHours = policy.BusinessHours{Location: loc, Intervals: pc.BusinessHours.TimeIntervals}
+	}
+	for _, name := range sortedKeys(pc.Severities) {
+		if _, err := policy.ParseSeverity(name); err != nil || name != strings.ToUpper(name) {
+			p.addf("policy.severities."+name, "unknown severity: want S1, S2, S3 or S4")
+		}
+	}
+	for _, s := range policy.Severities {
+		proc := defaultProcess(s)
+		pcfg, ok := pc.Severities[s.String()]
+		if ok {
+			path := "policy.severities." + s.String()
+			if pcfg.Zoom != nil {
+				proc.Zoom = *pcfg.Zoom
+			}
+			if pcfg.PageOutOfHours != nil {
+				proc.PageOutOfHours = *pcfg.PageOutOfHours
+			}
+			if pcfg.AutoResolve != nil {
+				proc.AutoResolve = *pcfg.AutoResolve
+			}
+			if pcfg.UpdateInterval != nil {
+				if *pcfg.UpdateInterval < 0 || (*pcfg.UpdateInterval > 0 && *pcfg.UpdateInterval < time.Minute) {
+					p.addf(path+".update_interval", "must be 0 (no reminders) or at least 1m, got %s", *pcfg.UpdateInterval)
+				}
+				proc.UpdateInterval = *pcfg.UpdateInterval
+			}
+			if pcfg.Channels != nil {
+				proc.Channels = pcfg.Channels
+				for j, ch := range pcfg.Channels {
+					if !knownChannels[ch] {
+						p.addf(fmt.Sprintf("%s.channels[%d]", path, j), "unknown channel %q: want slack or email", ch)
+					}
+				}
+			}
+		}
+		pol.Process[s] = proc
+	}
+	if pc.ReopenWithin != nil {
+		if *pc.ReopenWithin < 0 {
+			p.addf("policy.reopen_within", "must not be negative, got %s", *pc.ReopenWithin)
+		}
+		pol.ReopenWithin = *pc.ReopenWithin
+	}
+	return pol
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,175 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/responder-sre/responder/store"
+)
+
+// apiError is an error with the HTTP status it should be answered with and a
+// message that tells the caller what to fix.
+type apiError struct {
+	status int
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func errorf(status int, format string, args ...any) error {
+	return &apiError{status: status, msg: fmt.Sprintf(format, args...)}
+}
+
+func badRequest(format string, args ...any) error {
+	return errorf(http.StatusBadRequest, format, args...)
+}
+
+// errorHandler turns every error into a status and a JSON body
+// {"error": "..."}: the one place where errors become HTTP.
+func (s *Server) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, msg := http.StatusInternalServerError, "internal error"
+	var ae *apiError
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+		status, msg = ae.status, ae.msg
+	case errors.Is(err, store.ErrNotFound):
+		status, msg = http.StatusNotFound, err.Error()
+	case errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrClosed):
+		status, msg = http.StatusServiceUnavailable, "write queue is full, retry later"
+		if errors.Is(err, store.ErrClosed) {
+			msg = "shutting down, retry later"
+		}
+		c.Response().Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		status, msg = http.StatusServiceUnavailable, "request timed out before it was written"
+	case errors.As(err, &he):
+		status = he.Code
+		msg = strings.ToLower(http.StatusText(he.Code))
+		if m, ok := he.Message.(string); ok && m != "" {
+			msg = strings.ToLower(m)
+		}
+	}
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		s.log.Error().Err(err).Str("path", c.Path()).Msg("request failed")
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, map[string]string{"error": msg})
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("write error response")
+	}
+}
+
+func (s *Server) retryAfterSeconds() int {
+	secs := int(s.cfg.RetryAfter.Seconds() + 0.999)
+	if secs < 1 {
+		secs = 1
+	}
+	return secs
+}
+
+// readBody reads the request body within the configured limit. A body over
+// the limit is a 413; a content type other than JSON is a 415.
+func (s *Server) readBody(c echo.Context) ([]byte, error) {
+	r := c.Request()
+	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+			return nil, errorf(http.StatusUnsupportedMediaType, "content type %q: send application/json", ct)
+		}
+	}
+	if r.ContentLength > s.cfg.BodyLimit {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "request body is %d bytes, over the limit of %d", r.ContentLength, s.cfg.BodyLimit)
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), r.Body, s.cfg.BodyLimit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", s.cfg.BodyLimit)
+		}
+		return nil, badRequest("read request body: %v", err)
+	}
+	return body, nil
+}
+
+// decodeJSON decodes body into v. With strict, unknown fields are refused
+// (the people-facing API); webhooks are decoded leniently because senders
+// add fields between versions. An empty body decodes as {} when allowEmpty.
+func decodeJSON(body []byte, v any, strict, allowEmpty bool) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		if allowEmpty {
+			return nil
+		}
+		return badRequest("request body is empty: send a JSON object")
+	}
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
+		return badRequest("%s", describeJSONError(err))
+	}
+	if dec.More() {
+		return badRequest("malformed JSON: more than one value in the body")
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("malformed JSON: data after the object")
+	}
+	return nil
+}
+
+func describeJSONError(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("malformed JSON at byte %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: "))
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return fmt.Sprintf("body: got JSON %s, want a JSON object", te.Value)
+		}
+		return fmt.Sprintf("%s: got JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.String()))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "malformed JSON: unexpected end of body"
+	}
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	if f, ok := strings.CutPrefix(msg, "unknown field "); ok {
+		return "unknown field " + f + ": remove it (see the API contract)"
+	}
+	return "invalid JSON: " + msg
+}
+
+func jsonKind(goType string) string {
+	switch {
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "true or false"
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+		return "a number"
+	case strings.HasPrefix(goType, "map["):
+		return "an object of strings"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	case goType == "time.Time":
+		return "an RFC 3339 time"
+	}
+	return "an object"
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

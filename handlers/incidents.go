@@ -1,0 +1,295 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// incidentView is an incident as the API shows it: the document with its
+// alerts, timeline and notification states.
+type incidentView struct {
+	*store.Incident
+	Alerts        []store.Alert        `json:"alerts"`
+	Timeline      []store.Entry        `json:"timeline"`
+	Notifications []store.Notification `json:"notifications"`
+}
+
+func loadView(tx store.Tx, id string) (*incidentView, error) {
+	inc, err := tx.Incident(id)
+	if err != nil {
+		return nil, err
+	}
+	v := &incidentView{Incident: inc, Notifications: []store.Notification{}}
+	if v.Alerts, err = tx.Alerts(id); err != nil {
+		return nil, err
+	}
+	if v.Timeline, err = tx.Timeline(id); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Limits on what people may send.
+const (
+	maxTitle       = 500
+	maxText        = 20000
+	maxLabels      = 64
+	maxLabelName   = 128
+	maxLabelValue  = 1024
+	defaultListLen = 50
+	maxListLen     = 500
+)
+
+type declareRequest struct {
+	Title          string            `json:"title"`
+	Severity       string            `json:"severity"`
+	Description    string            `json:"description"`
+	Labels         map[string]string `json:"labels"`
+	CustomerImpact bool              `json:"customer_impact"`
+	DeclaredBy     string            `json:"declared_by"`
+}
+
+func checkText(field, v string, limit int, required bool) error {
+	switch {
+	case required && strings.TrimSpace(v) == "":
+		return badRequest("%s: required", field)
+	case !utf8.ValidString(v):
+		return badRequest("%s: not valid UTF-8", field)
+	case len(v) > limit:
+		return badRequest("%s: %d bytes, at most %d allowed", field, len(v), limit)
+	}
+	return nil
+}
+
+func checkLabels(field string, lbls map[string]string) error {
+	if len(lbls) > maxLabels {
+		return badRequest("%s: %d labels, at most %d allowed", field, len(lbls), maxLabels)
+	}
+	for k, v := range lbls {
+		if k == "" {
+			return badRequest("%s: label names must not be empty", field)
+		}
+		if err := checkText(field+"."+k, k, maxLabelName, true); err != nil {
+			return err
+		}
+		if err := checkText(field+"."+k, v, maxLabelValue, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// declare opens a manual incident. Without a severity, policy classifies it
+// from its labels.
+func (s *Server) declare(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req declareRequest
+	if err := decodeJSON(body, &req, true, false); err != nil {
+		return err
+	}
+	if err := checkText("title", req.Title, maxTitle, true); err != nil {
+		return err
+	}
+	if err := checkText("description", req.Description, maxText, false); err != nil {
+		return err
+	}
+	if err := checkText("declared_by", req.DeclaredBy, maxLabelName, false); err != nil {
+		return err
+	}
+	if err := checkLabels("labels", req.Labels); err != nil {
+		return err
+	}
+	cls := s.policy.Classify(req.Labels)
+	if req.Severity != "" {
+		sev, err := policy.ParseSeverity(req.Severity)
+		if err != nil {
+			return badRequest("severity: %v", err)
+		}
+		cls.Severity = sev
+	}
+	by := actor(c, req.DeclaredBy)
+	var view *incidentView
+	err = s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
+		ch, err := s.open(tx, s.now(), &store.Incident{
+			Title:          strings.TrimSpace(req.Title),
+			Description:    req.Description,
+			Severity:       cls.Severity.String(),
+			Source:         store.SourceManual,
+			Labels:         req.Labels,
+			Team:           cls.Team,
+			RunbookURL:     cls.RunbookURL,
+			CustomerImpact: req.CustomerImpact,
+			DeclaredBy:     by,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := ch.save(); err != nil {
+			return nil, err
+		}
+		if err := ch.opened(store.KindDeclared, by); err != nil {
+			return nil, err
+		}
+		view, err = loadView(tx, ch.inc.ID)
+		return ch.msgs, err
+	})
+	if err != nil {
+		return err
+	}
+	s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
+	return c.JSON(http.StatusCreated, view)
+}
+
+func (s *Server) list(c echo.Context) error {
+	f := store.Filter{Limit: defaultListLen}
+	if v := c.QueryParam("status"); v != "" {
+		f.Status = store.Status(v)
+		if !f.Status.Valid() {
+			return badRequest("status: %q is not one of open, acknowledged, resolved", v)
+		}
+	}
+	if v := c.QueryParam("severity"); v != "" {
+		sev, err := policy.ParseSeverity(v)
+		if err != nil {
+			return badRequest("severity: %v", err)
+		}
+		f.Severity = sev.String()
+	}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxListLen {
+			return badRequest("limit: %q is not a whole number from 1 to %d", v, maxListLen)
+		}
+		f.Limit = n
+	}
+	var out []store.Incident
+	err := s.store.View(c.Request().Context(), func(tx store.Tx) error {
+		var err error
+		out, err = tx.ListIncidents(f)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if out == nil {
+		out = []store.Incident{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"incidents": out})
+}
+
+func (s *Server) get(c echo.Context) error {
+	var view *incidentView
+	err := s.store.View(c.Request().Context(), func(tx store.Tx) error {
+		var err error
+		view, err = loadView(tx, c.Param("id"))
+		return err
+	})
+	if err != nil {
+		return unknownIncident(c, err)
+	}
+	return c.JSON(http.StatusOK, view)
+}
+
+func unknownIncident(c echo.Context, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return errorf(http.StatusNotFound, "unknown incident %q", c.Param("id"))
+	}
+	return err
+}
+
+type ackRequest struct {
+	By string `json:"by"`
+}
+
+type resolveRequest struct {
+	By      string `json:"by"`
+	Summary string `json:"summary"`
+}
+
+// transition runs one state change on an existing incident and answers
+// with the incident as it is afterwards.
+func (s *Server) transition(c echo.Context, fn func(ch *change) error) error {
+	var view *incidentView
+	err := s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
+		inc, err := tx.Incident(c.Param("id"))
+		if err != nil {
+			return nil, err
+		}
+		ch := &change{tx: tx, inc: inc, now: s.now()}
+		if err := fn(ch); err != nil {
+			return nil, err
+		}
+		if err := ch.save(); err != nil {
+			return nil, err
+		}
+		view, err = loadView(tx, inc.ID)
+		return ch.msgs, err
+	})
+	if err != nil {
+		return unknownIncident(c, err)
+	}
+	return c.JSON(http.StatusOK, view)
+}
+
+func (s *Server) ack(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req ackRequest
+	if err := decodeJSON(body, &req, true, true); err != nil {
+		return err
+	}
+	if err := checkText("by", req.By, maxLabelName, false); err != nil {
+		return err
+	}
+	by := actor(c, req.By)
+	return s.transition(c, func(ch *change) error {
+		switch ch.inc.Status {
+		case store.StatusAcknowledged:
+			return errorf(http.StatusConflict, "%s was already acknowledged by %s at %s", ch.inc.ID, ch.inc.AcknowledgedBy, ch.inc.AcknowledgedAt.Format(timeFormat))
+		case store.StatusResolved:
+			return errorf(http.StatusConflict, "%s is resolved: a resolved incident cannot be acknowledged", ch.inc.ID)
+		}
+		return ch.acknowledge(by)
+	})
+}
+
+func (s *Server) resolve(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req resolveRequest
+	if err := decodeJSON(body, &req, true, true); err != nil {
+		return err
+	}
+	if err := checkText("by", req.By, maxLabelName, false); err != nil {
+		return err
+	}
+	if err := checkText("summary", req.Summary, maxText, false); err != nil {
+		return err
+	}
+	by := actor(c, req.By)
+	return s.transition(c, func(ch *change) error {
+		if ch.inc.Status == store.StatusResolved {
+			return errorf(http.StatusConflict, "%s was already resolved by %s at %s", ch.inc.ID, ch.inc.ResolvedBy, ch.inc.ResolvedAt.Format(timeFormat))
+		}
+		return ch.resolve(by, req.Summary)
+	})
+}
+
+// timeFormat is how times appear in messages: RFC 3339 in UTC.
+const timeFormat = "2006-01-02T15:04:05Z07:00"

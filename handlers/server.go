@@ -1,0 +1,261 @@
+// Package handlers is Responder's HTTP API: webhook ingest, the incidents
+// API, health and metrics, served with echo. It holds the incident logic that
+// runs inside one store transaction per request.
+package handlers
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// Store is what the handlers need from persistence: a transaction to write
+// (durable when it returns nil) and one to read.
+type Store interface {
+	Update(ctx context.Context, fn func(store.Tx) error) error
+	View(ctx context.Context, fn func(store.Tx) error) error
+	QueueDepth() int
+	Ready() error
+}
+
+// Scopes a token can carry.
+const (
+	ScopeIngest = "ingest"
+	ScopeRead   = "read"
+	ScopeWrite  = "write"
+)
+
+// Token is one accepted bearer token.
+type Token struct {
+	Name   string
+	Value  string
+	Scopes []string
+}
+
+// Config is what the handlers take from the configuration.
+type Config struct {
+	BodyLimit   int64
+	RetryAfter  time.Duration
+	ExternalURL string
+	Tokens      []Token
+}
+
+// Deps are the parts the server is built from.
+type Deps struct {
+	Store    Store
+	Policy   *policy.Policy
+	Notifier integrations.Notifier
+	Log      zerolog.Logger
+	Now      func() time.Time
+	Registry *prometheus.Registry
+}
+
+// Server serves the HTTP API.
+type Server struct {
+	cfg     Config
+	store   Store
+	policy  *policy.Policy
+	notify  integrations.Notifier
+	log     zerolog.Logger
+	now     func() time.Time
+	tokens  []hashedToken
+	metrics *metrics
+	echo    *echo.Echo
+}
+
+type hashedToken struct {
+	name   string
+	sum    [sha256.Size]byte
+	scopes map[string]bool
+}
+
+// New builds the server and its routes.
+func New(cfg Config, d Deps) *Server {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Registry == nil {
+		d.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:     cfg,
+		store:   d.Store,
+		policy:  d.Policy,
+		notify:  d.Notifier,
+		log:     d.Log,
+		now:     func() time.Time { return d.Now().UTC() },
+		metrics: newMetrics(d.Registry, d.Store),
+	}
+	for _, t := range cfg.Tokens {
+		ht := hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: map[string]bool{}}
+		for _, sc := range t.Scopes {
+			ht.scopes[sc] = true
+		}
+		s.tokens = append(s.tokens, ht)
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(s.recoverPanics, s.logRequests)
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+
+	api := e.Group("/api/v1")
+	api.POST("/alerts/alertmanager", s.postAlertmanager, s.auth(ScopeIngest))
+	api.POST("/alerts/opsgenie", s.postOpsGenie, s.auth(ScopeIngest))
+	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
+	api.GET("/incidents", s.list, s.auth(ScopeRead))
+	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))
+	api.POST("/incidents/:id/ack", s.ack, s.auth(ScopeWrite))
+	api.POST("/incidents/:id/resolve", s.resolve, s.auth(ScopeWrite))
+	s.echo = e
+	return s
+}
+
+// Handler is the server as an http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+const ctxTokenName = "responder.token"
+
+// auth checks the bearer token against every configured token in constant
+// time, then the scope. With no tokens configured (loopback only, enforced
+// by config validation) every request is let through.
+func (s *Server) auth(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if len(s.tokens) == 0 {
+				return next(c)
+			}
+			h := c.Request().Header.Get(echo.HeaderAuthorization)
+			presented, ok := strings.CutPrefix(h, "Bearer ")
+			if !ok || presented == "" {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder"`)
+				return errorf(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
+			}
+			sum := sha256.Sum256([]byte(strings.TrimSpace(presented)))
+			var found *hashedToken
+			for i := range s.tokens {
+				// Compare against every token, without stopping early, so the
+				// time taken says nothing about which token came close.
+				if subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:]) == 1 {
+					found = &s.tokens[i]
+				}
+			}
+			if found == nil {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder", error="invalid_token"`)
+				return errorf(http.StatusUnauthorized, "invalid bearer token")
+			}
+			if !found.scopes[scope] {
+				return errorf(http.StatusForbidden, "token %q lacks the %q scope", found.name, scope)
+			}
+			c.Set(ctxTokenName, found.name)
+			return next(c)
+		}
+	}
+}
+
+// actor is who did a write: the by field when given, else the token's name.
+func actor(c echo.Context, by string) string {
+	if by = strings.TrimSpace(by); by != "" {
+		return by
+	}
+	if name, ok := c.Get(ctxTokenName).(string); ok && name != "" {
+		return name
+	}
+	return "anonymous"
+}
+
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			s.echo.HTTPErrorHandler(err, c)
+		}
+		status := c.Response().Status
+		ev := s.log.Info()
+		if status >= 500 {
+			ev = s.log.Warn()
+		}
+		// The path only: a query string may carry what should not be logged.
+		ev.Str("method", c.Request().Method).
+			Str("path", c.Request().URL.Path).
+			Int("status", status).
+			Int64("bytes_in", c.Request().ContentLength).
+			Int64("bytes_out", c.Response().Size).
+			Dur("latency", time.Since(start)).
+			Str("remote", c.RealIP()).
+			Msg("request")
+		return nil
+	}
+}
+
+func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error().Interface("panic", r).Str("path", c.Request().URL.Path).Msg("handler panicked")
+				err = errorf(http.StatusInternalServerError, "internal error")
+			}
+		}()
+		return next(c)
+	}
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.store.Ready(); err != nil {
+		return errorf(http.StatusServiceUnavailable, "not ready: %v", err)
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// write runs fn in one durable transaction and then tells the notifier
+// about the events fn produced. fn may run more than once, so it returns
+// its events instead of sending them.
+func (s *Server) write(c echo.Context, fn func(tx store.Tx) ([]integrations.Message, error)) error {
+	var msgs []integrations.Message
+	err := s.store.Update(c.Request().Context(), func(tx store.Tx) error {
+		var err error
+		msgs, err = fn(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if s.notify == nil {
+		return nil
+	}
+	for _, m := range msgs {
+		m.URL = s.incidentURL(m.IncidentID)
+		if err := s.notify.Notify(c.Request().Context(), m); err != nil {
+			s.log.Warn().Err(err).Str("integration", s.notify.Name()).Str("incident", m.IncidentID).Msg("notify")
+		}
+	}
+	return nil
+}
+
+func (s *Server) incidentURL(id string) string {
+	return strings.TrimRight(s.cfg.ExternalURL, "/") + "/api/v1/incidents/" + id
+}

@@ -1,0 +1,562 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Bucket names. Keys of incidents are the incident number, big-endian, so
+// that a cursor walks them in id order; alert and timeline keys start with
+// the same eight bytes so that one incident's rows are one key range.
+var (
+	bucketMeta      = []byte("meta")
+	bucketIncidents = []byte("incidents")
+	bucketOpen      = []byte("open_by_dedup")   // source + dedup key -> number of the open incident
+	bucketLatest    = []byte("latest_by_dedup") // source + dedup key -> number of the newest incident
+	bucketAlerts    = []byte("alerts")          // incident number + fingerprint -> Alert
+	bucketTimeline  = []byte("timeline")        // incident number + entry sequence -> Entry
+	bucketUnmatched = []byte("unmatched")       // sequence -> Unmatched
+	bucketOutbox    = []byte("outbox")          // notification intents (filled by the fan-out)
+	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox}
+)
+
+const schemaVersion = "1"
+
+// Options tune Open. Zero values take the defaults.
+type Options struct {
+	// LockTimeout bounds the wait for the file lock held by another process.
+	LockTimeout time.Duration
+	// QueueSize bounds the writes waiting for the writer; a full queue makes
+	// Update return ErrBusy at once.
+	QueueSize int
+	// MaxBatch is the most writes committed together in one transaction.
+	MaxBatch int
+	// Busy, when set and returning true, makes Update answer ErrBusy as if the
+	// queue were full. It exists for overload tests of the whole daemon.
+	Busy func() bool
+}
+
+// Defaults of Options.
+const (
+	DefaultLockTimeout = 5 * time.Second
+	DefaultQueueSize   = 1024
+	DefaultMaxBatch    = 256
+)
+
+// DB is the bbolt-backed store. It is safe for concurrent use.
+type DB struct {
+	bolt     *bolt.DB
+	queue    chan *op
+	maxBatch int
+	busy     func() bool
+
+	mu      sync.RWMutex // guards closed against sends on a closed queue
+	closed  bool
+	stopped chan struct{}
+}
+
+type op struct {
+	ctx  context.Context
+	fn   func(Tx) error
+	done chan error
+}
+
+// Open opens (creating if needed) the database file at path, creates every
+// bucket, and starts the writer. Close it to stop the writer and release the
+// file.
+func Open(path string, o Options) (*DB, error) {
+	if o.LockTimeout <= 0 {
+		o.LockTimeout = DefaultLockTimeout
+	}
+	if o.QueueSize <= 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = DefaultMaxBatch
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir for %s: %w", path, err)
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	err = b.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get([]byte("schema")); v != nil && string(v) != schemaVersion {
+			return fmt.Errorf("schema version %s, this build reads %s", v, schemaVersion)
+		}
+		return meta.Put([]byte("schema"), []byte(schemaVersion))
+	})
+	if err != nil {
+		_ = b.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	db := &DB{
+		bolt:     b,
+		queue:    make(chan *op, o.QueueSize),
+		maxBatch: o.MaxBatch,
+		busy:     o.Busy,
+		stopped:  make(chan struct{}),
+	}
+	go db.writer()
+	return db, nil
+}
+
+// Path is the file the store lives in.
+func (db *DB) Path() string { return db.bolt.Path() }
+
+// QueueDepth is the number of writes waiting for the writer.
+func (db *DB) QueueDepth() int { return len(db.queue) }
+
+// Update runs fn in a read-write transaction and returns once that
+// transaction is committed and synced to disk. fn may be called more than
+// once (when another write of the same batch fails, the batch is retried
+// without it), so it must have no effect outside the transaction other than
+// setting its own results. When fn returns an error nothing it wrote is kept
+// and that error is returned. A full queue returns ErrBusy without waiting.
+func (db *DB) Update(ctx context.Context, fn func(Tx) error) error {
+	if db.busy != nil && db.busy() {
+		return ErrBusy
+	}
+	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case db.queue <- o:
+	default:
+		db.mu.RUnlock()
+		return ErrBusy
+	}
+	db.mu.RUnlock()
+	// Wait for the outcome even when ctx ends: the write may already be in
+	// a transaction, and the caller must not report failure for a write that
+	// then lands. The writer skips ops whose context ended before it started.
+	return <-o.done
+}
+
+// View runs fn in a read-only transaction. It sees every committed write.
+func (db *DB) View(_ context.Context, fn func(Tx) error) error {
+	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
+}
+
+// Close stops accepting writes, commits what is queued, and closes the file.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	close(db.queue)
+	db.mu.Unlock()
+	<-db.stopped
+	if err := db.bolt.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", db.bolt.Path(), err)
+	}
+	return nil
+}
+
+// writer is the single goroutine that commits. It takes whatever is queued
+// (up to maxBatch) into one transaction, so concurrent writers share one
+// fsync instead of paying one each.
+func (db *DB) writer() {
+	defer close(db.stopped)
+	batch := make([]*op, 0, db.maxBatch)
+	for first := range db.queue {
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < db.maxBatch {
+			select {
+			case o, ok := <-db.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, o)
+			default:
+				break drain
+			}
+		}
+		db.commit(batch)
+	}
+}
+
+// commit runs a batch in one transaction. A write that fails is answered with
+// its error and the rest are retried without it.
+func (db *DB) commit(batch []*op) {
+	live := batch[:0]
+	for _, o := range batch {
+		if err := o.ctx.Err(); err != nil {
+			o.done <- err // the caller gave up before its write started
+			continue
+		}
+		live = append(live, o)
+	}
+	for len(live) > 0 {
+		failed, failErr := -1, error(nil)
+		err := db.bolt.Update(func(btx *bolt.Tx) error {
+			tx := &boltTx{tx: btx}
+			for i, o := range live {
+				if err := o.fn(tx); err != nil {
+					failed, failErr = i, err
+					return err
+				}
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			for _, o := range live {
+				o.done <- nil
+			}
+			return
+		case failed >= 0:
+			live[failed].done <- failErr
+			live = append(live[:failed], live[failed+1:]...)
+		default: // the commit itself failed: nothing of the batch is on disk
+			for _, o := range live {
+				o.done <- fmt.Errorf("commit: %w", err)
+			}
+			return
+		}
+	}
+}
+
+// Tx is what a transaction offers. Values returned are copies: they stay
+// valid after the transaction ends.
+type Tx interface {
+	// NextIncidentID reserves the next sequential id, INC-<n>.
+	NextIncidentID() (string, error)
+	Incident(id string) (*Incident, error)
+	// PutIncident writes the incident and keeps the dedup-key indexes true.
+	PutIncident(inc *Incident) error
+	// LatestByDedupKey is the newest incident of a source with that dedup
+	// key, open or not.
+	LatestByDedupKey(src Source, key string) (*Incident, error)
+	// OpenIncidents are the incidents not yet resolved, newest first, read
+	// through the open index (no scan of the whole file).
+	OpenIncidents() ([]Incident, error)
+	ListIncidents(f Filter) ([]Incident, error)
+	Alert(incidentID, fingerprint string) (*Alert, error)
+	PutAlert(incidentID string, a *Alert) error
+	Alerts(incidentID string) ([]Alert, error)
+	AppendTimeline(incidentID string, e Entry) error
+	Timeline(incidentID string) ([]Entry, error)
+	RecordUnmatched(u Unmatched) error
+	Unmatched(limit int) ([]Unmatched, error)
+}
+
+type boltTx struct{ tx *bolt.Tx }
+
+var _ Tx = (*boltTx)(nil)
+
+// incidentNumber parses "INC-42" into 42.
+func incidentNumber(id string) (uint64, error) {
+	num, ok := strings.CutPrefix(id, "INC-")
+	if !ok {
+		return 0, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+	}
+	n, err := strconv.ParseUint(num, 10, 64)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
+		return 0, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+	}
+	return n, nil
+}
+
+func u64key(n uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, n)
+	return k
+}
+
+func (t *boltTx) NextIncidentID() (string, error) {
+	n, err := t.tx.Bucket(bucketIncidents).NextSequence()
+	if err != nil {
+		return "", fmt.Errorf("next incident id: %w", err)
+	}
+	return "INC-" + strconv.FormatUint(n, 10), nil
+}
+
+func (t *boltTx) Incident(id string) (*Incident, error) {
+	n, err := incidentNumber(id)
+	if err != nil {
+		return nil, err
+	}
+	return t.incidentByKey(u64key(n), id)
+}
+
+func (t *boltTx) incidentByKey(k []byte, id string) (*Incident, error) {
+	v := t.tx.Bucket(bucketIncidents).Get(k)
+	if v == nil {
+		return nil, fmt.Errorf("incident %s: %w", id, ErrNotFound)
+	}
+	var inc Incident
+	if err := json.Unmarshal(v, &inc); err != nil {
+		return nil, fmt.Errorf("decode incident %s: %w", id, err)
+	}
+	return &inc, nil
+}
+
+func (t *boltTx) PutIncident(inc *Incident) error {
+	n, err := incidentNumber(inc.ID)
+	if err != nil {
+		return fmt.Errorf("put incident: %w", err)
+	}
+	v, err := json.Marshal(inc)
+	if err != nil {
+		return fmt.Errorf("encode incident %s: %w", inc.ID, err)
+	}
+	key := u64key(n)
+	if err := t.tx.Bucket(bucketIncidents).Put(key, v); err != nil {
+		return fmt.Errorf("put incident %s: %w", inc.ID, err)
+	}
+	if inc.DedupKey == "" {
+		return nil
+	}
+	dk := dedupIndexKey(inc.Source, inc.DedupKey)
+	latest := t.tx.Bucket(bucketLatest)
+	if cur := latest.Get(dk); cur == nil || binary.BigEndian.Uint64(cur) <= n {
+		if err := latest.Put(dk, key); err != nil {
+			return fmt.Errorf("index incident %s: %w", inc.ID, err)
+		}
+	}
+	open := t.tx.Bucket(bucketOpen)
+	if inc.Status == StatusResolved {
+		if cur := open.Get(dk); cur != nil && binary.BigEndian.Uint64(cur) == n {
+			if err := open.Delete(dk); err != nil {
+				return fmt.Errorf("unindex incident %s: %w", inc.ID, err)
+			}
+		}
+		return nil
+	}
+	if err := open.Put(dk, key); err != nil {
+		return fmt.Errorf("index incident %s: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// dedupIndexKey scopes a dedup key to its source, so that an OpsGenie alias
+// can never collide with an Alertmanager group key.
+func dedupIndexKey(src Source, key string) []byte {
+	return []byte(string(src) + "\x00" + key)
+}
+
+func (t *boltTx) LatestByDedupKey(src Source, key string) (*Incident, error) {
+	v := t.tx.Bucket(bucketLatest).Get(dedupIndexKey(src, key))
+	if v == nil {
+		return nil, fmt.Errorf("incident with dedup key %q: %w", key, ErrNotFound)
+	}
+	return t.incidentByKey(v, "INC-"+strconv.FormatUint(binary.BigEndian.Uint64(v), 10))
+}
+
+func (t *boltTx) OpenIncidents() ([]Incident, error) {
+	var keys []uint64
+	err := t.tx.Bucket(bucketOpen).ForEach(func(_, v []byte) error {
+		keys = append(keys, binary.BigEndian.Uint64(v))
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read open index: %w", err)
+	}
+	sort.Slice(keys, func(i, j int) bool { return keys[i] > keys[j] })
+	out := make([]Incident, 0, len(keys))
+	for _, n := range keys {
+		inc, err := t.incidentByKey(u64key(n), "INC-"+strconv.FormatUint(n, 10))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *inc)
+	}
+	return out, nil
+}
+
+func (t *boltTx) ListIncidents(f Filter) ([]Incident, error) {
+	match := func(inc *Incident) bool {
+		return (f.Status == "" || inc.Status == f.Status) && (f.Severity == "" || inc.Severity == f.Severity)
+	}
+	var out []Incident
+	if f.Status == StatusOpen || f.Status == StatusAcknowledged {
+		open, err := t.OpenIncidents()
+		if err != nil {
+			return nil, err
+		}
+		for i := range open {
+			if match(&open[i]) && (f.Limit <= 0 || len(out) < f.Limit) {
+				out = append(out, open[i])
+			}
+		}
+		return out, nil
+	}
+	c := t.tx.Bucket(bucketIncidents).Cursor()
+	for k, v := c.Last(); k != nil && (f.Limit <= 0 || len(out) < f.Limit); k, v = c.Prev() {
+		var inc Incident
+		if err := json.Unmarshal(v, &inc); err != nil {
+			return nil, fmt.Errorf("decode incident %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if match(&inc) {
+			out = append(out, inc)
+		}
+	}
+	return out, nil
+}
+
+func alertKey(n uint64, fingerprint string) []byte {
+	return append(u64key(n), fingerprint...)
+}
+
+func (t *boltTx) Alert(incidentID, fingerprint string) (*Alert, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	v := t.tx.Bucket(bucketAlerts).Get(alertKey(n, fingerprint))
+	if v == nil {
+		return nil, fmt.Errorf("alert %s of %s: %w", fingerprint, incidentID, ErrNotFound)
+	}
+	var a Alert
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, fmt.Errorf("decode alert %s of %s: %w", fingerprint, incidentID, err)
+	}
+	return &a, nil
+}
+
+func (t *boltTx) PutAlert(incidentID string, a *Alert) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("put alert: %w", err)
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode alert %s: %w", a.Fingerprint, err)
+	}
+	if err := t.tx.Bucket(bucketAlerts).Put(alertKey(n, a.Fingerprint), v); err != nil {
+		return fmt.Errorf("put alert %s of %s: %w", a.Fingerprint, incidentID, err)
+	}
+	return nil
+}
+
+// forPrefix calls fn for every value whose key starts with the incident's
+// eight-byte number.
+func (t *boltTx) forPrefix(bucket []byte, incidentID string, fn func(v []byte) error) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return err
+	}
+	prefix := u64key(n)
+	c := t.tx.Bucket(bucket).Cursor()
+	for k, v := c.Seek(prefix); k != nil && len(k) >= 8 && string(k[:8]) == string(prefix); k, v = c.Next() {
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *boltTx) Alerts(incidentID string) ([]Alert, error) {
+	out := []Alert{}
+	err := t.forPrefix(bucketAlerts, incidentID, func(v []byte) error {
+		var a Alert
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode alert of %s: %w", incidentID, err)
+		}
+		out = append(out, a)
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) AppendTimeline(incidentID string, e Entry) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("append timeline: %w", err)
+	}
+	b := t.tx.Bucket(bucketTimeline)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("append timeline of %s: %w", incidentID, err)
+	}
+	v, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode timeline entry of %s: %w", incidentID, err)
+	}
+	if err := b.Put(append(u64key(n), u64key(seq)...), v); err != nil {
+		return fmt.Errorf("append timeline of %s: %w", incidentID, err)
+	}
+	return nil
+}
+
+func (t *boltTx) Timeline(incidentID string) ([]Entry, error) {
+	out := []Entry{}
+	err := t.forPrefix(bucketTimeline, incidentID, func(v []byte) error {
+		var e Entry
+		if err := json.Unmarshal(v, &e); err != nil {
+			return fmt.Errorf("decode timeline of %s: %w", incidentID, err)
+		}
+		out = append(out, e)
+		return nil
+	})
+	return out, err
+}
+
+func (t *boltTx) RecordUnmatched(u Unmatched) error {
+	b := t.tx.Bucket(bucketUnmatched)
+	seq, err := b.NextSequence()
+	if err != nil {
+		return fmt.Errorf("record unmatched: %w", err)
+	}
+	v, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("encode unmatched: %w", err)
+	}
+	if err := b.Put(u64key(seq), v); err != nil {
+		return fmt.Errorf("record unmatched: %w", err)
+	}
+	return nil
+}
+
+func (t *boltTx) Unmatched(limit int) ([]Unmatched, error) {
+	var out []Unmatched
+	c := t.tx.Bucket(bucketUnmatched).Cursor()
+	for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+		var u Unmatched
+		if err := json.Unmarshal(v, &u); err != nil {
+			return nil, fmt.Errorf("decode unmatched: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// Ready reports whether the store accepts writes.
+func (db *DB) Ready() error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	select {
+	case <-db.stopped:
+		return fmt.Errorf("writer stopped: %w", ErrClosed)
+	default:
+		return nil
+	}
+}

@@ -1,0 +1,155 @@
+// Package store keeps incidents, their alerts and timelines in an embedded
+// bbolt file. Handlers reach it through Update and View with a Tx; every
+// Update is one transaction, committed together with other concurrent ones
+// (group commit) and durable on disk before Update returns.
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors of the store; check them with errors.Is.
+var (
+	// ErrNotFound: no incident (or alert) with that key.
+	ErrNotFound = errors.New("not found")
+	// ErrBusy: the write queue is full; the caller should retry later.
+	ErrBusy = errors.New("write queue full")
+	// ErrClosed: the store is shutting down.
+	ErrClosed = errors.New("store closed")
+)
+
+// Status of an incident.
+type Status string
+
+// The three incident statuses.
+const (
+	StatusOpen         Status = "open"
+	StatusAcknowledged Status = "acknowledged"
+	StatusResolved     Status = "resolved"
+)
+
+// Valid reports whether s is a known status.
+func (s Status) Valid() bool {
+	return s == StatusOpen || s == StatusAcknowledged || s == StatusResolved
+}
+
+// Source tells where an incident came from.
+type Source string
+
+// Incident sources.
+const (
+	SourceAlertmanager Source = "alertmanager"
+	SourceOpsGenie     Source = "opsgenie"
+	SourceManual       Source = "manual"
+	SourceDrill        Source = "drill"
+)
+
+// Roles of the incident process. The two must be different people.
+type Roles struct {
+	RecoveryLead string `json:"recovery_lead"`
+	CommsLead    string `json:"comms_lead"`
+}
+
+// Incident is the stored incident document. Its alerts and timeline are kept
+// beside it (see Tx.Alerts and Tx.Timeline) so that the document stays small.
+type Incident struct {
+	ID                 string            `json:"id"`
+	Title              string            `json:"title"`
+	Description        string            `json:"description,omitempty"`
+	Severity           string            `json:"severity"`
+	Status             Status            `json:"status"`
+	Source             Source            `json:"source"`
+	DedupKey           string            `json:"dedup_key"`
+	Labels             map[string]string `json:"labels"`
+	Team               string            `json:"team,omitempty"`
+	RunbookURL         string            `json:"runbook_url,omitempty"`
+	CreatedAt          time.Time         `json:"created_at"`
+	UpdatedAt          time.Time         `json:"updated_at"`
+	DeclaredBy         string            `json:"declared_by,omitempty"`
+	AcknowledgedAt     *time.Time        `json:"acknowledged_at"`
+	AcknowledgedBy     string            `json:"acknowledged_by,omitempty"`
+	ResolvedAt         *time.Time        `json:"resolved_at"`
+	ResolvedBy         string            `json:"resolved_by,omitempty"`
+	Summary            string            `json:"summary,omitempty"`
+	OutOfHours         bool              `json:"out_of_hours"`
+	Roles              Roles             `json:"roles"`
+	ETA                *time.Time        `json:"eta"`
+	CustomerImpact     bool              `json:"customer_impact"`
+	PostmortemRequired bool              `json:"postmortem_required"`
+	Drill              bool              `json:"drill"`
+	ZoomURL            string            `json:"zoom_url"`
+	AlertsFiring       int               `json:"alerts_firing"`
+	AlertsTotal        int               `json:"alerts_total"`
+}
+
+// Alert is one alert of an incident, keyed by its fingerprint (for OpsGenie,
+// the alert id).
+type Alert struct {
+	Fingerprint  string            `json:"fingerprint"`
+	Status       string            `json:"status"` // firing or resolved
+	StartsAt     time.Time         `json:"starts_at"`
+	EndsAt       *time.Time        `json:"ends_at"`
+	Labels       map[string]string `json:"labels"`
+	Annotations  map[string]string `json:"annotations,omitempty"`
+	GeneratorURL string            `json:"generator_url,omitempty"`
+	Severity     string            `json:"severity"`
+	UpdatedAt    time.Time         `json:"updated_at"`
+}
+
+// Alert statuses, as Alertmanager spells them.
+const (
+	AlertFiring   = "firing"
+	AlertResolved = "resolved"
+)
+
+// Entry is one line of an incident's append-only timeline.
+type Entry struct {
+	At   time.Time `json:"at"`
+	Kind string    `json:"kind"`
+	Text string    `json:"text"`
+	By   string    `json:"by,omitempty"`
+}
+
+// Timeline entry kinds.
+const (
+	KindOpened         = "opened"
+	KindDeclared       = "declared"
+	KindAlertFiring    = "alert_firing"
+	KindAlertResolved  = "alert_resolved"
+	KindSeverityRaised = "severity_raised"
+	KindAcknowledged   = "acknowledged"
+	KindResolved       = "resolved"
+	KindReopened       = "reopened"
+	KindNote           = "note"
+	KindAction         = "action"
+)
+
+// Notification is the delivery state of one outbound message. The outbox
+// that fills it arrives with the fan-out; until then incidents have none.
+type Notification struct {
+	Channel   string     `json:"channel"`
+	Target    string     `json:"target"`
+	State     string     `json:"state"` // pending, sent, failed
+	Attempts  int        `json:"attempts"`
+	LastError string     `json:"last_error,omitempty"`
+	SentAt    *time.Time `json:"sent_at,omitempty"`
+}
+
+// Unmatched records webhook input that belongs to no incident, such as a
+// resolved notification for a group never seen firing.
+type Unmatched struct {
+	At       time.Time `json:"at"`
+	Source   Source    `json:"source"`
+	DedupKey string    `json:"dedup_key"`
+	Reason   string    `json:"reason"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// Filter selects incidents for List. Zero fields select everything; Limit is
+// capped by the caller.
+type Filter struct {
+	Status   Status
+	Severity string
+	Limit    int
+}
