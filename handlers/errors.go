@@ -8,8 +8,11 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -111,6 +114,9 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 // (the people-facing API); webhooks are decoded leniently because senders
 // add fields between versions. An empty body decodes as {} when allowEmpty.
 func decodeJSON(body []byte, v any, strict, allowEmpty bool) error {
+	if !utf8.Valid(body) {
+		return badRequest("body: not valid UTF-8")
+	}
 	if len(strings.TrimSpace(string(body))) == 0 {
 		if allowEmpty {
 			return nil
@@ -143,7 +149,9 @@ func describeJSONError(err error) string {
 		if te.Field == "" {
 			return fmt.Sprintf("body: got JSON %s, want a JSON object", te.Value)
 		}
-		return fmt.Sprintf("%s: got JSON %s, want %s", te.Field, te.Value, jsonKind(te.Type.String()))
+		// Fields of an embedded struct (template.Data) come prefixed with its name.
+		field := strings.TrimPrefix(te.Field, "Data.")
+		return fmt.Sprintf("%s: got JSON %s, want %s", field, te.Value, jsonKind(te.Type))
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return "malformed JSON: unexpected end of body"
 	}
@@ -154,20 +162,23 @@ func describeJSONError(err error) string {
 	return "invalid JSON: " + msg
 }
 
-func jsonKind(goType string) string {
-	switch {
-	case goType == "string":
-		return "a string"
-	case goType == "bool":
-		return "true or false"
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
-		return "a number"
-	case strings.HasPrefix(goType, "map["):
-		return "an object of strings"
-	case strings.HasPrefix(goType, "[]"):
-		return "an array"
-	case goType == "time.Time":
+func jsonKind(t reflect.Type) string {
+	if t == reflect.TypeFor[time.Time]() {
 		return "an RFC 3339 time"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Map:
+		return "an object"
+	case reflect.Slice, reflect.Array:
+		return "an array"
 	}
 	return "an object"
 }

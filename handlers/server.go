@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -188,12 +189,12 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			s.echo.HTTPErrorHandler(err, c)
 		}
 		status := c.Response().Status
-		ev := s.log.Info()
+		level := zerolog.InfoLevel
 		if status >= 500 {
-			ev = s.log.Warn()
+			level = zerolog.WarnLevel
 		}
 		// The path only: a query string may carry what should not be logged.
-		ev.Str("method", c.Request().Method).
+		s.log.WithLevel(level).Str("method", c.Request().Method).
 			Str("path", c.Request().URL.Path).
 			Int("status", status).
 			Int64("bytes_in", c.Request().ContentLength).
@@ -209,7 +210,7 @@ func (s *Server) recoverPanics(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				if r == http.ErrAbortHandler {
+				if e, ok := r.(error); ok && errors.Is(e, http.ErrAbortHandler) {
 					panic(r)
 				}
 				s.log.Error().Interface("panic", r).Str("path", c.Request().URL.Path).Msg("handler panicked")

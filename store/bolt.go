@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -463,7 +464,7 @@ func (t *boltTx) forPrefix(bucket []byte, incidentID string, fn func(v []byte) e
 	}
 	prefix := u64key(n)
 	c := t.tx.Bucket(bucket).Cursor()
-	for k, v := c.Seek(prefix); k != nil && len(k) >= 8 && string(k[:8]) == string(prefix); k, v = c.Next() {
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if err := fn(v); err != nil {
 			return err
 		}

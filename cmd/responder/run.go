@@ -189,7 +189,8 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	}
 	srv := handlers.New(b.handlers, deps)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
 	}

@@ -1,0 +1,72 @@
+# Responder build, test and tooling. `make test` is what CI runs (.ci/run);
+# it installs what the tests need when it is missing.
+GO        ?= go
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+FUZZTIME  ?= 5s
+BENCHTIME ?= 1s
+GOLANGCI_LINT_VERSION := 2.15.0
+GOLANGCI_LINT := $(GOBIN)/golangci-lint
+ALERTMANAGER  := /usr/bin/prometheus-alertmanager
+
+.PHONY: build test vet lint fmt-check fuzz fuzz-short bench check-config deps tools alertmanager clean
+
+## build: the static binary at bin/responder (the Dockerfile runs the same command)
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/responder ./cmd/responder
+
+## test: everything CI checks: formatting, vet, lint, race tests (including the
+## real-Alertmanager end-to-end test), each fuzz target briefly, example config
+test: deps fmt-check vet lint
+	$(GO) test -race -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory check-config
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: tools
+	$(GOLANGCI_LINT) run ./...
+
+check-config:
+	$(GO) run ./cmd/responder check-config configs/example.yml
+
+## fuzz-short / fuzz: every Fuzz target in the tree, FUZZTIME each
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+fuzz:
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		dir=$$(dirname $$f); \
+		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
+			echo "fuzz $$dir $$name for $(FUZZTIME)"; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$dir; \
+		done; \
+	done
+
+## bench: benchmarks of the ingest path and the store (see docs/benchmarks.md)
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./store/ ./handlers/
+
+deps: tools alertmanager
+
+tools:
+	@if ! $(GOLANGCI_LINT) version 2>/dev/null | grep -q "$(GOLANGCI_LINT_VERSION)"; then \
+		echo "installing golangci-lint v$(GOLANGCI_LINT_VERSION)"; \
+		GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v$(GOLANGCI_LINT_VERSION); \
+	fi
+
+alertmanager:
+	@if [ ! -x $(ALERTMANAGER) ] || ! command -v amtool >/dev/null; then \
+		echo "installing prometheus-alertmanager from Debian"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus-alertmanager >/dev/null; \
+	fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,241 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+const groupHighErrorRate = `{}/{env="production"}:{alertname="HighErrorRate"}`
+
+func TestAlertmanagerSamples(t *testing.T) {
+	e := newEnv(t)
+
+	// A recent sender (notification_reason, routeLabels): one group, two alerts.
+	res := e.postAM(readTestdata(t, "am_firing_v034.json"))
+	if len(res) != 1 || !res[0].Created || res[0].Severity != "S1" {
+		t.Fatalf("first firing: got %+v, want one created S1 incident", res)
+	}
+	id := res[0].ID
+	inc := e.incident(id)
+	if inc.Status != store.StatusOpen || inc.Source != store.SourceAlertmanager || inc.DedupKey != groupHighErrorRate {
+		t.Errorf("incident: status %s source %s dedup %q", inc.Status, inc.Source, inc.DedupKey)
+	}
+	if inc.AlertsTotal != 2 || inc.AlertsFiring != 2 || len(inc.Alerts) != 2 {
+		t.Errorf("alerts: total %d firing %d listed %d, want 2 2 2", inc.AlertsTotal, inc.AlertsFiring, len(inc.Alerts))
+	}
+	if inc.Title != "checkout-api 5xx error rate above 5%" || inc.RunbookURL == "" {
+		t.Errorf("title %q runbook %q: want the common summary and runbook_url", inc.Title, inc.RunbookURL)
+	}
+	if !inc.OutOfHours {
+		t.Errorf("out_of_hours false at 03:00 UTC with no business hours configured")
+	}
+	before := e.snapshot()
+
+	// The same webhook again (Alertmanager retries, repeat_interval): nothing changes.
+	res = e.postAM(readTestdata(t, "am_firing_v034.json"))
+	if len(res) != 1 || res[0].ID != id || res[0].Created {
+		t.Fatalf("duplicate: got %+v, want the same incident, not created", res)
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("duplicate webhook changed the store:\nbefore %s\nafter  %s", before, after)
+	}
+
+	// An old sender (no notification_reason, no routeLabels), another group.
+	res = e.postAM(readTestdata(t, "am_firing_old.json"))
+	if len(res) != 1 || !res[0].Created || res[0].ID == id || res[0].Severity != "S3" {
+		t.Fatalf("old sender: got %+v, want a second, S3 incident", res)
+	}
+	other := res[0].ID
+
+	// One alert resolves: still open.
+	e.postAM(readTestdata(t, "am_partial_resolved_v034.json"))
+	inc = e.incident(id)
+	if inc.Status != store.StatusOpen || inc.AlertsFiring != 1 {
+		t.Errorf("partial resolve: status %s firing %d, want open 1", inc.Status, inc.AlertsFiring)
+	}
+	// Both resolved: the incident resolves (auto-resolve is on).
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	inc = e.incident(id)
+	if inc.Status != store.StatusResolved || inc.AlertsFiring != 0 || inc.ResolvedAt == nil || inc.ResolvedBy != "alertmanager" {
+		t.Errorf("all resolved: status %s firing %d resolved_at %v by %q", inc.Status, inc.AlertsFiring, inc.ResolvedAt, inc.ResolvedBy)
+	}
+	for _, a := range inc.Alerts {
+		if a.Status != store.AlertResolved || a.EndsAt == nil {
+			t.Errorf("alert %s: status %s ends %v, want resolved with an end", a.Fingerprint, a.Status, a.EndsAt)
+		}
+	}
+	wantKinds := []string{"alert_firing", "alert_firing", "opened", "alert_resolved", "alert_resolved", "resolved"}
+	if got := kinds(inc.Timeline); !equalStrings(got, wantKinds) {
+		t.Errorf("timeline kinds %v, want %v", got, wantKinds)
+	}
+	if e.incident(other).Status != store.StatusOpen {
+		t.Errorf("the other group's incident changed")
+	}
+
+	// A resolved for a group never seen firing is recorded and opens nothing.
+	res = e.postAM(readTestdata(t, "am_resolved_unknown_group.json"))
+	if len(res) != 0 {
+		t.Fatalf("unknown resolved group: got %+v, want no incident", res)
+	}
+	if n := len(e.list("")); n != 2 {
+		t.Errorf("incidents after unknown resolved: %d, want 2", n)
+	}
+	var un []store.Unmatched
+	_ = e.db.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		un, err = tx.Unmatched(0)
+		return err
+	})
+	if len(un) != 1 || un[0].DedupKey != `{}:{alertname="NeverSeen"}` || !strings.Contains(un[0].Detail, "80d7d5fc3e8ca741") {
+		t.Errorf("unmatched records: %+v", un)
+	}
+
+	want := []string{id + ":opened", other + ":opened", id + ":resolved"}
+	if got := e.notes.events(); !equalStrings(got, want) {
+		t.Errorf("notifications %v, want %v", got, want)
+	}
+}
+
+// amPayload rewrites a sample: status of every alert, startsAt shifted.
+func amPayload(t *testing.T, name string, edit func(*amWebhook)) []byte {
+	t.Helper()
+	var msg amWebhook
+	if err := json.Unmarshal(readTestdata(t, name), &msg); err != nil {
+		t.Fatal(err)
+	}
+	edit(&msg)
+	b, err := json.Marshal(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func refire(after time.Duration) func(*amWebhook) {
+	return func(m *amWebhook) {
+		for i := range m.Alerts {
+			m.Alerts[i].StartsAt = m.Alerts[i].StartsAt.Add(after)
+		}
+	}
+}
+
+func TestAlertmanagerReopen(t *testing.T) {
+	tests := []struct {
+		name       string
+		wait       time.Duration
+		wantReopen bool
+	}{
+		{"fires again within reopen_within", 10 * time.Minute, true},
+		{"fires again at the edge", 30 * time.Minute, true},
+		{"fires again later", 31 * time.Minute, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+			e.postAM(readTestdata(t, "am_resolved_v034.json"))
+			e.advance(tc.wait)
+
+			// The resolved webhook again, and a stale firing with the old
+			// start: neither opens anything.
+			e.postAM(readTestdata(t, "am_resolved_v034.json"))
+			if res := e.postAM(readTestdata(t, "am_firing_v034.json")); len(res) != 0 {
+				t.Fatalf("stale firing after resolution: got %+v, want nothing", res)
+			}
+
+			res := e.postAM(amPayload(t, "am_firing_v034.json", refire(2*time.Hour)))
+			if len(res) != 1 {
+				t.Fatalf("refire: got %+v", res)
+			}
+			if tc.wantReopen {
+				if res[0].ID != id || res[0].Created {
+					t.Fatalf("refire: got %+v, want %s reopened", res, id)
+				}
+				inc := e.incident(id)
+				if inc.Status != store.StatusOpen || inc.ResolvedAt != nil || inc.AlertsFiring != 2 || inc.AlertsTotal != 2 {
+					t.Errorf("reopened: status %s resolved_at %v firing %d total %d", inc.Status, inc.ResolvedAt, inc.AlertsFiring, inc.AlertsTotal)
+				}
+				if k := kinds(inc.Timeline); k[len(k)-3] != store.KindReopened {
+					t.Errorf("timeline %v: want reopened before the two firing alerts", k)
+				}
+				return
+			}
+			if res[0].ID == id || !res[0].Created {
+				t.Fatalf("refire after the window: got %+v, want a new incident", res)
+			}
+			if old := e.incident(id); old.Status != store.StatusResolved {
+				t.Errorf("old incident status %s, want resolved", old.Status)
+			}
+			if got := e.list("?status=open"); len(got) != 1 || got[0].ID != res[0].ID {
+				t.Errorf("open incidents %+v, want only %s", got, res[0].ID)
+			}
+		})
+	}
+}
+
+func TestAlertmanagerSeverityRisesNeverFalls(t *testing.T) {
+	e := newEnv(t)
+	warn := amPayload(t, "am_firing_old.json", func(m *amWebhook) {})
+	id := e.postAM(warn)[0].ID
+	if got := e.incident(id).Severity; got != "S3" {
+		t.Fatalf("severity %s, want S3", got)
+	}
+	crit := amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+		a := m.Alerts[0]
+		a.Fingerprint = "00000000000000c1"
+		a.Labels = map[string]string{"alertname": "DiskFillingUp", "severity": "critical", "instance": "db-1"}
+		m.Alerts = append(m.Alerts, a)
+	})
+	e.postAM(crit)
+	inc := e.incident(id)
+	if inc.Severity != "S2" {
+		t.Errorf("after a critical alert joined: %s, want S2", inc.Severity)
+	}
+	if k := kinds(inc.Timeline); k[len(k)-1] != store.KindSeverityRaised {
+		t.Errorf("timeline %v: want severity_raised last", k)
+	}
+	// The critical alert resolves, the warning keeps firing: still S2.
+	e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+		a := m.Alerts[0]
+		a.Fingerprint = "00000000000000c1"
+		a.Status = "resolved"
+		a.Labels = map[string]string{"alertname": "DiskFillingUp", "severity": "critical", "instance": "db-1"}
+		m.Alerts = append(m.Alerts, a)
+	}))
+	if got := e.incident(id).Severity; got != "S2" {
+		t.Errorf("severity fell to %s after the critical alert resolved, want S2", got)
+	}
+	want := []string{id + ":opened", id + ":alert_joined", id + ":severity_raised"}
+	if got := e.notes.events(); !equalStrings(got, want) {
+		t.Errorf("notifications %v, want %v", got, want)
+	}
+}
+
+func TestAlertmanagerAutoResolveOff(t *testing.T) {
+	e := newEnv(t, func(_ *Config, d *Deps, _ *store.Options) {
+		d.Policy.Process[policy.S1] = policy.Process{AutoResolve: false}
+	})
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	inc := e.incident(id)
+	if inc.Status != store.StatusOpen || inc.AlertsFiring != 0 {
+		t.Errorf("auto_resolve off: status %s firing %d, want open with 0 firing", inc.Status, inc.AlertsFiring)
+	}
+}
+
+func TestAlertmanagerMissingFingerprintIsComputed(t *testing.T) {
+	e := newEnv(t)
+	body := amPayload(t, "am_firing_old.json", func(m *amWebhook) { m.Alerts[0].Fingerprint = "" })
+	id := e.postAM(body)[0].ID
+	inc := e.incident(id)
+	// The same value Alertmanager computes for these labels (see testdata).
+	if len(inc.Alerts) != 1 || inc.Alerts[0].Fingerprint != "ade489890b4fe020" {
+		t.Errorf("alerts %+v, want fingerprint ade489890b4fe020", inc.Alerts)
+	}
+}

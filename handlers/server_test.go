@@ -1,0 +1,316 @@
+package handlers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// Tokens used by the tests; each carries a different set of scopes.
+const (
+	tokIngest = "ingest-token-0123456789"
+	tokRead   = "read-token-0123456789"
+	tokWrite  = "write-token-0123456789"
+	tokAll    = "all-scopes-token-0123456789"
+)
+
+// testPolicy is the default policy as configs builds it.
+func testPolicy(t testing.TB) *policy.Policy {
+	t.Helper()
+	rule := func(name string, sev policy.Severity, ms ...string) policy.Rule {
+		r := policy.Rule{Name: name, Severity: sev}
+		for _, m := range ms {
+			pm, err := labels.ParseMatcher(m)
+			if err != nil {
+				t.Fatalf("matcher %s: %v", m, err)
+			}
+			r.Matchers = append(r.Matchers, pm)
+		}
+		return r
+	}
+	proc := map[policy.Severity]policy.Process{}
+	for _, s := range policy.Severities {
+		proc[s] = policy.Process{AutoResolve: true}
+	}
+	return &policy.Policy{
+		Rules: []policy.Rule{
+			rule("critical-in-production", policy.S1, `severity=~"critical|page"`, `env=~"prod|production"`),
+			rule("critical", policy.S2, `severity=~"critical|page"`),
+			rule("warning", policy.S3, `severity=~"warning|error"`),
+		},
+		DefaultSeverity:    policy.S4,
+		OpsGeniePriorities: map[string]policy.Severity{"P1": policy.S1, "P2": policy.S2, "P3": policy.S3, "P4": policy.S4, "P5": policy.S4},
+		Process:            proc,
+		ReopenWithin:       30 * time.Minute,
+	}
+}
+
+// recorder is a notifier that keeps what it was told.
+type recorder struct {
+	mu   sync.Mutex
+	msgs []integrations.Message
+}
+
+func (r *recorder) Name() string { return "recorder" }
+
+func (r *recorder) Notify(_ context.Context, m integrations.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.msgs = append(r.msgs, m)
+	return nil
+}
+
+func (r *recorder) events() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, m := range r.msgs {
+		out = append(out, m.IncidentID+":"+m.Event)
+	}
+	return out
+}
+
+type testEnv struct {
+	t      *testing.T
+	srv    *Server
+	db     *store.DB
+	path   string
+	notes  *recorder
+	mu     sync.Mutex
+	now    time.Time
+	tokens bool
+}
+
+type envOption func(*Config, *Deps, *store.Options)
+
+func withoutTokens() envOption {
+	return func(c *Config, _ *Deps, _ *store.Options) { c.Tokens = nil }
+}
+
+func newEnv(t *testing.T, opts ...envOption) *testEnv {
+	t.Helper()
+	e := &testEnv{t: t, notes: &recorder{}, now: time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), tokens: true}
+	cfg := Config{
+		BodyLimit:   64 << 10,
+		RetryAfter:  2 * time.Second,
+		ExternalURL: "http://127.0.0.1:9095",
+		Tokens: []Token{
+			{Name: "alertmanager", Value: tokIngest, Scopes: []string{ScopeIngest}},
+			{Name: "viewer", Value: tokRead, Scopes: []string{ScopeRead}},
+			{Name: "oncall", Value: tokWrite, Scopes: []string{ScopeWrite}},
+			{Name: "admin", Value: tokAll, Scopes: []string{ScopeIngest, ScopeRead, ScopeWrite}},
+		},
+	}
+	deps := Deps{Policy: testPolicy(t), Notifier: e.notes, Log: zerolog.Nop(), Now: e.clock}
+	var so store.Options
+	for _, o := range opts {
+		o(&cfg, &deps, &so)
+	}
+	e.tokens = len(cfg.Tokens) > 0
+	e.path = filepath.Join(t.TempDir(), "responder.db")
+	db, err := store.Open(e.path, so)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	e.db = db
+	deps.Store = db
+	e.srv = New(cfg, deps)
+	return e
+}
+
+func (e *testEnv) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *testEnv) advance(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now = e.now.Add(d)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r response) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode response %q: %v", r.body, err)
+	}
+}
+
+func (r response) errorText(t *testing.T) string {
+	t.Helper()
+	var e struct {
+		Error string `json:"error"`
+	}
+	r.json(t, &e)
+	if e.Error == "" {
+		t.Fatalf("error response without error text: %s", r.body)
+	}
+	return e.Error
+}
+
+// do sends a request with the token (none when empty) and a JSON body.
+func (e *testEnv) do(method, path, token string, body []byte) response {
+	e.t.Helper()
+	var rd *bytes.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	} else {
+		rd = bytes.NewReader(nil)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	return response{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}
+}
+
+func (e *testEnv) tok(t string) string {
+	if !e.tokens {
+		return ""
+	}
+	return t
+}
+
+func readTestdata(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatalf("read testdata: %v", err)
+	}
+	return b
+}
+
+// postAM posts an Alertmanager body and returns the incidents it touched.
+func (e *testEnv) postAM(body []byte) []ingestResult {
+	e.t.Helper()
+	r := e.do(http.MethodPost, "/api/v1/alerts/alertmanager", e.tok(tokIngest), body)
+	if r.status != http.StatusAccepted {
+		e.t.Fatalf("alertmanager webhook: status %d: %s", r.status, r.body)
+	}
+	var out ingestResponse
+	r.json(e.t, &out)
+	return out.Incidents
+}
+
+func (e *testEnv) postOG(body []byte) []ingestResult {
+	e.t.Helper()
+	r := e.do(http.MethodPost, "/api/v1/alerts/opsgenie", e.tok(tokIngest), body)
+	if r.status != http.StatusAccepted {
+		e.t.Fatalf("opsgenie webhook: status %d: %s", r.status, r.body)
+	}
+	var out ingestResponse
+	r.json(e.t, &out)
+	return out.Incidents
+}
+
+// view is the decoded incident JSON.
+type view struct {
+	store.Incident
+	Alerts        []store.Alert        `json:"alerts"`
+	Timeline      []store.Entry        `json:"timeline"`
+	Notifications []store.Notification `json:"notifications"`
+}
+
+func (e *testEnv) incident(id string) view {
+	e.t.Helper()
+	r := e.do(http.MethodGet, "/api/v1/incidents/"+id, e.tok(tokRead), nil)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("get %s: status %d: %s", id, r.status, r.body)
+	}
+	var v view
+	r.json(e.t, &v)
+	return v
+}
+
+func (e *testEnv) list(query string) []store.Incident {
+	e.t.Helper()
+	r := e.do(http.MethodGet, "/api/v1/incidents"+query, e.tok(tokRead), nil)
+	if r.status != http.StatusOK {
+		e.t.Fatalf("list %s: status %d: %s", query, r.status, r.body)
+	}
+	var out struct {
+		Incidents []store.Incident `json:"incidents"`
+	}
+	r.json(e.t, &out)
+	return out.Incidents
+}
+
+// snapshot is everything in the store, as text, to prove that a refused
+// request wrote nothing.
+func (e *testEnv) snapshot() string {
+	e.t.Helper()
+	var b strings.Builder
+	err := e.db.View(context.Background(), func(tx store.Tx) error {
+		incs, err := tx.ListIncidents(store.Filter{})
+		if err != nil {
+			return err
+		}
+		for _, inc := range incs {
+			v, err := loadView(tx, inc.ID)
+			if err != nil {
+				return err
+			}
+			enc, _ := json.Marshal(v)
+			b.Write(enc)
+		}
+		un, err := tx.Unmatched(0)
+		if err != nil {
+			return err
+		}
+		enc, _ := json.Marshal(un)
+		b.Write(enc)
+		return nil
+	})
+	if err != nil {
+		e.t.Fatalf("snapshot: %v", err)
+	}
+	return b.String()
+}
+
+func kinds(entries []store.Entry) []string {
+	out := make([]string, 0, len(entries))
+	for _, en := range entries {
+		out = append(out, en.Kind)
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
