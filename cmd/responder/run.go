@@ -213,7 +213,7 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	log.Info().Dur("timeout", cfg.HTTP.ShutdownTimeout).Msg("shutting down: draining requests")
+	log.Info().Str("timeout", cfg.HTTP.ShutdownTimeout.String()).Msg("shutting down: draining requests")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/responder-sre/responder/store"
+)
+
+func noEnv(string) string { return "" }
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), args, noEnv, &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+func TestVersionAndUsage(t *testing.T) {
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "responder ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, _, errOut := runCLI(t, "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %d %q", code, errOut)
+	}
+	if code, _, _ := runCLI(t, "check-config"); code != 2 {
+		t.Errorf("check-config without a file: %d, want 2", code)
+	}
+	if code, _, _ := runCLI(t, "serve", "--no-such-flag"); code != 2 {
+		t.Errorf("serve with an unknown flag: %d, want 2", code)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	if code, out, errOut := runCLI(t, "check-config", filepath.Join("..", "..", "configs", "example.yml")); code != 0 {
+		t.Fatalf("example.yml: exit %d: %s%s", code, out, errOut)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yml")
+	const secret = "s3cret-value-that-must-not-print"
+	content := `listen: 0.0.0.0:9095
+lsten: oops
+auth:
+  tokens:
+    - name: am
+      token: ` + secret + `
+      scopes: [ingest, admin]
+policy:
+  default_severity: S9
+  rules:
+    - matchers: ['severity=~"(critical"']
+      severity: S1
+  business_hours:
+    location: Europe/Atlantis
+`
+	if err := os.WriteFile(bad, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "check-config", bad)
+	if code != 1 {
+		t.Fatalf("broken config: exit %d, want 1", code)
+	}
+	for _, want := range []string{"5 problem(s)", "lsten: unknown key (line 2)", "auth.tokens[0].scopes[1]", "policy.default_severity", "policy.rules[0].matchers[0]", "policy.business_hours.location"} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, errOut)
+		}
+	}
+	if strings.Contains(errOut, secret) {
+		t.Errorf("check-config printed the token")
+	}
+}
+
+func TestServeRefusesNonLoopbackWithoutTokens(t *testing.T) {
+	code, _, errOut := runCLI(t, "serve", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir())
+	if code != 1 || !strings.Contains(errOut, "not loopback") {
+		t.Errorf("exit %d: %s", code, errOut)
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// TestServeDrainsAndRestarts runs the daemon in-process on the embedded
+// default, writes, stops it like SIGTERM does (context cancelled), and
+// checks that the database was closed cleanly and holds everything; then
+// serves again from the same directory.
+func TestServeDrainsAndRestarts(t *testing.T) {
+	dataDir := t.TempDir()
+	addr := freePort(t)
+	serveOnce := func(fn func(base string)) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var logs bytes.Buffer
+		done := make(chan int, 1)
+		go func() { done <- run(ctx, []string{"serve", "--listen", addr, "--data-dir", dataDir}, noEnv, &logs, &logs) }()
+		base := "http://" + addr
+		client := &http.Client{Timeout: 5 * time.Second}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp, err := client.Get(base + "/readyz")
+			if err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("not ready within 10s: %v\n%s", err, logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		fn(base)
+		cancel()
+		select {
+		case code := <-done:
+			if code != 0 {
+				t.Fatalf("serve exit %d:\n%s", code, logs.String())
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("serve did not stop within 15s")
+		}
+		if !strings.Contains(logs.String(), "store closed") {
+			t.Errorf("no clean store close in the log:\n%s", logs.String())
+		}
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	serveOnce(func(base string) {
+		for i := range 3 {
+			body := fmt.Sprintf(`{"title":"incident %d","severity":"S%d"}`, i, i+1)
+			resp, err := client.Post(base+"/api/v1/incidents", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				t.Fatalf("declare: %d", resp.StatusCode)
+			}
+		}
+	})
+	// Closed cleanly: the file opens at once (no lock held) and has it all.
+	db, err := store.Open(filepath.Join(dataDir, dbFile), store.Options{LockTimeout: time.Second})
+	if err != nil {
+		t.Fatalf("reopen after shutdown: %v", err)
+	}
+	var open []store.Incident
+	_ = db.View(context.Background(), func(tx store.Tx) error {
+		open, err = tx.OpenIncidents()
+		return err
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 3 {
+		t.Fatalf("open incidents after restart: %d, want 3", len(open))
+	}
+	serveOnce(func(base string) {
+		resp, err := client.Get(base + "/api/v1/incidents/INC-2")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		var inc store.Incident
+		if err := json.NewDecoder(resp.Body).Decode(&inc); err != nil || inc.Title != "incident 1" || inc.Severity != "S2" {
+			t.Errorf("after restart INC-2 = %+v (%v)", inc, err)
+		}
+	})
+}
