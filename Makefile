@@ -5,6 +5,8 @@ GOBIN     := $(shell $(GO) env GOPATH)/bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 5s
+# Minimizing a large interesting input can eat a whole short run; bound it by count.
+FUZZMINIMIZE ?= 200x
 BENCHTIME ?= 1s
 GOLANGCI_LINT_VERSION := 2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
@@ -45,7 +47,7 @@ fuzz:
 		dir=$$(dirname $$f); \
 		for name in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$f); do \
 			echo "fuzz $$dir $$name for $(FUZZTIME)"; \
-			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) $$dir; \
+			$(GO) test -run='^$$' -fuzz="^$$name$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=$(FUZZMINIMIZE) $$dir; \
 		done; \
 	done
 
