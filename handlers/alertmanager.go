@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"sort"
@@ -86,20 +87,36 @@ func decodeAlertmanager(body []byte) (*amWebhook, error) {
 }
 
 func (s *Server) postAlertmanager(c echo.Context) error {
+	var msg *amWebhook
+	return s.ingest(c, store.SourceAlertmanager,
+		func(body []byte) (n int, err error) {
+			if msg, err = decodeAlertmanager(body); err != nil {
+				return 0, err
+			}
+			return len(msg.Alerts), nil
+		},
+		func(tx store.Tx, now time.Time) (*change, error) { return s.ingestAlertmanager(tx, now, msg) })
+}
+
+// ingest is the shape every webhook shares: read and decode (nothing is
+// written for a refused body), apply in one durable transaction, count,
+// answer 202 with the incidents touched.
+func (s *Server) ingest(c echo.Context, src store.Source, decode func(body []byte) (alerts int, err error),
+	apply func(tx store.Tx, now time.Time) (*change, error)) error {
 	body, err := s.readBody(c)
 	if err != nil {
-		s.metrics.alertsRejected.WithLabelValues("alertmanager", "body").Inc()
+		s.metrics.alertsRejected.WithLabelValues(string(src), "body").Inc()
 		return err
 	}
-	msg, err := decodeAlertmanager(body)
+	alerts, err := decode(body)
 	if err != nil {
-		s.metrics.alertsRejected.WithLabelValues("alertmanager", "invalid").Inc()
+		s.metrics.alertsRejected.WithLabelValues(string(src), "invalid").Inc()
 		return err
 	}
-	var res []ingestResult
+	res := []ingestResult{}
 	err = s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
-		res = nil
-		ch, err := s.ingestAlertmanager(tx, s.now(), msg)
+		res = res[:0]
+		ch, err := apply(tx, s.now())
 		if err != nil || ch == nil {
 			return nil, err
 		}
@@ -107,60 +124,60 @@ func (s *Server) postAlertmanager(c echo.Context) error {
 		return ch.msgs, nil
 	})
 	if err != nil {
+		if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrClosed) {
+			s.metrics.alertsRejected.WithLabelValues(string(src), "busy").Inc()
+		}
 		return err
 	}
-	s.metrics.alertsIngested.WithLabelValues("alertmanager").Add(float64(len(msg.Alerts)))
+	s.metrics.alertsIngested.WithLabelValues(string(src)).Add(float64(alerts))
 	for _, r := range res {
 		if r.Created {
-			s.metrics.incidentsOpened.WithLabelValues(r.Severity, string(store.SourceAlertmanager)).Inc()
+			s.metrics.incidentsOpened.WithLabelValues(r.Severity, string(src)).Inc()
 		}
-	}
-	if res == nil {
-		res = []ingestResult{}
 	}
 	return c.JSON(http.StatusAccepted, ingestResponse{Incidents: res})
 }
 
 // ingestAlertmanager applies one webhook: the group is one incident. It
-// returns nil when the webhook opened or touched no incident (a resolved
-// group never seen firing is recorded as unmatched).
+// returns nil when the webhook touched no incident (a resolved group never
+// seen firing is recorded as unmatched).
 func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) (*change, error) {
-	firing := msg.Alerts.Firing()
 	inc, err := tx.LatestByDedupKey(store.SourceAlertmanager, msg.GroupKey)
-	var ch *change
-	switch {
-	case err == nil && inc.Status != store.StatusResolved:
-		ch = &change{tx: tx, inc: inc, now: now}
-	case err == nil && s.policy.Reopens(*inc.ResolvedAt, now):
-		ch = &change{tx: tx, inc: inc, now: now}
-	case err != nil && !isNotFound(err):
+	if err != nil && !isNotFound(err) {
 		return nil, err
 	}
-	// A resolved incident (or none) only matters when something new fires.
-	if ch == nil || ch.inc.Status == store.StatusResolved {
-		if !s.hasNewFiring(tx, inc, firing) {
-			reason := "resolved alerts for a group never seen firing"
-			if inc != nil {
-				reason = fmt.Sprintf("alerts for group of %s, resolved at %s, with nothing new firing", inc.ID, inc.ResolvedAt.Format(timeFormat))
-			}
-			return nil, tx.RecordUnmatched(store.Unmatched{At: now, Source: store.SourceAlertmanager, DedupKey: msg.GroupKey, Reason: reason, Detail: fingerprints(msg.Alerts)})
-		}
+	var ch *change
+	switch {
+	case inc == nil && len(msg.Alerts.Firing()) == 0:
+		return nil, tx.RecordUnmatched(store.Unmatched{At: now, Source: store.SourceAlertmanager, DedupKey: msg.GroupKey,
+			Reason: "resolved alerts for a group never seen firing", Detail: fingerprints(msg.Alerts)})
+	case inc == nil:
+		ch, err = s.openAlertmanager(tx, now, msg)
+	case inc.Status != store.StatusResolved, !s.hasNewFiring(tx, inc, msg.Alerts.Firing()):
+		// Join the open incident; or, for a resolved one with nothing new
+		// firing, keep its alerts' states true without reopening it.
+		ch = &change{tx: tx, inc: inc, now: now}
+	case s.policy.Reopens(*inc.ResolvedAt, now):
+		ch = &change{tx: tx, inc: inc, now: now} // applyAlerts reopens it
+	default:
+		ch, err = s.openAlertmanager(tx, now, msg)
 	}
-	if ch == nil {
-		if ch, err = s.openAlertmanager(tx, now, msg); err != nil {
-			return nil, err
-		}
+	if err != nil {
+		return nil, err
 	}
 	changed, err := s.applyAlerts(ch, msg)
 	if err != nil {
 		return nil, err
 	}
-	if !changed && !ch.created {
+	if !changed && !ch.created && ch.inc.AlertsTruncated == msg.TruncatedAlerts {
 		return ch, nil // a duplicate: nothing to write
 	}
-	if msg.TruncatedAlerts > 0 {
-		if err := ch.record(store.KindNote, fmt.Sprintf("Alertmanager left out %d alerts of this group (max_alerts)", msg.TruncatedAlerts), "alertmanager"); err != nil {
-			return nil, err
+	if ch.inc.AlertsTruncated != msg.TruncatedAlerts {
+		ch.inc.AlertsTruncated = msg.TruncatedAlerts
+		if msg.TruncatedAlerts > 0 {
+			if err := ch.record(store.KindNote, fmt.Sprintf("Alertmanager left out %d alerts of this group (max_alerts): the incident will not auto-resolve until it sends them all", msg.TruncatedAlerts), "alertmanager"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if ch.created {
@@ -168,7 +185,10 @@ func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) 
 			return nil, err
 		}
 	}
-	if ch.inc.Status != store.StatusResolved && ch.inc.AlertsFiring == 0 && s.policy.ProcessFor(mustSeverity(ch.inc.Severity)).AutoResolve {
+	// Alerts left out by max_alerts may still be firing: only a complete
+	// webhook can say that every alert of the group is resolved.
+	if ch.inc.Status != store.StatusResolved && ch.inc.AlertsFiring == 0 && msg.TruncatedAlerts == 0 &&
+		s.policy.ProcessFor(mustSeverity(ch.inc.Severity)).AutoResolve {
 		if err := ch.resolve("alertmanager", "every alert of the group is resolved"); err != nil {
 			return nil, err
 		}
@@ -280,21 +300,29 @@ func (s *Server) applyAlerts(ch *change, msg *amWebhook) (bool, error) {
 			stored.EndsAt = &end
 		}
 		wasFiring := prev != nil && prev.Status == store.AlertFiring
+		// A later start is a new episode of the alert, even when the stored
+		// state still says firing (its resolution may never have reached us).
+		newEpisode := prev == nil || a.StartsAt.After(prev.StartsAt)
 		if prev == nil {
 			ch.inc.AlertsTotal++
 		}
 		name := alertName(a)
 		switch {
-		case a.Status == store.AlertFiring && !wasFiring:
-			ch.inc.AlertsFiring++
-			if ch.inc.Status == store.StatusResolved {
+		case a.Status == store.AlertFiring && (!wasFiring || newEpisode):
+			if !wasFiring {
+				ch.inc.AlertsFiring++
+			}
+			if ch.inc.Status == store.StatusResolved && newEpisode {
 				if err := ch.reopen(fmt.Sprintf("%s fired again within %s of resolution", name, s.policy.ReopenWithin), "alertmanager"); err != nil {
 					return false, err
 				}
 			}
-			if ch.created {
+			switch {
+			case ch.created:
 				err = ch.record(store.KindAlertFiring, name+" firing", "alertmanager")
-			} else {
+			case wasFiring:
+				err = ch.record(store.KindAlertFiring, name+" firing again since "+a.StartsAt.UTC().Format(timeFormat), "alertmanager")
+			default:
 				err = ch.announce("alert_joined", store.KindAlertFiring, name+" firing", "alertmanager")
 			}
 			if err != nil {

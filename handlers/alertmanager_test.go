@@ -143,10 +143,14 @@ func TestAlertmanagerReopen(t *testing.T) {
 			e.advance(tc.wait)
 
 			// The resolved webhook again, and a stale firing with the old
-			// start: neither opens anything.
+			// start: neither changes anything.
+			before := e.snapshot()
 			e.postAM(readTestdata(t, "am_resolved_v034.json"))
-			if res := e.postAM(readTestdata(t, "am_firing_v034.json")); len(res) != 0 {
-				t.Fatalf("stale firing after resolution: got %+v, want nothing", res)
+			if res := e.postAM(readTestdata(t, "am_firing_v034.json")); len(res) != 1 || res[0].ID != id || res[0].Created {
+				t.Fatalf("stale firing after resolution: got %+v, want %s untouched", res, id)
+			}
+			if e.snapshot() != before {
+				t.Errorf("a stale firing or a repeated resolved changed the store")
 			}
 
 			res := e.postAM(amPayload(t, "am_firing_v034.json", refire(2*time.Hour)))
@@ -237,5 +241,77 @@ func TestAlertmanagerMissingFingerprintIsComputed(t *testing.T) {
 	// The same value Alertmanager computes for these labels (see testdata).
 	if len(inc.Alerts) != 1 || inc.Alerts[0].Fingerprint != "ade489890b4fe020" {
 		t.Errorf("alerts %+v, want fingerprint ade489890b4fe020", inc.Alerts)
+	}
+}
+
+// An incident resolved by hand while its alerts fire: Alertmanager's later
+// "resolved" still updates the alerts, and a new episode of the same alert
+// reopens the incident instead of being swallowed.
+func TestAlertmanagerAfterManualResolve(t *testing.T) {
+	e := newEnv(t)
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	if r := e.do("POST", "/api/v1/incidents/"+id+"/resolve", tokWrite, []byte(`{"by":"maria"}`)); r.status != 200 {
+		t.Fatalf("resolve: %d %s", r.status, r.body)
+	}
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	inc := e.incident(id)
+	if inc.Status != store.StatusResolved || inc.AlertsFiring != 0 || inc.ResolvedBy != "maria" {
+		t.Fatalf("after Alertmanager's resolved: status %s firing %d by %q", inc.Status, inc.AlertsFiring, inc.ResolvedBy)
+	}
+	e.advance(5 * time.Minute)
+	res := e.postAM(amPayload(t, "am_firing_v034.json", refire(time.Hour)))
+	if len(res) != 1 || res[0].ID != id {
+		t.Fatalf("refire: %+v", res)
+	}
+	if inc = e.incident(id); inc.Status != store.StatusOpen || inc.AlertsFiring != 2 {
+		t.Errorf("refire after manual resolve: status %s firing %d, want open 2", inc.Status, inc.AlertsFiring)
+	}
+}
+
+// Resolved by hand, and Alertmanager's resolution never arrives: the same
+// alert starting again still reopens the incident.
+func TestAlertmanagerNewEpisodeOfStaleFiringAlert(t *testing.T) {
+	e := newEnv(t)
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.do("POST", "/api/v1/incidents/"+id+"/resolve", tokWrite, nil)
+	e.advance(time.Minute)
+	e.postAM(amPayload(t, "am_firing_v034.json", refire(time.Hour)))
+	inc := e.incident(id)
+	if inc.Status != store.StatusOpen || inc.AlertsFiring != 2 {
+		t.Errorf("status %s firing %d, want reopened with 2 firing", inc.Status, inc.AlertsFiring)
+	}
+	if k := kinds(inc.Timeline); k[len(k)-2] != store.KindReopened && k[len(k)-3] != store.KindReopened {
+		t.Errorf("timeline %v lacks reopened", k)
+	}
+}
+
+// With max_alerts, a webhook that leaves alerts out cannot prove the group
+// resolved: no auto-resolve until a complete one says so.
+func TestAlertmanagerTruncatedDoesNotAutoResolve(t *testing.T) {
+	e := newEnv(t)
+	id := e.postAM(amPayload(t, "am_firing_v034.json", func(m *amWebhook) {
+		m.Alerts = m.Alerts[:1]
+		m.TruncatedAlerts = 1
+	}))[0].ID
+	e.postAM(amPayload(t, "am_resolved_v034.json", func(m *amWebhook) {
+		m.Alerts = m.Alerts[:1]
+		m.TruncatedAlerts = 1
+	}))
+	inc := e.incident(id)
+	if inc.Status != store.StatusOpen || inc.AlertsTruncated != 1 {
+		t.Fatalf("truncated resolved: status %s truncated %d, want open 1", inc.Status, inc.AlertsTruncated)
+	}
+	notes := 0
+	for _, en := range inc.Timeline {
+		if en.Kind == store.KindNote {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Errorf("%d truncation notes, want 1 (only when the count changes)", notes)
+	}
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	if inc = e.incident(id); inc.Status != store.StatusResolved || inc.AlertsTruncated != 0 {
+		t.Errorf("complete resolved: status %s truncated %d, want resolved 0", inc.Status, inc.AlertsTruncated)
 	}
 }

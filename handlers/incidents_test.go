@@ -219,6 +219,9 @@ func TestBusyStoreAnswers503(t *testing.T) {
 	if e.snapshot() != before {
 		t.Errorf("a refused webhook was written")
 	}
+	if got := e.do(http.MethodGet, "/metrics", "", nil); !strings.Contains(string(got.body), `responder_alerts_rejected_total{reason="busy",source="alertmanager"} 1`) {
+		t.Errorf("busy rejection not counted:\n%s", got.body)
+	}
 	busy = false
 	if res := e.postAM(readTestdata(t, "am_firing_v034.json")); len(res) != 1 || !res[0].Created {
 		t.Errorf("after busy: %+v, want the incident created", res)

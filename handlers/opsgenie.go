@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -155,39 +153,15 @@ func (a *ogAlert) labels() map[string]string {
 }
 
 func (s *Server) postOpsGenie(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		s.metrics.alertsRejected.WithLabelValues("opsgenie", "body").Inc()
-		return err
-	}
-	msg, err := decodeOpsGenie(body)
-	if err != nil {
-		s.metrics.alertsRejected.WithLabelValues("opsgenie", "invalid").Inc()
-		return err
-	}
-	var res []ingestResult
-	err = s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
-		res = nil
-		ch, err := s.ingestOpsGenie(tx, s.now(), msg)
-		if err != nil || ch == nil {
-			return nil, err
-		}
-		res = append(res, ingestResult{ID: ch.inc.ID, Created: ch.created, Severity: ch.inc.Severity})
-		return ch.msgs, nil
-	})
-	if err != nil {
-		return err
-	}
-	s.metrics.alertsIngested.WithLabelValues("opsgenie").Inc()
-	for _, r := range res {
-		if r.Created {
-			s.metrics.incidentsOpened.WithLabelValues(r.Severity, string(store.SourceOpsGenie)).Inc()
-		}
-	}
-	if res == nil {
-		res = []ingestResult{}
-	}
-	return c.JSON(http.StatusAccepted, ingestResponse{Incidents: res})
+	var msg *ogWebhook
+	return s.ingest(c, store.SourceOpsGenie,
+		func(body []byte) (n int, err error) {
+			if msg, err = decodeOpsGenie(body); err != nil {
+				return 0, err
+			}
+			return 1, nil
+		},
+		func(tx store.Tx, now time.Time) (*change, error) { return s.ingestOpsGenie(tx, now, msg) })
 }
 
 // ingestOpsGenie applies one OpsGenie action to the incident of its alias:

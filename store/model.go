@@ -81,6 +81,9 @@ type Incident struct {
 	ZoomURL            string            `json:"zoom_url"`
 	AlertsFiring       int               `json:"alerts_firing"`
 	AlertsTotal        int               `json:"alerts_total"`
+	// AlertsTruncated is how many alerts the sender last left out
+	// (Alertmanager's truncatedAlerts, set by max_alerts).
+	AlertsTruncated uint64 `json:"alerts_truncated"`
 }
 
 // Alert is one alert of an incident, keyed by its fingerprint (for OpsGenie,

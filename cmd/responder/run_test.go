@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,9 +109,11 @@ func TestServeDrainsAndRestarts(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var logs bytes.Buffer
+		logs := &syncBuffer{}
 		done := make(chan int, 1)
-		go func() { done <- run(ctx, []string{"serve", "--listen", addr, "--data-dir", dataDir}, noEnv, &logs, &logs) }()
+		go func() {
+			done <- run(ctx, []string{"serve", "--listen", addr, "--data-dir", dataDir}, noEnv, logs, logs)
+		}()
 		base := "http://" + addr
 		client := &http.Client{Timeout: 5 * time.Second}
 		deadline := time.Now().Add(10 * time.Second)
@@ -183,4 +186,22 @@ func TestServeDrainsAndRestarts(t *testing.T) {
 			t.Errorf("after restart INC-2 = %+v (%v)", inc, err)
 		}
 	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the daemon's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
