@@ -57,6 +57,8 @@ type TokenConfig struct {
 	Token     Secret   `yaml:"token"`
 	TokenFile string   `yaml:"token_file"`
 	Scopes    []string `yaml:"scopes"`
+
+	fromFile bool // Token was read from TokenFile by Validate
 }
 
 // StoreConfig tunes the bbolt store and its write queue.

@@ -1,8 +1,10 @@
 package configs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
@@ -52,18 +54,19 @@ func Load(path string, o Overrides) (*Config, error) {
 		}
 		data = b
 	}
-	cfg, err := Parse(data)
+	cfg, problems := parse(data)
 	if cfg == nil {
-		return nil, err
+		return nil, problems
 	}
-	var problems Problems
-	errors.As(err, &problems)
+	// Overrides go in before defaults, so that defaults derived from them
+	// (external_url from listen) see the overridden value.
 	if o.Listen != "" {
 		cfg.Listen = o.Listen
 	}
 	if o.DataDir != "" {
 		cfg.DataDir = o.DataDir
 	}
+	cfg.applyDefaults()
 	var more Problems
 	if errors.As(cfg.Validate(), &more) {
 		problems = append(problems, more...)
@@ -79,15 +82,38 @@ func Load(path string, o Overrides) (*Config, error) {
 // the partly decoded config, so that Load can report them together with
 // what Validate finds; a YAML syntax error returns no config.
 func Parse(data []byte) (*Config, error) {
+	cfg, problems := parse(data)
+	if cfg != nil {
+		cfg.applyDefaults()
+	}
+	if len(problems) > 0 {
+		return cfg, problems
+	}
+	return cfg, nil
+}
+
+// parse is Parse without the defaults.
+func parse(data []byte) (*Config, Problems) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	if err := dec.Decode(&root); err != nil && !errors.Is(err, io.EOF) {
 		return nil, Problems{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}
 	}
 	var problems Problems
-	unknownKeys(&root, reflect.TypeFor[Config](), "", &problems)
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, Problems{"yaml: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+	case !emptyDocument(&next):
+		problems.addf("yaml", "a second document starts at line %d: a config file holds one document", next.Line)
+	}
+	w := walker{p: &problems, seen: map[walked]bool{}}
+	w.walk(&root, reflect.TypeFor[Config](), "")
 	cfg := &Config{}
-	// Unknown keys were reported above with their paths; the decoder skips
-	// them and reports values it cannot convert.
+	// The walk reported unknown keys and values of the wrong type with their
+	// paths, and replaced those values by null; what the decoder still
+	// reports, it reports by line only.
 	if err := root.Decode(cfg); err != nil {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
@@ -95,37 +121,61 @@ func Parse(data []byte) (*Config, error) {
 		}
 		problems = append(problems, te.Errors...)
 	}
-	cfg.applyDefaults()
-	if len(problems) > 0 {
-		return cfg, problems
-	}
-	return cfg, nil
+	return cfg, problems
 }
 
-// unknownKeys walks the YAML tree beside the Go type it decodes into and
-// reports every key the type does not have, with its dotted path and line.
-func unknownKeys(n *yaml.Node, t reflect.Type, path string, p *Problems) {
+// emptyDocument reports whether n holds nothing, as after a trailing "---".
+func emptyDocument(n *yaml.Node) bool {
+	return len(n.Content) == 0 || (len(n.Content) == 1 && n.Content[0].ShortTag() == "!!null")
+}
+
+// walker walks the YAML tree beside the Go type it decodes into and reports,
+// with its dotted path and line, every key the type does not have and every
+// value that does not decode into its field.
+type walker struct {
+	p    *Problems
+	seen map[walked]bool
+}
+
+type walked struct {
+	n *yaml.Node
+	t reflect.Type
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
-			unknownKeys(c, t, path, p)
+			w.walk(c, t, path)
 		}
 		return
 	case yaml.AliasNode:
-		if n.Alias != nil {
-			unknownKeys(n.Alias, t, path, p)
+		// An anchor may be referenced any number of times: walk it once per
+		// type, so that a small file cannot make the walk and the list of
+		// problems grow without bound.
+		if n.Alias == nil || w.seen[walked{n.Alias, t}] {
+			return
 		}
+		w.seen[walked{n.Alias, t}] = true
+		w.walk(n.Alias, t, path)
 		return
 	}
+	if n.Kind == 0 || n.ShortTag() == "!!null" {
+		return // an empty file, or null: decodes to the zero value
+	}
 	if customYAML(t) {
-		return // the type decodes itself; the decoder reports its errors
+		// The type decodes itself, and yaml.v3 stops the whole decode at the
+		// first error such a type returns: decode it alone, here.
+		w.decode(n, t, path)
+		return
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		if n.Kind != yaml.MappingNode {
+			w.mismatch(n, path, "a mapping")
 			return
 		}
 		fields := yamlFields(t)
@@ -133,26 +183,73 @@ func unknownKeys(n *yaml.Node, t reflect.Type, path string, p *Problems) {
 			k, v := n.Content[i], n.Content[i+1]
 			ft, ok := fields[k.Value]
 			if !ok {
-				p.addf(join(path, k.Value), "unknown key (line %d)", k.Line)
+				w.p.addf(join(path, k.Value), "unknown key (line %d)", k.Line)
 				continue
 			}
-			unknownKeys(v, ft, join(path, k.Value), p)
+			w.walk(v, ft, join(path, k.Value))
 		}
 	case reflect.Map:
 		if n.Kind != yaml.MappingNode {
+			w.mismatch(n, path, "a mapping")
 			return
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			unknownKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value), p)
+			w.walk(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))
 		}
 	case reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
+			w.mismatch(n, path, "a list")
 			return
 		}
 		for i, c := range n.Content {
-			unknownKeys(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i), p)
+			w.walk(c, t.Elem(), fmt.Sprintf("%s[%d]", path, i))
 		}
+	default:
+		w.decode(n, t, path)
 	}
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// decode decodes n alone into a new t and reports an error with n's path.
+// A node that does not decode is replaced by null, so that the decode of the
+// whole file skips it instead of reporting it again without a path.
+func (w *walker) decode(n *yaml.Node, t reflect.Type, path string) {
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return
+	}
+	var te *yaml.TypeError
+	switch {
+	case t == durationType:
+		w.p.addf(path, "want a duration with a unit, such as 30s, 5m or 0s (line %d)", n.Line)
+	case errors.As(err, &te):
+		// "line 3: cannot unmarshal !!str `lots` into int64"
+		for _, e := range te.Errors {
+			_, msg, ok := strings.Cut(e, ": ")
+			if !ok {
+				msg = e
+			}
+			w.p.addf(path, "%s (line %d)", msg, n.Line)
+		}
+	default:
+		w.p.addf(path, "%s (line %d)", strings.TrimPrefix(err.Error(), "yaml: "), n.Line)
+	}
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+}
+
+// mismatch reports a value of the wrong kind without quoting it: it may be
+// a token written in the wrong place.
+func (w *walker) mismatch(n *yaml.Node, path, want string) {
+	got := map[yaml.Kind]string{yaml.MappingNode: "a mapping", yaml.SequenceNode: "a list"}[n.Kind]
+	if got == "" {
+		got = "a single value"
+	}
+	if path == "" {
+		path = "config"
+	}
+	w.p.addf(path, "want %s, got %s (line %d)", want, got, n.Line)
+	*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
 }
 
 func join(path, key string) string {
@@ -374,15 +471,20 @@ func (c *Config) validateAuth(p *Problems) {
 		}
 		names[t.Name] = true
 		switch {
-		case t.Token != "" && t.TokenFile != "":
+		case t.Token != "" && t.TokenFile != "" && !t.fromFile:
 			p.addf(path, "set token or token_file, not both")
 		case t.TokenFile != "":
+			// Read again on every Validate: the file may have changed.
+			t.Token, t.fromFile = "", true
 			b, err := os.ReadFile(t.TokenFile)
 			if err != nil {
 				p.addf(path+".token_file", "%v", err)
 				break
 			}
 			t.Token = Secret(strings.TrimSpace(string(b)))
+			if t.Token == "" {
+				p.addf(path+".token_file", "%s holds no token", t.TokenFile)
+			}
 		case t.Token == "":
 			p.addf(path, "token or token_file is required")
 		}
@@ -451,7 +553,9 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 			}
 			r.Matchers = append(r.Matchers, m)
 		}
-		if s, err := policy.ParseSeverity(rc.Severity); err != nil {
+		if rc.Severity == "" {
+			p.addf(path+".severity", "is required: S1, S2, S3 or S4")
+		} else if s, err := policy.ParseSeverity(rc.Severity); err != nil {
 			p.addf(path+".severity", "%v", err)
 		} else {
 			r.Severity = s
@@ -485,7 +589,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 		pol.BusinessHours = policy.BusinessHours{Location: loc, Intervals: pc.BusinessHours.TimeIntervals}
 	}
 	for _, name := range sortedKeys(pc.Severities) {
-		if _, err := policy.ParseSeverity(name); err != nil || name != strings.ToUpper(name) {
+		if s, err := policy.ParseSeverity(name); err != nil || s.String() != name {
 			p.addf("policy.severities."+name, "unknown severity: want S1, S2, S3 or S4")
 		}
 	}
@@ -505,7 +609,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 			}
 			if pcfg.UpdateInterval != nil {
 				if *pcfg.UpdateInterval < 0 || (*pcfg.UpdateInterval > 0 && *pcfg.UpdateInterval < time.Minute) {
-					p.addf(path+".update_interval", "must be 0 (no reminders) or at least 1m, got %s", *pcfg.UpdateInterval)
+					p.addf(path+".update_interval", "must be 0s (no reminders) or at least 1m, got %s", *pcfg.UpdateInterval)
 				}
 				proc.UpdateInterval = *pcfg.UpdateInterval
 			}

@@ -144,11 +144,12 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 			}
 			h := c.Request().Header.Get(echo.HeaderAuthorization)
 			presented, ok := strings.CutPrefix(h, "Bearer ")
+			presented = strings.TrimSpace(presented)
 			if !ok || presented == "" {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder"`)
 				return errorf(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 			}
-			sum := sha256.Sum256([]byte(strings.TrimSpace(presented)))
+			sum := sha256.Sum256([]byte(presented))
 			var found *hashedToken
 			for i := range s.tokens {
 				// Compare against every token, without stopping early, so the

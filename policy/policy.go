@@ -31,7 +31,7 @@ func (r Rule) Matches(lbls map[string]string) bool {
 type Process struct {
 	Zoom           bool          // open a bridge and put its link in the announcement
 	PageOutOfHours bool          // add a responder to the pager alert outside business hours
-	Channels       []string      // notification channels to announce on (slack, email, log)
+	Channels       []string      // notification channels to announce on (slack, email)
 	UpdateInterval time.Duration // progress update expected this often; 0 means none
 	AutoResolve    bool          // resolve when every alert of the incident is resolved
 }
