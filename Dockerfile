@@ -12,7 +12,6 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /src/bin/responder /usr/local/bin/responder
 # The embedded default listens on loopback only; in a container, listen on
 # every interface, which requires tokens: mount a config with auth.tokens.
-ENV HOME=/data
 WORKDIR /data
 VOLUME /data
 EXPOSE 9095

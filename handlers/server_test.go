@@ -211,20 +211,20 @@ func readTestdata(t testing.TB, name string) []byte {
 // postAM posts an Alertmanager body and returns the incidents it touched.
 func (e *testEnv) postAM(body []byte) []ingestResult {
 	e.t.Helper()
-	r := e.do(http.MethodPost, "/api/v1/alerts/alertmanager", e.tok(tokIngest), body)
-	if r.status != http.StatusAccepted {
-		e.t.Fatalf("alertmanager webhook: status %d: %s", r.status, r.body)
-	}
-	var out ingestResponse
-	r.json(e.t, &out)
-	return out.Incidents
+	return e.postWebhook("/api/v1/alerts/alertmanager", body)
 }
 
+// postOG posts an OpsGenie body and returns the incidents it touched.
 func (e *testEnv) postOG(body []byte) []ingestResult {
 	e.t.Helper()
-	r := e.do(http.MethodPost, "/api/v1/alerts/opsgenie", e.tok(tokIngest), body)
+	return e.postWebhook("/api/v1/alerts/opsgenie", body)
+}
+
+func (e *testEnv) postWebhook(path string, body []byte) []ingestResult {
+	e.t.Helper()
+	r := e.do(http.MethodPost, path, e.tok(tokIngest), body)
 	if r.status != http.StatusAccepted {
-		e.t.Fatalf("opsgenie webhook: status %d: %s", r.status, r.body)
+		e.t.Fatalf("%s: status %d: %s", path, r.status, r.body)
 	}
 	var out ingestResponse
 	r.json(e.t, &out)

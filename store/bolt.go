@@ -455,34 +455,28 @@ func (t *boltTx) PutAlert(incidentID string, a *Alert) error {
 	return nil
 }
 
-// forPrefix calls fn for every value whose key starts with the incident's
-// eight-byte number.
-func (t *boltTx) forPrefix(bucket []byte, incidentID string, fn func(v []byte) error) error {
+// listIncidentRows decodes every value of bucket whose key starts with the
+// incident's eight-byte number, in key order.
+func listIncidentRows[T any](t *boltTx, bucket []byte, incidentID, what string) ([]T, error) {
 	n, err := incidentNumber(incidentID)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	prefix := u64key(n)
+	out := []T{}
 	c := t.tx.Bucket(bucket).Cursor()
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if err := fn(v); err != nil {
-			return err
+		var row T
+		if err := json.Unmarshal(v, &row); err != nil {
+			return nil, fmt.Errorf("decode %s of %s: %w", what, incidentID, err)
 		}
+		out = append(out, row)
 	}
-	return nil
+	return out, nil
 }
 
 func (t *boltTx) Alerts(incidentID string) ([]Alert, error) {
-	out := []Alert{}
-	err := t.forPrefix(bucketAlerts, incidentID, func(v []byte) error {
-		var a Alert
-		if err := json.Unmarshal(v, &a); err != nil {
-			return fmt.Errorf("decode alert of %s: %w", incidentID, err)
-		}
-		out = append(out, a)
-		return nil
-	})
-	return out, err
+	return listIncidentRows[Alert](t, bucketAlerts, incidentID, "alert")
 }
 
 func (t *boltTx) AppendTimeline(incidentID string, e Entry) error {
@@ -506,16 +500,7 @@ func (t *boltTx) AppendTimeline(incidentID string, e Entry) error {
 }
 
 func (t *boltTx) Timeline(incidentID string) ([]Entry, error) {
-	out := []Entry{}
-	err := t.forPrefix(bucketTimeline, incidentID, func(v []byte) error {
-		var e Entry
-		if err := json.Unmarshal(v, &e); err != nil {
-			return fmt.Errorf("decode timeline of %s: %w", incidentID, err)
-		}
-		out = append(out, e)
-		return nil
-	})
-	return out, err
+	return listIncidentRows[Entry](t, bucketTimeline, incidentID, "timeline entry")
 }
 
 func (t *boltTx) RecordUnmatched(u Unmatched) error {
