@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -136,6 +137,9 @@ func (db *DB) Update(ctx context.Context, fn func(Tx) error) error {
 	if db.busy != nil && db.busy() {
 		return ErrBusy
 	}
+	if err := ctx.Err(); err != nil {
+		return err // do not take a queue slot from a live writer
+	}
 	o := &op{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	db.mu.RLock()
 	if db.closed {
@@ -217,7 +221,7 @@ func (db *DB) commit(batch []*op) {
 		err := db.bolt.Update(func(btx *bolt.Tx) error {
 			tx := &boltTx{tx: btx}
 			for i, o := range live {
-				if err := o.fn(tx); err != nil {
+				if err := o.run(tx); err != nil {
 					failed, failErr = i, err
 					return err
 				}
@@ -240,6 +244,18 @@ func (db *DB) commit(batch []*op) {
 			return
 		}
 	}
+}
+
+// run calls fn and turns a panic into that write's error: fn runs on the
+// writer goroutine, where a panic would take the whole daemon down with the
+// other writes of the batch.
+func (o *op) run(tx Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return o.fn(tx)
 }
 
 // Tx is what a transaction offers. Values returned are copies: they stay
