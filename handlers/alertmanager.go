@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -38,20 +39,23 @@ type ingestResponse struct {
 	Incidents []ingestResult `json:"incidents"`
 }
 
+// Webhooks are not held to the people-facing limits on labels: Alertmanager
+// does not retry a 4xx, so refusing a large alert would lose the whole
+// group. The body limit bounds them; only keys that become database keys
+// are bounded here (bbolt keys must stay under 32 KiB).
+const maxKey = 16 << 10
+
 // decodeAlertmanager decodes and checks a webhook body; every problem names
 // its field. It fills in fingerprints that very old senders leave out.
 func decodeAlertmanager(body []byte) (*amWebhook, error) {
 	var msg amWebhook
 	if err := decodeJSON(body, &msg, false, false); err != nil {
-		return nil, err
+		return nil, locateAlertError(body, err)
 	}
 	if msg.Version != "4" {
 		return nil, badRequest("version: got %q, want \"4\" (Alertmanager webhook format)", msg.Version)
 	}
-	if strings.TrimSpace(msg.GroupKey) == "" {
-		return nil, badRequest("groupKey: required")
-	}
-	if err := checkText("groupKey", msg.GroupKey, maxText, true); err != nil {
+	if err := checkText("groupKey", msg.GroupKey, maxKey, true); err != nil {
 		return nil, err
 	}
 	if len(msg.Alerts) == 0 {
@@ -66,9 +70,6 @@ func decodeAlertmanager(body []byte) (*amWebhook, error) {
 		if len(a.Labels) == 0 {
 			return nil, badRequest("%s.labels: required", field)
 		}
-		if err := checkLabels(field+".labels", a.Labels); err != nil {
-			return nil, err
-		}
 		if a.StartsAt.IsZero() {
 			return nil, badRequest("%s.startsAt: required", field)
 		}
@@ -79,11 +80,38 @@ func decodeAlertmanager(body []byte) (*amWebhook, error) {
 			}
 			a.Fingerprint = ls.Fingerprint().String()
 		}
-		if err := checkText(field+".fingerprint", a.Fingerprint, maxLabelName, true); err != nil {
+		if err := checkText(field+".fingerprint", a.Fingerprint, maxLabelValue, true); err != nil {
 			return nil, err
 		}
 	}
 	return &msg, nil
+}
+
+// locateAlertError names the field of an error the JSON decoder reports
+// without one (a time that does not parse): it decodes the alerts one by one.
+func locateAlertError(body []byte, err error) error {
+	var ae *apiError
+	if !errors.As(err, &ae) || !strings.HasPrefix(ae.msg, "invalid JSON: ") {
+		return err
+	}
+	var raw struct {
+		Alerts []struct {
+			StartsAt json.RawMessage `json:"startsAt"`
+			EndsAt   json.RawMessage `json:"endsAt"`
+		} `json:"alerts"`
+	}
+	if json.Unmarshal(body, &raw) != nil {
+		return err
+	}
+	for i, a := range raw.Alerts {
+		for name, v := range map[string]json.RawMessage{"startsAt": a.StartsAt, "endsAt": a.EndsAt} {
+			var t time.Time
+			if len(v) > 0 && json.Unmarshal(v, &t) != nil {
+				return badRequest("alerts[%d].%s: %s is not an RFC 3339 time", i, name, v)
+			}
+		}
+	}
+	return err
 }
 
 func (s *Server) postAlertmanager(c echo.Context) error {
@@ -165,6 +193,11 @@ func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) 
 	if err != nil {
 		return nil, err
 	}
+	if ch.created {
+		if err := ch.opened(store.KindOpened, "alertmanager"); err != nil {
+			return nil, err
+		}
+	}
 	changed, err := s.applyAlerts(ch, msg)
 	if err != nil {
 		return nil, err
@@ -178,11 +211,6 @@ func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) 
 			if err := ch.record(store.KindNote, fmt.Sprintf("Alertmanager left out %d alerts of this group (max_alerts): the incident will not auto-resolve until it sends them all", msg.TruncatedAlerts), "alertmanager"); err != nil {
 				return nil, err
 			}
-		}
-	}
-	if ch.created {
-		if err := ch.opened(store.KindOpened, "alertmanager"); err != nil {
-			return nil, err
 		}
 	}
 	// Alerts left out by max_alerts may still be firing: only a complete
@@ -235,7 +263,14 @@ func (s *Server) openAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) (*
 	if err != nil {
 		return nil, err
 	}
+	// The incident opens at the severity of its most severe firing alert, so
+	// that the opening announcement is right from the start.
 	cls := s.policy.Classify(lbls)
+	for _, a := range msg.Alerts.Firing() {
+		if ac := s.policy.Classify(a.Labels); ac.Severity.MoreSevereThan(cls.Severity) {
+			cls.Severity = ac.Severity
+		}
+	}
 	ch.inc.Severity = cls.Severity.String()
 	if cls.Team != "" {
 		ch.inc.Team = cls.Team

@@ -70,7 +70,7 @@ func TestAlertmanagerSamples(t *testing.T) {
 			t.Errorf("alert %s: status %s ends %v, want resolved with an end", a.Fingerprint, a.Status, a.EndsAt)
 		}
 	}
-	wantKinds := []string{"alert_firing", "alert_firing", "opened", "alert_resolved", "alert_resolved", "resolved"}
+	wantKinds := []string{"opened", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"}
 	if got := kinds(inc.Timeline); !equalStrings(got, wantKinds) {
 		t.Errorf("timeline kinds %v, want %v", got, wantKinds)
 	}

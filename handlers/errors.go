@@ -91,8 +91,10 @@ func (s *Server) retryAfterSeconds() int {
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	r := c.Request()
 	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
+		// curl -d sends application/x-www-form-urlencoded unless told
+		// otherwise; the body is still read as JSON, as the API has no forms.
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json") && mt != echo.MIMEApplicationForm) {
 			return nil, errorf(http.StatusUnsupportedMediaType, "content type %q: send application/json", ct)
 		}
 	}
@@ -171,9 +173,11 @@ func jsonKind(t reflect.Type) string {
 		return "a string"
 	case reflect.Bool:
 		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "a whole number"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number, 0 or more"
+	case reflect.Float32, reflect.Float64:
 		return "a number"
 	case reflect.Map:
 		return "an object"

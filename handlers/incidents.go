@@ -105,9 +105,6 @@ func (s *Server) declare(c echo.Context) error {
 	if err := checkText("description", req.Description, maxText, false); err != nil {
 		return err
 	}
-	if err := checkText("declared_by", req.DeclaredBy, maxLabelName, false); err != nil {
-		return err
-	}
 	if err := checkLabels("labels", req.Labels); err != nil {
 		return err
 	}
@@ -119,7 +116,10 @@ func (s *Server) declare(c echo.Context) error {
 		}
 		cls.Severity = sev
 	}
-	by := actor(c, req.DeclaredBy)
+	by, err := actor(c, "declared_by", req.DeclaredBy)
+	if err != nil {
+		return err
+	}
 	var view *incidentView
 	err = s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
 		ch, err := s.open(tx, s.now(), &store.Incident{
@@ -252,10 +252,10 @@ func (s *Server) ack(c echo.Context) error {
 	if err := decodeJSON(body, &req, true, true); err != nil {
 		return err
 	}
-	if err := checkText("by", req.By, maxLabelName, false); err != nil {
+	by, err := actor(c, "by", req.By)
+	if err != nil {
 		return err
 	}
-	by := actor(c, req.By)
 	return s.transition(c, func(ch *change) error {
 		switch ch.inc.Status {
 		case store.StatusAcknowledged:
@@ -276,13 +276,13 @@ func (s *Server) resolve(c echo.Context) error {
 	if err := decodeJSON(body, &req, true, true); err != nil {
 		return err
 	}
-	if err := checkText("by", req.By, maxLabelName, false); err != nil {
-		return err
-	}
 	if err := checkText("summary", req.Summary, maxText, false); err != nil {
 		return err
 	}
-	by := actor(c, req.By)
+	by, err := actor(c, "by", req.By)
+	if err != nil {
+		return err
+	}
 	return s.transition(c, func(ch *change) error {
 		if ch.inc.Status == store.StatusResolved {
 			return errorf(http.StatusConflict, "%s was already resolved by %s at %s", ch.inc.ID, ch.inc.ResolvedBy, ch.inc.ResolvedAt.Format(timeFormat))

@@ -153,6 +153,9 @@ func TestBadInput(t *testing.T) {
 		{"malformed id", "GET", "/api/v1/incidents/..%2f..%2fetc", tokRead, "", ``, 404, "unknown incident"},
 		{"ack unknown incident", "POST", "/api/v1/incidents/INC-999/ack", tokWrite, "", `{}`, 404, "unknown incident"},
 		{"ack unknown field", "POST", "/api/v1/incidents/INC-1/ack", tokWrite, "", `{"who":"x"}`, 400, `unknown field "who"`},
+		{"am wrong time", "POST", "/api/v1/alerts/alertmanager", tokIngest, "", `{"version":"4","groupKey":"g","alerts":[{"status":"firing","labels":{"a":"b"},"startsAt":"yesterday"}]}`, 400, `alerts[0].startsAt: "yesterday" is not an RFC 3339 time`},
+		{"am negative truncatedAlerts", "POST", "/api/v1/alerts/alertmanager", tokIngest, "", `{"version":"4","groupKey":"g","truncatedAlerts":-1,"alerts":[]}`, 400, "truncatedAlerts: got JSON number -1, want a whole number, 0 or more"},
+		{"og details not an object", "POST", "/api/v1/alerts/opsgenie", tokIngest, "", `{"action":"Create","alert":{"alias":"a","message":"m","details":[1]}}`, 400, "alert.details: want an object"},
 		{"bad status filter", "GET", "/api/v1/incidents?status=closed", tokRead, "", ``, 400, "status:"},
 		{"bad severity filter", "GET", "/api/v1/incidents?severity=S9", tokRead, "", ``, 400, "severity:"},
 		{"bad limit", "GET", "/api/v1/incidents?limit=0", tokRead, "", ``, 400, "limit:"},
@@ -231,11 +234,26 @@ func TestBusyStoreAnswers503(t *testing.T) {
 func TestNoTokensConfigured(t *testing.T) {
 	e := newEnv(t, withoutTokens())
 	r := e.do(http.MethodPost, "/api/v1/incidents", "", []byte(`{"title":"x"}`))
+	if r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), "declared_by: required") {
+		t.Fatalf("declare without a name or token: %d %s, want 400 asking for declared_by", r.status, r.body)
+	}
+	r = e.do(http.MethodPost, "/api/v1/incidents", "", []byte(`{"title":"x","declared_by":"maria"}`))
 	if r.status != http.StatusCreated {
 		t.Fatalf("declare without tokens configured: %d %s", r.status, r.body)
 	}
-	if got := e.incident("INC-1").DeclaredBy; got != "anonymous" {
-		t.Errorf("declared_by %q, want anonymous", got)
+	if r := e.do(http.MethodPost, "/api/v1/incidents/INC-1/ack", "", nil); r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), "by: required") {
+		t.Errorf("ack without by: %d %s, want 400", r.status, r.body)
+	}
+	if r := e.do(http.MethodPost, "/api/v1/incidents/INC-1/ack", "", []byte(`{"by":"dev"}`)); r.status != http.StatusOK {
+		t.Errorf("ack with by: %d %s", r.status, r.body)
+	}
+	// curl -d without -H sends a form content type: the JSON body is accepted.
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/INC-1/resolve", strings.NewReader(`{"by":"dev"}`))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	rec := httptest.NewRecorder()
+	e.srv.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusOK {
+		t.Errorf("resolve sent like curl -d: %d %s", rec.Code, rec.Body)
 	}
 }
 
@@ -285,5 +303,27 @@ func TestHealthReadyMetrics(t *testing.T) {
 	_ = e.db.Close()
 	if r := e.do(http.MethodGet, "/readyz", "", nil); r.status != http.StatusServiceUnavailable {
 		t.Errorf("/readyz after the store closed: %d, want 503", r.status)
+	}
+}
+
+func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
+	e := newEnv(t)
+	for _, h := range []string{"bearer " + tokRead, "BEARER  " + tokRead, "Bearer " + tokRead + " "} {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/incidents", nil)
+		req.Header.Set("Authorization", h)
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("Authorization %q: %d, want 200", strings.Replace(h, tokRead, "<token>", 1), rec.Code)
+		}
+	}
+	for _, h := range []string{"Basic " + tokRead, tokRead, "Bearer"} {
+		req := httptest.NewRequest(http.MethodGet, "/api/v1/incidents", nil)
+		req.Header.Set("Authorization", h)
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusUnauthorized {
+			t.Errorf("Authorization %q: %d, want 401", strings.Replace(h, tokRead, "<token>", 1), rec.Code)
+		}
 	}
 }

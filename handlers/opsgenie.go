@@ -65,7 +65,8 @@ type ogDetails map[string]string
 func (d *ogDetails) UnmarshalJSON(b []byte) error {
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil {
-		return fmt.Errorf("alert.details: want an object: %w", err)
+		// No %w: the field path here is better than the decoder's.
+		return fmt.Errorf("alert.details: want an object of values, got %.40s", b)
 	}
 	out := make(ogDetails, len(raw))
 	for k, v := range raw {
@@ -98,27 +99,20 @@ func decodeOpsGenie(body []byte) (*ogWebhook, error) {
 		// OpsGenie uses the alert id as alias when the creator gave none.
 		msg.Alert.Alias = msg.Alert.AlertID
 	}
-	if msg.Alert.Alias == "" {
-		return nil, badRequest("alert.alias: required (or alert.alertId)")
+	// Alias and alert id become database keys; OpsGenie caps aliases at 512
+	// characters. Nothing else is bounded beyond the body limit, so that no
+	// sender's alert is refused for its size.
+	if err := checkText("alert.alias", msg.Alert.Alias, maxLabelValue, true); err != nil {
+		return nil, badRequest("%v (or alert.alertId)", err)
 	}
-	for field, v := range map[string]string{"alert.alias": msg.Alert.Alias, "alert.alertId": msg.Alert.AlertID, "alert.username": msg.Alert.Username} {
-		if err := checkText(field, v, maxLabelValue, false); err != nil {
-			return nil, err
-		}
-	}
-	for field, v := range map[string]string{"alert.message": msg.Alert.Message, "alert.description": msg.Alert.Description, "alert.note": msg.Alert.Note} {
-		if err := checkText(field, v, maxText, false); err != nil {
-			return nil, err
-		}
+	if err := checkText("alert.alertId", msg.Alert.AlertID, maxLabelValue, false); err != nil {
+		return nil, err
 	}
 	if msg.Action == "Create" && strings.TrimSpace(msg.Alert.Message) == "" {
 		return nil, badRequest("alert.message: required for Create")
 	}
 	if msg.Action == "AddNote" && strings.TrimSpace(msg.Alert.Note) == "" {
 		return nil, badRequest("alert.note: required for AddNote")
-	}
-	if err := checkLabels("alert.details", msg.Alert.Details); err != nil {
-		return nil, err
 	}
 	return &msg, nil
 }
@@ -182,15 +176,15 @@ func (s *Server) ingestOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook) (*ch
 			return nil, tx.RecordUnmatched(store.Unmatched{At: now, Source: store.SourceOpsGenie, DedupKey: a.Alias,
 				Reason: msg.Action + " for an alias with no incident", Detail: "alertId=" + a.AlertID})
 		}
-		if inc != nil && inc.Status == store.StatusResolved && s.isKnownAlert(tx, inc.ID, a.AlertID) {
-			return nil, nil // a re-sent Create of the alert that was closed
+		if inc != nil && inc.Status == store.StatusResolved && s.isKnownAlert(tx, inc.ID, a.key()) {
+			return &change{tx: tx, inc: inc, now: now}, nil // a re-sent Create of the alert that was closed
 		}
 		return s.openOpsGenie(tx, now, msg, by)
 	}
 	ch := &change{tx: tx, inc: inc, now: now}
 	switch msg.Action {
 	case "Create":
-		if s.isKnownAlert(tx, inc.ID, a.AlertID) {
+		if s.isKnownAlert(tx, inc.ID, a.key()) {
 			return ch, nil
 		}
 		if err := s.putOpsGenieAlert(ch, a); err != nil {
@@ -233,6 +227,10 @@ func (s *Server) ingestOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook) (*ch
 		if a.Owner != "" {
 			text += " (owner " + a.Owner + ")"
 		}
+		dup, err := hasEntry(tx, inc.ID, store.KindAction, text, by)
+		if err != nil || dup {
+			return ch, err
+		}
 		if err := ch.record(store.KindAction, text, by); err != nil {
 			return nil, err
 		}
@@ -274,7 +272,7 @@ func (s *Server) putOpsGenieAlert(ch *change, a *ogAlert) error {
 	ch.inc.AlertsTotal++
 	ch.inc.AlertsFiring++
 	return ch.tx.PutAlert(ch.inc.ID, &store.Alert{
-		Fingerprint: firstNonEmpty(a.AlertID, a.Alias),
+		Fingerprint: a.key(),
 		Status:      store.AlertFiring,
 		StartsAt:    start,
 		Labels:      a.labels(),
@@ -304,11 +302,12 @@ func (s *Server) closeOpsGenieAlerts(ch *change) error {
 	return nil
 }
 
-func (s *Server) isKnownAlert(tx store.Tx, incidentID, alertID string) bool {
-	if alertID == "" {
-		return false
-	}
-	_, err := tx.Alert(incidentID, alertID)
+// key is what an OpsGenie alert is stored under: its id, or its alias when
+// the sender gave no id.
+func (a *ogAlert) key() string { return firstNonEmpty(a.AlertID, a.Alias) }
+
+func (s *Server) isKnownAlert(tx store.Tx, incidentID, key string) bool {
+	_, err := tx.Alert(incidentID, key)
 	return err == nil
 }
 

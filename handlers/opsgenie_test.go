@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/responder-sre/responder/store"
@@ -31,6 +32,7 @@ func TestOpsGenieLifecycle(t *testing.T) {
 		{"og_acknowledge.json", store.StatusAcknowledged, store.KindAcknowledged},
 		{"og_addnote.json", store.StatusAcknowledged, store.KindNote},
 		{"og_addnote.json", store.StatusAcknowledged, store.KindNote},
+		{"og_assign.json", store.StatusAcknowledged, store.KindAction},
 		{"og_assign.json", store.StatusAcknowledged, store.KindAction},
 		{"og_close.json", store.StatusResolved, store.KindResolved},
 		{"og_close.json", store.StatusResolved, store.KindResolved},
@@ -83,8 +85,8 @@ func TestOpsGenieCreateAfterCloseOpensNew(t *testing.T) {
 	first := e.postOG(readTestdata(t, "og_create.json"))[0].ID
 	e.postOG(readTestdata(t, "og_close.json"))
 	// The same Create re-delivered after the close is not a new alert.
-	if res := e.postOG(readTestdata(t, "og_create.json")); len(res) != 0 {
-		t.Fatalf("re-sent create after close: got %+v, want nothing", res)
+	if res := e.postOG(readTestdata(t, "og_create.json")); len(res) != 1 || res[0].ID != first || res[0].Created {
+		t.Fatalf("re-sent create after close: got %+v, want %s untouched", res, first)
 	}
 	body := []byte(`{"action":"Create","alert":{"alertId":"new-alert-id","alias":"checkout-api-latency","message":"latency again","priority":"P3"}}`)
 	res := e.postOG(body)
@@ -102,5 +104,49 @@ func TestOpsGenieOldPriorityFormat(t *testing.T) {
 	}
 	if inc := e.incident(res[0].ID); inc.Labels["n"] != "3" || inc.Labels["ok"] != "true" {
 		t.Errorf("details as labels: %v", inc.Labels)
+	}
+}
+
+func TestOpsGenieCreateWithoutAlertIDIsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	body := []byte(`{"action":"Create","alert":{"alias":"db-down","message":"DB down","priority":"P1"}}`)
+	id := e.postOG(body)[0].ID
+	for range 2 {
+		e.postOG(body)
+	}
+	inc := e.incident(id)
+	if inc.AlertsTotal != 1 || inc.AlertsFiring != 1 || len(inc.Timeline) != 1 {
+		t.Errorf("after three Creates: total %d firing %d timeline %v, want 1 1 [opened]", inc.AlertsTotal, inc.AlertsFiring, kinds(inc.Timeline))
+	}
+	e.postOG([]byte(`{"action":"Close","alert":{"alias":"db-down"}}`))
+	if res := e.postOG(body); len(res) != 1 || res[0].ID != id || res[0].Created {
+		t.Errorf("re-sent Create after Close: %+v, want %s untouched", res, id)
+	}
+	if n := len(e.list("")); n != 1 {
+		t.Errorf("%d incidents, want 1", n)
+	}
+}
+
+// Webhooks are bounded by the body limit only: an alert with many or long
+// labels is accepted, since a refused webhook is lost for good.
+func TestWebhooksAcceptLargeLabels(t *testing.T) {
+	e := newEnv(t)
+	details := `"k0":"v"`
+	for i := 1; i < 100; i++ {
+		details += `,"k` + string(rune('a'+i%26)) + string(rune('a'+i/26)) + `":"v"`
+	}
+	long := strings.Repeat("x", 4000)
+	og := []byte(`{"action":"Create","alert":{"alias":"big","message":"m","details":{` + details + `,"image":"` + long + `"}}}`)
+	if res := e.postOG(og); len(res) != 1 {
+		t.Fatalf("large OpsGenie alert: %+v", res)
+	}
+	am := amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+		for i := range 70 {
+			m.Alerts[0].Labels[strings.Repeat("l", i+1)] = "v"
+		}
+		m.Alerts[0].Labels["image"] = long
+	})
+	if res := e.postAM(am); len(res) != 1 {
+		t.Fatalf("large Alertmanager alert: %+v", res)
 	}
 }

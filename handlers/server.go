@@ -110,6 +110,8 @@ func New(cfg Config, d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	// Log the peer's address, not what X-Forwarded-For claims.
+	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.recoverPanics, s.logRequests)
 
 	e.GET("/healthz", s.healthz)
@@ -143,9 +145,9 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 				return next(c)
 			}
 			h := c.Request().Header.Get(echo.HeaderAuthorization)
-			presented, ok := strings.CutPrefix(h, "Bearer ")
+			scheme, presented, _ := strings.Cut(strings.TrimSpace(h), " ")
 			presented = strings.TrimSpace(presented)
-			if !ok || presented == "" {
+			if !strings.EqualFold(scheme, "Bearer") || presented == "" {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder"`)
 				return errorf(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 			}
@@ -171,15 +173,17 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 	}
 }
 
-// actor is who did a write: the by field when given, else the token's name.
-func actor(c echo.Context, by string) string {
+// actor is who did a write: the named field when given, else the name of
+// the token used. Without either (no tokens configured) the field is
+// required, so that every write records a person.
+func actor(c echo.Context, field, by string) (string, error) {
 	if by = strings.TrimSpace(by); by != "" {
-		return by
+		return by, checkText(field, by, maxLabelName, false)
 	}
 	if name, ok := c.Get(ctxTokenName).(string); ok && name != "" {
-		return name
+		return name, nil
 	}
-	return "anonymous"
+	return "", badRequest("%s: required: say who is acting", field)
 }
 
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
