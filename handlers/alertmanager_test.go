@@ -86,6 +86,7 @@ func TestAlertmanagerSamples(t *testing.T) {
 	if n := len(e.list("")); n != 2 {
 		t.Errorf("incidents after unknown resolved: %d, want 2", n)
 	}
+	e.postAM(readTestdata(t, "am_resolved_unknown_group.json")) // re-delivered: recorded once
 	var un []store.Unmatched
 	_ = e.db.View(context.Background(), func(tx store.Tx) error {
 		var err error

@@ -47,7 +47,31 @@ const (
 	maxLabelValue  = 1024
 	defaultListLen = 50
 	maxListLen     = 500
+	// maxListScan bounds the incidents one list request reads; past it the
+	// answer carries "next" to continue from.
+	maxListScan = 10000
 )
+
+// listResponse is a page of incidents, newest first. Next, when set, is the
+// before= of the following page.
+type listResponse struct {
+	Incidents []store.Incident `json:"incidents"`
+	Next      string           `json:"next,omitempty"`
+}
+
+// validID reports whether s looks like INC-<n>.
+func validID(s string) bool {
+	n, ok := strings.CutPrefix(s, "INC-")
+	if !ok || n == "" || n[0] == '0' || len(n) > 19 {
+		return false
+	}
+	for _, r := range n {
+		if r < '0' || r > '9' {
+			return false
+		}
+	}
+	return true
+}
 
 type declareRequest struct {
 	Title          string            `json:"title"`
@@ -153,7 +177,7 @@ func (s *Server) declare(c echo.Context) error {
 }
 
 func (s *Server) list(c echo.Context) error {
-	f := store.Filter{Limit: defaultListLen}
+	f := store.Filter{Limit: defaultListLen, MaxScan: maxListScan}
 	if v := c.QueryParam("status"); v != "" {
 		f.Status = store.Status(v)
 		if !f.Status.Valid() {
@@ -174,19 +198,25 @@ func (s *Server) list(c echo.Context) error {
 		}
 		f.Limit = n
 	}
-	var out []store.Incident
+	if v := c.QueryParam("before"); v != "" {
+		if !validID(v) {
+			return badRequest("before: %q is not an incident id like INC-42", v)
+		}
+		f.Before = v
+	}
+	var page store.Page
 	err := s.store.View(c.Request().Context(), func(tx store.Tx) error {
 		var err error
-		out, err = tx.ListIncidents(f)
+		page, err = tx.ListIncidents(f)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if out == nil {
-		out = []store.Incident{}
+	if page.Incidents == nil {
+		page.Incidents = []store.Incident{}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"incidents": out})
+	return c.JSON(http.StatusOK, listResponse{Incidents: page.Incidents, Next: page.Next})
 }
 
 func (s *Server) get(c echo.Context) error {

@@ -108,6 +108,8 @@ func TestList(t *testing.T) {
 		{"?severity=S3", []string{"INC-3", "INC-2"}},
 		{"?severity=S3&status=resolved", []string{"INC-3"}},
 		{"?severity=S2", nil},
+		{"?before=INC-3", []string{"INC-2", "INC-1"}},
+		{"?before=INC-2&limit=1", []string{"INC-1"}},
 	}
 	for _, tc := range tests {
 		var got []string
@@ -117,6 +119,18 @@ func TestList(t *testing.T) {
 		if !equalStrings(got, tc.want) {
 			t.Errorf("list%s: %v, want %v", tc.query, got, tc.want)
 		}
+	}
+	r := e.do(http.MethodGet, "/api/v1/incidents?limit=2", tokRead, nil)
+	var page struct {
+		Incidents []store.Incident `json:"incidents"`
+		Next      string           `json:"next"`
+	}
+	r.json(t, &page)
+	if len(page.Incidents) != 2 || page.Next != "INC-2" {
+		t.Errorf("limit=2: %d incidents, next %q; want 2 and INC-2", len(page.Incidents), page.Next)
+	}
+	if r := e.do(http.MethodGet, "/api/v1/incidents?before=INC-02", tokRead, nil); r.status != http.StatusBadRequest {
+		t.Errorf("before=INC-02: %d, want 400", r.status)
 	}
 }
 

@@ -269,11 +269,11 @@ func (e *testEnv) snapshot() string {
 	e.t.Helper()
 	var b strings.Builder
 	err := e.db.View(context.Background(), func(tx store.Tx) error {
-		incs, err := tx.ListIncidents(store.Filter{})
+		page, err := tx.ListIncidents(store.Filter{})
 		if err != nil {
 			return err
 		}
-		for _, inc := range incs {
+		for _, inc := range page.Incidents {
 			v, err := loadView(tx, inc.ID)
 			if err != nil {
 				return err

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -28,12 +29,14 @@ var (
 	bucketLatest    = []byte("latest_by_dedup") // source + dedup key -> number of the newest incident
 	bucketAlerts    = []byte("alerts")          // incident number + fingerprint -> Alert
 	bucketTimeline  = []byte("timeline")        // incident number + entry sequence -> Entry
-	bucketUnmatched = []byte("unmatched")       // sequence -> Unmatched
+	bucketUnmatched = []byte("unmatched")       // hash of the input -> Unmatched
 	bucketOutbox    = []byte("outbox")          // notification intents (filled by the fan-out)
 	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox}
 )
 
 const schemaVersion = "1"
+
+const initialMmapSize = 256 << 20
 
 // Options tune Open. Zero values take the defaults.
 type Options struct {
@@ -90,7 +93,14 @@ func Open(path string, o Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir for %s: %w", path, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: o.LockTimeout, FreelistType: bolt.FreelistMapType})
+	b, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      o.LockTimeout,
+		FreelistType: bolt.FreelistMapType,
+		// Growing the mapping waits for every open read transaction; mapping
+		// ahead of the file keeps the writer from stalling behind a long read
+		// until the file passes this size. It reserves address space only.
+		InitialMmapSize: initialMmapSize,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
@@ -205,8 +215,11 @@ func (db *DB) writer() {
 	}
 }
 
-// commit runs a batch in one transaction. A write that fails is answered with
-// its error and the rest are retried without it.
+// commit runs a batch in one transaction. A write that fails before
+// writing anything (a 404 or 409 decided on reads) is answered with its error
+// and the transaction goes on; one that fails after writing forces a
+// rollback, and the rest of the batch is run again without it. Refusals are
+// cheap that way: they cannot make everyone else's work run twice.
 func (db *DB) commit(batch []*op) {
 	live := batch[:0]
 	for _, o := range batch {
@@ -216,12 +229,19 @@ func (db *DB) commit(batch []*op) {
 		}
 		live = append(live, o)
 	}
+	refused := make([]error, len(live))
 	for len(live) > 0 {
 		failed, failErr := -1, error(nil)
+		clear(refused)
 		err := db.bolt.Update(func(btx *bolt.Tx) error {
 			tx := &boltTx{tx: btx}
 			for i, o := range live {
+				tx.wrote = false
 				if err := o.run(tx); err != nil {
+					if !tx.wrote {
+						refused[i] = err
+						continue
+					}
 					failed, failErr = i, err
 					return err
 				}
@@ -230,15 +250,32 @@ func (db *DB) commit(batch []*op) {
 		})
 		switch {
 		case err == nil:
-			for _, o := range live {
-				o.done <- nil
+			for i, o := range live {
+				o.done <- refused[i]
 			}
 			return
 		case failed >= 0:
-			live[failed].done <- failErr
-			live = append(live[:failed], live[failed+1:]...)
+			// Answer the write that failed and those refused before it (their
+			// answer does not depend on the batch); run the rest again.
+			next := live[:0]
+			for i, o := range live {
+				switch {
+				case i == failed:
+					o.done <- failErr
+				case refused[i] != nil:
+					o.done <- refused[i]
+				default:
+					next = append(next, o)
+				}
+			}
+			live = next
+			refused = refused[:len(live)]
 		default: // the commit itself failed: nothing of the batch is on disk
-			for _, o := range live {
+			for i, o := range live {
+				if refused[i] != nil {
+					o.done <- refused[i]
+					continue
+				}
 				o.done <- fmt.Errorf("commit: %w", err)
 			}
 			return
@@ -272,7 +309,9 @@ type Tx interface {
 	// OpenIncidents are the incidents not yet resolved, newest first, read
 	// through the open index (no scan of the whole file).
 	OpenIncidents() ([]Incident, error)
-	ListIncidents(f Filter) ([]Incident, error)
+	// ListIncidents lists newest first. It stops at f.Limit matches or after
+	// f.MaxScan incidents read, and then sets Page.Next.
+	ListIncidents(f Filter) (Page, error)
 	Alert(incidentID, fingerprint string) (*Alert, error)
 	PutAlert(incidentID string, a *Alert) error
 	Alerts(incidentID string) ([]Alert, error)
@@ -282,7 +321,10 @@ type Tx interface {
 	Unmatched(limit int) ([]Unmatched, error)
 }
 
-type boltTx struct{ tx *bolt.Tx }
+type boltTx struct {
+	tx    *bolt.Tx
+	wrote bool // set by every method that changes the file
+}
 
 var _ Tx = (*boltTx)(nil)
 
@@ -306,6 +348,7 @@ func u64key(n uint64) []byte {
 }
 
 func (t *boltTx) NextIncidentID() (string, error) {
+	t.wrote = true
 	n, err := t.tx.Bucket(bucketIncidents).NextSequence()
 	if err != nil {
 		return "", fmt.Errorf("next incident id: %w", err)
@@ -334,6 +377,7 @@ func (t *boltTx) incidentByKey(k []byte, id string) (*Incident, error) {
 }
 
 func (t *boltTx) PutIncident(inc *Incident) error {
+	t.wrote = true
 	n, err := incidentNumber(inc.ID)
 	if err != nil {
 		return fmt.Errorf("put incident: %w", err)
@@ -406,34 +450,64 @@ func (t *boltTx) OpenIncidents() ([]Incident, error) {
 	return out, nil
 }
 
-func (t *boltTx) ListIncidents(f Filter) ([]Incident, error) {
+func (t *boltTx) ListIncidents(f Filter) (Page, error) {
 	match := func(inc *Incident) bool {
 		return (f.Status == "" || inc.Status == f.Status) && (f.Severity == "" || inc.Severity == f.Severity)
 	}
-	var out []Incident
+	var before uint64
+	if f.Before != "" {
+		n, err := incidentNumber(f.Before)
+		if err != nil {
+			return Page{}, fmt.Errorf("before: %w", err)
+		}
+		before = n
+	}
+	full := func(out []Incident) bool { return f.Limit > 0 && len(out) >= f.Limit }
+	var page Page
 	if f.Status == StatusOpen || f.Status == StatusAcknowledged {
 		open, err := t.OpenIncidents()
 		if err != nil {
-			return nil, err
+			return Page{}, err
 		}
 		for i := range open {
-			if match(&open[i]) && (f.Limit <= 0 || len(out) < f.Limit) {
-				out = append(out, open[i])
+			n, _ := incidentNumber(open[i].ID)
+			if before != 0 && n >= before || !match(&open[i]) {
+				continue
 			}
+			if full(page.Incidents) {
+				page.Next = page.Incidents[len(page.Incidents)-1].ID
+				break
+			}
+			page.Incidents = append(page.Incidents, open[i])
 		}
-		return out, nil
+		return page, nil
 	}
 	c := t.tx.Bucket(bucketIncidents).Cursor()
-	for k, v := c.Last(); k != nil && (f.Limit <= 0 || len(out) < f.Limit); k, v = c.Prev() {
-		var inc Incident
-		if err := json.Unmarshal(v, &inc); err != nil {
-			return nil, fmt.Errorf("decode incident %d: %w", binary.BigEndian.Uint64(k), err)
-		}
-		if match(&inc) {
-			out = append(out, inc)
+	k, v := c.Last()
+	if before != 0 {
+		if k, v = c.Seek(u64key(before)); k == nil {
+			k, v = c.Last() // every incident is older than before
+		} else {
+			k, v = c.Prev()
 		}
 	}
-	return out, nil
+	scanned := 0
+	for ; k != nil; k, v = c.Prev() {
+		if full(page.Incidents) || (f.MaxScan > 0 && scanned >= f.MaxScan) {
+			// Stopped early: the caller continues before the last row seen.
+			page.Next = "INC-" + strconv.FormatUint(binary.BigEndian.Uint64(k)+1, 10)
+			break
+		}
+		scanned++
+		var inc Incident
+		if err := json.Unmarshal(v, &inc); err != nil {
+			return Page{}, fmt.Errorf("decode incident %d: %w", binary.BigEndian.Uint64(k), err)
+		}
+		if match(&inc) {
+			page.Incidents = append(page.Incidents, inc)
+		}
+	}
+	return page, nil
 }
 
 func alertKey(n uint64, fingerprint string) []byte {
@@ -457,6 +531,7 @@ func (t *boltTx) Alert(incidentID, fingerprint string) (*Alert, error) {
 }
 
 func (t *boltTx) PutAlert(incidentID string, a *Alert) error {
+	t.wrote = true
 	n, err := incidentNumber(incidentID)
 	if err != nil {
 		return fmt.Errorf("put alert: %w", err)
@@ -496,6 +571,7 @@ func (t *boltTx) Alerts(incidentID string) ([]Alert, error) {
 }
 
 func (t *boltTx) AppendTimeline(incidentID string, e Entry) error {
+	t.wrote = true
 	n, err := incidentNumber(incidentID)
 	if err != nil {
 		return fmt.Errorf("append timeline: %w", err)
@@ -519,31 +595,43 @@ func (t *boltTx) Timeline(incidentID string) ([]Entry, error) {
 	return listIncidentRows[Entry](t, bucketTimeline, incidentID, "timeline entry")
 }
 
+// RecordUnmatched keeps one row per distinct input (source, key, reason,
+// detail): a sender re-delivering the same webhook adds nothing.
 func (t *boltTx) RecordUnmatched(u Unmatched) error {
+	sum := sha256.Sum256([]byte(string(u.Source) + "\x00" + u.DedupKey + "\x00" + u.Reason + "\x00" + u.Detail))
+	key := sum[:16]
 	b := t.tx.Bucket(bucketUnmatched)
-	seq, err := b.NextSequence()
-	if err != nil {
-		return fmt.Errorf("record unmatched: %w", err)
+	if b.Get(key) != nil {
+		return nil
 	}
+	t.wrote = true
 	v, err := json.Marshal(u)
 	if err != nil {
 		return fmt.Errorf("encode unmatched: %w", err)
 	}
-	if err := b.Put(u64key(seq), v); err != nil {
+	if err := b.Put(key, v); err != nil {
 		return fmt.Errorf("record unmatched: %w", err)
 	}
 	return nil
 }
 
+// Unmatched lists recorded unmatched input, newest first.
 func (t *boltTx) Unmatched(limit int) ([]Unmatched, error) {
 	var out []Unmatched
-	c := t.tx.Bucket(bucketUnmatched).Cursor()
-	for k, v := c.Last(); k != nil && (limit <= 0 || len(out) < limit); k, v = c.Prev() {
+	err := t.tx.Bucket(bucketUnmatched).ForEach(func(_, v []byte) error {
 		var u Unmatched
 		if err := json.Unmarshal(v, &u); err != nil {
-			return nil, fmt.Errorf("decode unmatched: %w", err)
+			return fmt.Errorf("decode unmatched: %w", err)
 		}
 		out = append(out, u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit]
 	}
 	return out, nil
 }

@@ -149,10 +149,24 @@ type Unmatched struct {
 	Detail   string    `json:"detail,omitempty"`
 }
 
-// Filter selects incidents for List. Zero fields select everything; Limit is
-// capped by the caller.
+// Filter selects incidents for ListIncidents. Zero fields select
+// everything; Limit and MaxScan are set by the caller.
 type Filter struct {
 	Status   Status
 	Severity string
-	Limit    int
+	// Before lists only incidents older than this id (exclusive), for the
+	// next page.
+	Before string
+	// Limit is the most incidents returned.
+	Limit int
+	// MaxScan bounds how many incidents one call reads, so that a filter
+	// matching little never walks a large file in one read transaction.
+	MaxScan int
+}
+
+// Page is one page of ListIncidents. Next, when set, is the Before of the
+// following page.
+type Page struct {
+	Incidents []Incident
+	Next      string
 }

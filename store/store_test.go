@@ -531,12 +531,12 @@ func TestListIncidents(t *testing.T) {
 	}
 	view(t, db, func(tx store.Tx) error {
 		for _, tt := range tests {
-			incs, err := tx.ListIncidents(tt.f)
+			page, err := tx.ListIncidents(tt.f)
 			if err != nil {
 				t.Errorf("%s: ListIncidents(%+v) error = %v", tt.name, tt.f, err)
 				continue
 			}
-			if got := ids(incs); !reflect.DeepEqual(got, tt.want) {
+			if got := ids(page.Incidents); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("%s: ListIncidents(%+v) = %v, want %v", tt.name, tt.f, got, tt.want)
 			}
 		}
@@ -625,8 +625,8 @@ func TestAlertsAndTimelinePerIncident(t *testing.T) {
 		}
 
 		// Incidents walk in number order, not byte order of some other encoding.
-		incs, err := tx.ListIncidents(store.Filter{})
-		if got, want := ids(incs), []string{"INC-257", "INC-256", "INC-10", "INC-1"}; err != nil || !reflect.DeepEqual(got, want) {
+		page, err := tx.ListIncidents(store.Filter{})
+		if got, want := ids(page.Incidents), []string{"INC-257", "INC-256", "INC-10", "INC-1"}; err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("ListIncidents = %v, %v; want %v", got, err, want)
 		}
 
@@ -805,10 +805,11 @@ func TestUpdateFailureIsolatedWithinBatch(t *testing.T) {
 	}
 
 	view(t, db, func(tx store.Tx) error {
-		incs, err := tx.ListIncidents(store.Filter{})
+		page, err := tx.ListIncidents(store.Filter{})
 		if err != nil {
 			return err
 		}
+		incs := page.Incidents
 		if len(incs) != len(wantTitles) {
 			t.Errorf("%d incidents stored, want %d", len(incs), len(wantTitles))
 		}
@@ -1273,4 +1274,115 @@ func TestUpdatePanicIsAnError(t *testing.T) {
 	if err := db.Ready(); err != nil {
 		t.Errorf("Ready after a panicking write = %v", err)
 	}
+}
+
+// Refusals decided before writing (404, 409) are answered inside the
+// batch's transaction: they never make the other writes run again.
+func TestRefusalsDoNotRerunTheBatch(t *testing.T) {
+	db := openTemp(t, store.Options{})
+	release := blockWriter(t, db)
+	errRefused := errors.New("refused")
+	const n = 20
+	var calls [n]atomic.Int32
+	results := make(chan error, n)
+	for i := range n {
+		go func() {
+			results <- db.Update(context.Background(), func(tx store.Tx) error {
+				calls[i].Add(1)
+				if i%2 == 1 {
+					_, err := tx.Incident("INC-999") // a read, then a refusal
+					if !errors.Is(err, store.ErrNotFound) {
+						return fmt.Errorf("read: %w", err)
+					}
+					return errRefused
+				}
+				id, err := tx.NextIncidentID()
+				if err != nil {
+					return err
+				}
+				return tx.PutIncident(incident(id, store.StatusOpen, store.SourceManual, id))
+			})
+		}()
+	}
+	waitQueueDepth(t, db, n)
+	release()
+	refusedCount := 0
+	for range n {
+		select {
+		case err := <-results:
+			switch {
+			case errors.Is(err, errRefused):
+				refusedCount++
+			case err != nil:
+				t.Errorf("Update: %v", err)
+			}
+		case <-time.After(waitLimit):
+			t.Fatalf("Updates not answered within %s", waitLimit)
+		}
+	}
+	if refusedCount != n/2 {
+		t.Errorf("%d refused, want %d", refusedCount, n/2)
+	}
+	for i := range n {
+		if c := calls[i].Load(); c != 1 {
+			t.Errorf("write %d ran %d times, want once", i, c)
+		}
+	}
+	view(t, db, func(tx store.Tx) error {
+		open, err := tx.OpenIncidents()
+		if len(open) != n/2 {
+			t.Errorf("%d incidents written, want %d", len(open), n/2)
+		}
+		return err
+	})
+}
+
+// A filter that matches little must not read the whole file in one call:
+// MaxScan stops the walk and Next says where to go on, until the end.
+func TestListIncidentsPages(t *testing.T) {
+	db := openTemp(t, store.Options{})
+	for i := 1; i <= 10; i++ {
+		id := fmt.Sprintf("INC-%d", i)
+		inc := incident(id, store.StatusResolved, store.SourceManual, id)
+		inc.Severity = "S3"
+		if i == 1 {
+			inc.Severity = "S1"
+		}
+		putIncidents(t, db, inc)
+	}
+	var pages [][]string
+	var nexts []string
+	f := store.Filter{Severity: "S1", MaxScan: 4}
+	view(t, db, func(tx store.Tx) error {
+		for range 5 {
+			page, err := tx.ListIncidents(f)
+			if err != nil {
+				return err
+			}
+			pages = append(pages, ids(page.Incidents))
+			nexts = append(nexts, page.Next)
+			if page.Next == "" {
+				break
+			}
+			f.Before = page.Next
+		}
+		return nil
+	})
+	if want := []string{"INC-7", "INC-3", ""}; !reflect.DeepEqual(nexts, want) {
+		t.Errorf("next of each page = %q, want %q", nexts, want)
+	}
+	if len(pages) != 3 || len(pages[0]) != 0 || len(pages[1]) != 0 || !reflect.DeepEqual(pages[2], []string{"INC-1"}) {
+		t.Errorf("pages = %v, want [] [] [INC-1]", pages)
+	}
+	view(t, db, func(tx store.Tx) error {
+		page, err := tx.ListIncidents(store.Filter{Limit: 3, Before: "INC-99"})
+		if got := ids(page.Incidents); err != nil || !reflect.DeepEqual(got, []string{"INC-10", "INC-9", "INC-8"}) || page.Next != "INC-8" {
+			t.Errorf("before past the end, limit 3 = %v next %q (%v), want INC-10..8 next INC-8", got, page.Next, err)
+		}
+		page, err = tx.ListIncidents(store.Filter{Before: "INC-1"})
+		if err != nil || len(page.Incidents) != 0 || page.Next != "" {
+			t.Errorf("before the first = %v next %q (%v), want nothing", ids(page.Incidents), page.Next, err)
+		}
+		return nil
+	})
 }
