@@ -485,7 +485,7 @@ func (t *boltTx) ListIncidents(f Filter) (Page, error) {
 	c := t.tx.Bucket(bucketIncidents).Cursor()
 	k, v := c.Last()
 	if before != 0 {
-		if k, v = c.Seek(u64key(before)); k == nil {
+		if k, _ = c.Seek(u64key(before)); k == nil {
 			k, v = c.Last() // every incident is older than before
 		} else {
 			k, v = c.Prev()
