@@ -670,7 +670,7 @@ func TestExampleLoads(t *testing.T) {
 	check(t, "data_dir", cfg.DataDir, def.DataDir)
 	check(t, "default severity", pol.DefaultSeverity, defPol.DefaultSeverity)
 	check(t, "opsgenie priorities", pol.OpsGeniePriorities, defPol.OpsGeniePriorities)
-	for _, s := range policy.Severities {
+	for _, s := range policy.Severities() {
 		got, want := pol.ProcessFor(s), defPol.ProcessFor(s)
 		// channels: [] in the example is the default's "no channels".
 		if len(got.Channels) == 0 && len(want.Channels) == 0 {

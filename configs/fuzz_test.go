@@ -77,7 +77,7 @@ func usePolicy(t *testing.T, pol *policy.Policy) {
 	if s := pol.ClassifyOpsGenie("P1", lbls).Severity; !s.Valid() {
 		t.Fatalf("ClassifyOpsGenie gave severity %v", s)
 	}
-	for _, s := range policy.Severities {
+	for _, s := range policy.Severities() {
 		if _, ok := pol.Process[s]; !ok {
 			t.Fatalf("no process for %v", s)
 		}

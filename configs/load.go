@@ -593,7 +593,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 			p.addf("policy.severities."+name, "unknown severity: want S1, S2, S3 or S4")
 		}
 	}
-	for _, s := range policy.Severities {
+	for _, s := range policy.Severities() {
 		proc := defaultProcess(s)
 		pcfg, ok := pc.Severities[s.String()]
 		if ok {

@@ -44,7 +44,7 @@ func testPolicy(t testing.TB) *policy.Policy {
 		return r
 	}
 	proc := map[policy.Severity]policy.Process{}
-	for _, s := range policy.Severities {
+	for _, s := range policy.Severities() {
 		proc[s] = policy.Process{AutoResolve: true}
 	}
 	return &policy.Policy{

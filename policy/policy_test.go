@@ -68,10 +68,10 @@ func TestSeverityString(t *testing.T) {
 
 func TestSeverityTextRoundTrip(t *testing.T) {
 	want := []policy.Severity{policy.S1, policy.S2, policy.S3, policy.S4}
-	if len(policy.Severities) != len(want) {
-		t.Fatalf("Severities = %v, want %v", policy.Severities, want)
+	if len(policy.Severities()) != len(want) {
+		t.Fatalf("Severities = %v, want %v", policy.Severities(), want)
 	}
-	for i, s := range policy.Severities {
+	for i, s := range policy.Severities() {
 		if s != want[i] {
 			t.Errorf("Severities[%d] = %v, want %v (most severe first)", i, s, want[i])
 		}

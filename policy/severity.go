@@ -21,7 +21,7 @@ const (
 )
 
 // Severities lists every valid severity, most severe first.
-var Severities = []Severity{S1, S2, S3, S4}
+func Severities() []Severity { return []Severity{S1, S2, S3, S4} }
 
 // ParseSeverity accepts "S1".."S4" (case-insensitive).
 func ParseSeverity(s string) (Severity, error) {

@@ -217,7 +217,9 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+		// Cut the connections still open before the store closes under them.
+		_ = hs.Close()
+		return fmt.Errorf("shutdown: requests still running after %s: %w", cfg.HTTP.ShutdownTimeout, err)
 	}
 	return nil
 }
