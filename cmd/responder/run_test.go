@@ -148,7 +148,7 @@ func TestServeDrainsAndRestarts(t *testing.T) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	serveOnce(func(base string) {
 		for i := range 3 {
-			body := fmt.Sprintf(`{"title":"incident %d","severity":"S%d"}`, i, i+1)
+			body := fmt.Sprintf(`{"title":"incident %d","severity":"S%d","declared_by":"test"}`, i, i+1)
 			resp, err := client.Post(base+"/api/v1/incidents", "application/json", strings.NewReader(body))
 			if err != nil {
 				t.Fatal(err)
