@@ -105,10 +105,92 @@ type ProcessConfig struct {
 	AutoResolve    *bool          `yaml:"auto_resolve"`
 }
 
-// NotificationsConfig chooses where notifications go.
+// NotificationsConfig chooses where notifications go and how hard the
+// outbox tries to deliver them.
 type NotificationsConfig struct {
 	// Log writes every notification to the daemon's log.
-	Log bool `yaml:"log"`
+	Log         bool            `yaml:"log"`
+	MaxAge      time.Duration   `yaml:"max_age"`
+	RetryBase   time.Duration   `yaml:"retry_base"`
+	RetryMax    time.Duration   `yaml:"retry_max"`
+	Concurrency int             `yaml:"concurrency"`
+	Timeout     time.Duration   `yaml:"timeout"`
+	Slack       *SlackConfig    `yaml:"slack"`
+	Email       *EmailConfig    `yaml:"email"`
+	Zoom        *ZoomConfig     `yaml:"zoom"`
+	OpsGenie    *OpsGenieConfig `yaml:"opsgenie"`
+}
+
+// SlackConfig posts announcements and threads with a bot token.
+type SlackConfig struct {
+	Token            Secret            `yaml:"token"`
+	TokenFile        string            `yaml:"token_file"`
+	APIURL           string            `yaml:"api_url"`
+	Channel          string            `yaml:"channel"`
+	SeverityChannels map[string]string `yaml:"severity_channels"`
+	TeamChannels     map[string]string `yaml:"team_channels"`
+	CustomerChannel  string            `yaml:"customer_channel"`
+	RatePerSecond    float64           `yaml:"rate_per_second"`
+	Burst            int               `yaml:"burst"`
+
+	tokenFromFile bool
+}
+
+// EmailConfig sends mail over SMTP.
+type EmailConfig struct {
+	Host                string              `yaml:"host"`
+	Port                int                 `yaml:"port"`
+	TLS                 string              `yaml:"tls"`
+	Username            string              `yaml:"username"`
+	Password            Secret              `yaml:"password"`
+	PasswordFile        string              `yaml:"password_file"`
+	From                string              `yaml:"from"`
+	HelloName           string              `yaml:"hello_name"`
+	Timeout             time.Duration       `yaml:"timeout"`
+	Recipients          map[string][]string `yaml:"recipients"`
+	CustomerEngineering []string            `yaml:"customer_engineering"`
+	Events              []string            `yaml:"events"`
+
+	passwordFromFile bool
+}
+
+// ZoomConfig gives incidents a bridge: a static URL, or a meeting created
+// per incident through Zoom's API.
+type ZoomConfig struct {
+	BridgeURL   string            `yaml:"bridge_url"`
+	TeamBridges map[string]string `yaml:"team_bridges"`
+	API         *ZoomAPIConfig    `yaml:"api"`
+}
+
+// ZoomAPIConfig is a Zoom server-to-server OAuth app.
+type ZoomAPIConfig struct {
+	AccountID        string `yaml:"account_id"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecret     Secret `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	TokenURL         string `yaml:"token_url"`
+	APIURL           string `yaml:"api_url"`
+	User             string `yaml:"user"`
+
+	secretFromFile bool
+}
+
+// OpsGenieConfig pages a responder through OpsGenie.
+type OpsGenieConfig struct {
+	APIKey     Secret          `yaml:"api_key"`
+	APIKeyFile string          `yaml:"api_key_file"`
+	APIURL     string          `yaml:"api_url"`
+	Responder  ResponderConfig `yaml:"responder"`
+
+	keyFromFile bool
+}
+
+// ResponderConfig is who gets paged: a user, team, escalation or schedule,
+// by name or id.
+type ResponderConfig struct {
+	Type string `yaml:"type"`
+	Name string `yaml:"name"`
+	ID   string `yaml:"id"`
 }
 
 // Secret is a string that never prints: in logs, errors and re-marshalled

@@ -180,6 +180,22 @@ var badFiles = []struct {
 	{file: "bad-yaml-syntax.yml", want: []string{
 		"yaml",
 	}},
+	{file: "bad-notifications.yml", want: []string{
+		"notifications.email.events[1]",
+		"notifications.email.from",
+		"notifications.email.password",
+		"notifications.email.recipients.S1[0]",
+		"notifications.email.recipients.S9",
+		"notifications.email.tls",
+		"notifications.opsgenie.api_url",
+		"notifications.opsgenie.responder",
+		"notifications.opsgenie.responder.type",
+		"notifications.retry_max",
+		"notifications.slack",
+		"notifications.slack.channel",
+		"notifications.slack.rate_per_second",
+		"notifications.zoom",
+	}},
 }
 
 func TestLoadBadFiles(t *testing.T) {
@@ -711,10 +727,20 @@ func TestExampleShowsEveryOption(t *testing.T) {
 
 	// token_file cannot be active in an example that CI checks from any
 	// directory; it is shown in a comment.
-	commented := map[string]bool{"auth.tokens[].token_file": true}
+	// Nor can one of two exclusive keys (token and token_file, name and id,
+	// static bridges and the Zoom API): those are shown in comments.
+	commented := map[string]bool{"auth.tokens[].token_file": true,
+		"notifications.slack.token_file": true, "notifications.email.password_file": true,
+		"notifications.opsgenie.api_key_file": true, "notifications.opsgenie.responder.id": true,
+		"notifications.zoom.api": true, "notifications.zoom.api.account_id": true,
+		"notifications.zoom.api.client_id": true, "notifications.zoom.api.client_secret": true,
+		"notifications.zoom.api.client_secret_file": true, "notifications.zoom.api.token_url": true,
+		"notifications.zoom.api.api_url": true, "notifications.zoom.api.user": true,
+	}
 	for _, key := range configKeys(reflect.TypeFor[configs.Config](), "") {
 		if commented[key] {
-			if !strings.Contains(string(data), "token_file:") {
+			last := key[strings.LastIndex(key, ".")+1:]
+			if !strings.Contains(string(data), last+":") {
 				t.Errorf("example.yml does not show %s, even in a comment", key)
 			}
 			continue

@@ -326,6 +326,7 @@ func (c *Config) applyDefaults() {
 	if c.ExternalURL == "" {
 		c.ExternalURL = "http://" + c.Listen
 	}
+	c.Notifications.applyDefaults()
 	pc := &c.Policy
 	setDefault(&pc.DefaultSeverity, "S4")
 	if pc.Rules == nil {
@@ -413,6 +414,7 @@ func (c *Config) Validate() error {
 	positive(&p, "store.lock_timeout", c.Store.LockTimeout)
 	positive(&p, "store.retry_after", c.Store.RetryAfter)
 	c.buildPolicy(&p)
+	c.Notifications.validate(&p)
 	if len(p) > 0 {
 		return p
 	}
@@ -470,24 +472,7 @@ func (c *Config) validateAuth(p *Problems) {
 			p.addf(path+".name", "%q is used by another token", t.Name)
 		}
 		names[t.Name] = true
-		switch {
-		case t.Token != "" && t.TokenFile != "" && !t.fromFile:
-			p.addf(path, "set token or token_file, not both")
-		case t.TokenFile != "":
-			// Read again on every Validate: the file may have changed.
-			t.Token, t.fromFile = "", true
-			b, err := os.ReadFile(t.TokenFile)
-			if err != nil {
-				p.addf(path+".token_file", "%v", err)
-				break
-			}
-			t.Token = Secret(strings.TrimSpace(string(b)))
-			if t.Token == "" {
-				p.addf(path+".token_file", "%s holds no token", t.TokenFile)
-			}
-		case t.Token == "":
-			p.addf(path, "token or token_file is required")
-		}
+		resolveSecret(p, path, "token", &t.Token, t.TokenFile, &t.fromFile, true)
 		if t.Token != "" {
 			if len(t.Token) < MinTokenLength {
 				p.addf(path+".token", "must be at least %d characters", MinTokenLength)
@@ -640,4 +625,28 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// resolveSecret checks a secret given inline (key) or in a file (key_file)
+// and, for a file, reads it into value. fromFile remembers that value came
+// from the file, so that Validate can run again.
+func resolveSecret(p *Problems, path, key string, value *Secret, file string, fromFile *bool, required bool) {
+	switch {
+	case *value != "" && file != "" && !*fromFile:
+		p.addf(path, "set %s or %s_file, not both", key, key)
+	case file != "":
+		// Read again on every Validate: the file may have changed.
+		*value, *fromFile = "", true
+		b, err := os.ReadFile(file) //nolint:gosec // the operator names the secret file
+		if err != nil {
+			p.addf(path+"."+key+"_file", "%v", err)
+			return
+		}
+		*value = Secret(strings.TrimSpace(string(b)))
+		if *value == "" {
+			p.addf(path+"."+key+"_file", "%s holds no %s", file, key)
+		}
+	case *value == "" && required:
+		p.addf(path, "%s or %s_file is required", key, key)
+	}
 }

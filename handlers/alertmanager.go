@@ -142,14 +142,14 @@ func (s *Server) ingest(c echo.Context, src store.Source, decode func(body []byt
 		return err
 	}
 	res := []ingestResult{}
-	err = s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
+	err = s.write(c, func(tx store.Tx) error {
 		res = res[:0]
 		ch, err := apply(tx, s.now())
 		if err != nil || ch == nil {
-			return nil, err
+			return err
 		}
 		res = append(res, ingestResult{ID: ch.inc.ID, Created: ch.created, Severity: ch.inc.Severity})
-		return ch.msgs, nil
+		return nil
 	})
 	if err != nil {
 		if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrClosed) {
@@ -184,9 +184,9 @@ func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) 
 	case inc.Status != store.StatusResolved, !s.hasNewFiring(tx, inc, msg.Alerts.Firing()):
 		// Join the open incident; or, for a resolved one with nothing new
 		// firing, keep its alerts' states true without reopening it.
-		ch = &change{tx: tx, inc: inc, now: now}
+		ch = s.changeOf(tx, inc, now)
 	case s.policy.Reopens(*inc.ResolvedAt, now):
-		ch = &change{tx: tx, inc: inc, now: now} // applyAlerts reopens it
+		ch = s.changeOf(tx, inc, now) // applyAlerts reopens it
 	default:
 		ch, err = s.openAlertmanager(tx, now, msg)
 	}
@@ -258,6 +258,7 @@ func (s *Server) openAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) (*
 		DedupKey:    msg.GroupKey,
 		Labels:      lbls,
 		RunbookURL:  msg.CommonAnnotations["runbook_url"],
+		SourceURL:   firstGeneratorURL(msg.Alerts),
 		Team:        lbls["team"],
 	})
 	if err != nil {
@@ -307,6 +308,9 @@ func groupTitle(msg *amWebhook) string {
 // re-sent webhook is a no-op. It reports whether anything changed.
 func (s *Server) applyAlerts(ch *change, msg *amWebhook) (bool, error) {
 	changed := false
+	var joined []string
+	var worst policy.Severity // the most severe alert now firing, and its name
+	var worstName string
 	for _, a := range msg.Alerts {
 		prev, err := ch.tx.Alert(ch.inc.ID, a.Fingerprint)
 		if err != nil && !isNotFound(err) {
@@ -358,13 +362,14 @@ func (s *Server) applyAlerts(ch *change, msg *amWebhook) (bool, error) {
 			case wasFiring:
 				err = ch.record(store.KindAlertFiring, name+" firing again since "+a.StartsAt.UTC().Format(timeFormat), "alertmanager")
 			default:
-				err = ch.announce("alert_joined", store.KindAlertFiring, name+" firing", "alertmanager")
+				joined = append(joined, name)
+				err = ch.record(store.KindAlertFiring, name+" firing", "alertmanager")
 			}
 			if err != nil {
 				return false, err
 			}
-			if err := ch.raise(cls.Severity, name+" is "+cls.Severity.String(), "alertmanager"); err != nil {
-				return false, err
+			if cls.Severity.MoreSevereThan(worst) {
+				worst, worstName = cls.Severity, name
 			}
 		case a.Status == store.AlertResolved && wasFiring:
 			ch.inc.AlertsFiring--
@@ -380,7 +385,29 @@ func (s *Server) applyAlerts(ch *change, msg *amWebhook) (bool, error) {
 			return false, err
 		}
 	}
+	if len(joined) > 0 {
+		// One message for the alerts of one webhook, however many joined.
+		ch.notify(integrations.EventAlertJoined, joinedText(joined), "alertmanager")
+	}
+	if worst.Valid() {
+		if err := ch.raise(worst, worstName+" is "+worst.String(), "alertmanager"); err != nil {
+			return false, err
+		}
+	}
 	return changed, nil
+}
+
+// joinedText says which alerts joined, naming at most a few.
+func joinedText(names []string) string {
+	const show = 5
+	text := fmt.Sprintf("%d alerts joined: ", len(names))
+	if len(names) == 1 {
+		text = "1 alert joined: "
+	}
+	if len(names) > show {
+		return text + strings.Join(names[:show], ", ") + fmt.Sprintf(" and %d more", len(names)-show)
+	}
+	return text + strings.Join(names, ", ")
 }
 
 // alertName is how an alert is named in the timeline: alertname and the
@@ -412,4 +439,13 @@ func mustSeverity(s string) policy.Severity {
 		return policy.S4
 	}
 	return sev
+}
+
+func firstGeneratorURL(alerts template.Alerts) string {
+	for _, a := range alerts {
+		if a.GeneratorURL != "" {
+			return a.GeneratorURL
+		}
+	}
+	return ""
 }

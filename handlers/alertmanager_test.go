@@ -98,7 +98,7 @@ func TestAlertmanagerSamples(t *testing.T) {
 	}
 
 	want := []string{id + ":opened", other + ":opened", id + ":resolved"}
-	if got := e.notes.events(); !equalStrings(got, want) {
+	if got := e.events(); !equalStrings(got, want) {
 		t.Errorf("notifications %v, want %v", got, want)
 	}
 }
@@ -217,14 +217,14 @@ func TestAlertmanagerSeverityRisesNeverFalls(t *testing.T) {
 		t.Errorf("severity fell to %s after the critical alert resolved, want S2", got)
 	}
 	want := []string{id + ":opened", id + ":alert_joined", id + ":severity_raised"}
-	if got := e.notes.events(); !equalStrings(got, want) {
+	if got := e.events(); !equalStrings(got, want) {
 		t.Errorf("notifications %v, want %v", got, want)
 	}
 }
 
 func TestAlertmanagerAutoResolveOff(t *testing.T) {
-	e := newEnv(t, func(_ *Config, d *Deps, _ *store.Options) {
-		d.Policy.Process[policy.S1] = policy.Process{AutoResolve: false}
+	e := newEnv(t, func(s envSetup) {
+		s.deps.Policy.Process[policy.S1] = policy.Process{AutoResolve: false}
 	})
 	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
 	e.postAM(readTestdata(t, "am_resolved_v034.json"))

@@ -10,15 +10,30 @@ import (
 )
 
 // change is one incident being changed inside a transaction: it appends to
-// the timeline and collects the messages to send once the transaction is
-// durable. Every state transition of an incident goes through it.
+// the timeline and collects the events to tell people about, which become
+// outbox intents in the same transaction when the change is saved. Every
+// state transition of an incident goes through it.
 type change struct {
-	tx   store.Tx
-	inc  *store.Incident
-	now  time.Time
-	msgs []integrations.Message
+	s       *Server
+	tx      store.Tx
+	inc     *store.Incident
+	now     time.Time
+	events  []event
+	planned int // events already turned into intents
 	// created is true when this change opened the incident.
 	created bool
+}
+
+// event is one thing that happened to an incident that people are told.
+type event struct {
+	name string // one of the integrations.Event* names
+	text string
+	by   string
+}
+
+// changeOf starts a change of an existing incident.
+func (s *Server) changeOf(tx store.Tx, inc *store.Incident, now time.Time) *change {
+	return &change{s: s, tx: tx, inc: inc, now: now}
 }
 
 // open starts a new incident with the next id. The caller fills the rest
@@ -39,7 +54,9 @@ func (s *Server) open(tx store.Tx, now time.Time, inc *store.Incident) (*change,
 	if inc.DedupKey == "" {
 		inc.DedupKey = id
 	}
-	return &change{tx: tx, inc: inc, now: now, created: true}, nil
+	ch := s.changeOf(tx, inc, now)
+	ch.created = true
+	return ch, nil
 }
 
 // record appends a timeline entry.
@@ -47,27 +64,29 @@ func (ch *change) record(kind, text, by string) error {
 	return ch.tx.AppendTimeline(ch.inc.ID, store.Entry{At: ch.now, Kind: kind, Text: text, By: by})
 }
 
-// announce records a timeline entry and queues a message about it.
-func (ch *change) announce(event, kind, text, by string) error {
+// notify queues an event to tell people about, without a timeline entry.
+func (ch *change) notify(name, text, by string) {
+	ch.events = append(ch.events, event{name: name, text: text, by: by})
+}
+
+// announce records a timeline entry and queues an event about it.
+func (ch *change) announce(name, kind, text, by string) error {
 	if err := ch.record(kind, text, by); err != nil {
 		return err
 	}
-	ch.msgs = append(ch.msgs, integrations.Message{
-		IncidentID: ch.inc.ID,
-		Event:      event,
-		Severity:   ch.inc.Severity,
-		Status:     string(ch.inc.Status),
-		Title:      ch.inc.Title,
-		Text:       text,
-		Labels:     ch.inc.Labels,
-		Drill:      ch.inc.Drill,
-		At:         ch.now,
-	})
+	ch.notify(name, text, by)
 	return nil
 }
 
-// save writes the incident document (and its indexes).
+// save turns the events not yet planned into outbox intents and writes the
+// incident document (and its indexes). Call it last: events announced
+// after the last save would not be sent.
 func (ch *change) save() error {
+	for ; ch.planned < len(ch.events); ch.planned++ {
+		if err := ch.s.plan(ch, ch.events[ch.planned]); err != nil {
+			return err
+		}
+	}
 	ch.inc.UpdatedAt = ch.now
 	return ch.tx.PutIncident(ch.inc)
 }
@@ -77,7 +96,7 @@ func (ch *change) acknowledge(by string) error {
 	ch.inc.Status = store.StatusAcknowledged
 	ch.inc.AcknowledgedAt = &t
 	ch.inc.AcknowledgedBy = by
-	return ch.announce("acknowledged", store.KindAcknowledged, "acknowledged by "+by, by)
+	return ch.announce(integrations.EventAcknowledged, store.KindAcknowledged, "acknowledged by "+by, by)
 }
 
 func (ch *change) resolve(by, summary string) error {
@@ -92,14 +111,14 @@ func (ch *change) resolve(by, summary string) error {
 	if summary != "" {
 		text += ": " + summary
 	}
-	return ch.announce("resolved", store.KindResolved, text, by)
+	return ch.announce(integrations.EventResolved, store.KindResolved, text, by)
 }
 
 func (ch *change) reopen(reason, by string) error {
 	ch.inc.Status = store.StatusOpen
 	ch.inc.ResolvedAt, ch.inc.ResolvedBy = nil, ""
 	ch.inc.AcknowledgedAt, ch.inc.AcknowledgedBy = nil, ""
-	return ch.announce("reopened", store.KindReopened, "reopened: "+reason, by)
+	return ch.announce(integrations.EventReopened, store.KindReopened, "reopened: "+reason, by)
 }
 
 // raise lifts the incident's severity to sev when sev is more severe. It
@@ -114,7 +133,7 @@ func (ch *change) raise(sev policy.Severity, reason, by string) error {
 	if ch.created {
 		return nil // the opening announcement carries the final severity
 	}
-	return ch.announce("severity_raised", store.KindSeverityRaised, fmt.Sprintf("severity raised from %s to %s: %s", old, sev, reason), by)
+	return ch.announce(integrations.EventSeverityRaised, store.KindSeverityRaised, fmt.Sprintf("severity raised from %s to %s: %s", old, sev, reason), by)
 }
 
 // opened records and announces the opening of a new incident; call it after
@@ -124,5 +143,5 @@ func (ch *change) opened(kind, by string) error {
 	if ch.inc.OutOfHours {
 		text += " (out of business hours)"
 	}
-	return ch.announce("opened", kind, text, by)
+	return ch.announce(integrations.EventOpened, kind, text, by)
 }

@@ -9,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -18,9 +17,9 @@ import (
 // alerts, timeline and notification states.
 type incidentView struct {
 	*store.Incident
-	Alerts        []store.Alert        `json:"alerts"`
-	Timeline      []store.Entry        `json:"timeline"`
-	Notifications []store.Notification `json:"notifications"`
+	Alerts        []store.Alert  `json:"alerts"`
+	Timeline      []store.Entry  `json:"timeline"`
+	Notifications []store.Intent `json:"notifications"`
 }
 
 func loadView(tx store.Tx, id string) (*incidentView, error) {
@@ -28,8 +27,11 @@ func loadView(tx store.Tx, id string) (*incidentView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &incidentView{Incident: inc, Notifications: []store.Notification{}}
+	v := &incidentView{Incident: inc}
 	if v.Alerts, err = tx.Alerts(id); err != nil {
+		return nil, err
+	}
+	if v.Notifications, err = tx.IncidentIntents(id); err != nil {
 		return nil, err
 	}
 	if v.Timeline, err = tx.Timeline(id); err != nil {
@@ -145,7 +147,7 @@ func (s *Server) declare(c echo.Context) error {
 		return err
 	}
 	var view *incidentView
-	err = s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
+	err = s.write(c, func(tx store.Tx) error {
 		ch, err := s.open(tx, s.now(), &store.Incident{
 			Title:          strings.TrimSpace(req.Title),
 			Description:    req.Description,
@@ -158,16 +160,16 @@ func (s *Server) declare(c echo.Context) error {
 			DeclaredBy:     by,
 		})
 		if err != nil {
-			return nil, err
-		}
-		if err := ch.save(); err != nil {
-			return nil, err
+			return err
 		}
 		if err := ch.opened(store.KindDeclared, by); err != nil {
-			return nil, err
+			return err
+		}
+		if err := ch.save(); err != nil {
+			return err
 		}
 		view, err = loadView(tx, ch.inc.ID)
-		return ch.msgs, err
+		return err
 	})
 	if err != nil {
 		return err
@@ -252,20 +254,20 @@ type resolveRequest struct {
 // with the incident as it is afterwards.
 func (s *Server) transition(c echo.Context, fn func(ch *change) error) error {
 	var view *incidentView
-	err := s.write(c, func(tx store.Tx) ([]integrations.Message, error) {
+	err := s.write(c, func(tx store.Tx) error {
 		inc, err := tx.Incident(c.Param("id"))
 		if err != nil {
-			return nil, err
+			return err
 		}
-		ch := &change{tx: tx, inc: inc, now: s.now()}
+		ch := s.changeOf(tx, inc, s.now())
 		if err := fn(ch); err != nil {
-			return nil, err
+			return err
 		}
 		if err := ch.save(); err != nil {
-			return nil, err
+			return err
 		}
 		view, err = loadView(tx, inc.ID)
-		return ch.msgs, err
+		return err
 	})
 	if err != nil {
 		return unknownIncident(c, err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/common/expfmt"
@@ -223,8 +224,9 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestBusyStoreAnswers503(t *testing.T) {
-	busy := true
-	e := newEnv(t, func(_ *Config, _ *Deps, o *store.Options) { o.Busy = func() bool { return busy } })
+	var busy atomic.Bool
+	busy.Store(true)
+	e := newEnv(t, func(s envSetup) { s.store.Busy = busy.Load })
 	before := e.snapshot()
 	r := e.do(http.MethodPost, "/api/v1/alerts/alertmanager", tokIngest, readTestdata(t, "am_firing_v034.json"))
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") != "2" {
@@ -239,7 +241,7 @@ func TestBusyStoreAnswers503(t *testing.T) {
 	if got := e.do(http.MethodGet, "/metrics", "", nil); !strings.Contains(string(got.body), `responder_alerts_rejected_total{reason="busy",source="alertmanager"} 1`) {
 		t.Errorf("busy rejection not counted:\n%s", got.body)
 	}
-	busy = false
+	busy.Store(false)
 	if res := e.postAM(readTestdata(t, "am_firing_v034.json")); len(res) != 1 || !res[0].Created {
 		t.Errorf("after busy: %+v, want the incident created", res)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -177,11 +178,11 @@ func (s *Server) ingestOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook) (*ch
 				Reason: msg.Action + " for an alias with no incident", Detail: "alertId=" + a.AlertID})
 		}
 		if inc != nil && inc.Status == store.StatusResolved && s.isKnownAlert(tx, inc.ID, a.key()) {
-			return &change{tx: tx, inc: inc, now: now}, nil // a re-sent Create of the alert that was closed
+			return s.changeOf(tx, inc, now), nil // a re-sent Create of the alert that was closed
 		}
 		return s.openOpsGenie(tx, now, msg, by)
 	}
-	ch := &change{tx: tx, inc: inc, now: now}
+	ch := s.changeOf(tx, inc, now)
 	switch msg.Action {
 	case "Create":
 		if s.isKnownAlert(tx, inc.ID, a.key()) {
@@ -190,7 +191,7 @@ func (s *Server) ingestOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook) (*ch
 		if err := s.putOpsGenieAlert(ch, a); err != nil {
 			return nil, err
 		}
-		if err := ch.announce("alert_joined", store.KindAlertFiring, "OpsGenie alert "+a.AlertID+" joined: "+a.Message, by); err != nil {
+		if err := ch.announce(integrations.EventAlertJoined, store.KindAlertFiring, "OpsGenie alert "+a.AlertID+" joined: "+a.Message, by); err != nil {
 			return nil, err
 		}
 		cls := s.policy.ClassifyOpsGenie(string(a.Priority), a.labels())
@@ -219,7 +220,7 @@ func (s *Server) ingestOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook) (*ch
 		if err != nil || dup {
 			return ch, err
 		}
-		if err := ch.announce("note", store.KindNote, a.Note, by); err != nil {
+		if err := ch.announce(integrations.EventNote, store.KindNote, a.Note, by); err != nil {
 			return nil, err
 		}
 	default:
@@ -258,10 +259,10 @@ func (s *Server) openOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook, by str
 	if err := s.putOpsGenieAlert(ch, a); err != nil {
 		return nil, err
 	}
-	if err := ch.save(); err != nil {
+	if err := ch.opened(store.KindOpened, by); err != nil {
 		return nil, err
 	}
-	return ch, ch.opened(store.KindOpened, by)
+	return ch, ch.save()
 }
 
 func (s *Server) putOpsGenieAlert(ch *change, a *ogAlert) error {

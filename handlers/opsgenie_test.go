@@ -65,7 +65,7 @@ func TestOpsGenieLifecycle(t *testing.T) {
 		t.Errorf("after close: firing %d alert %+v", inc.AlertsFiring, inc.Alerts[0])
 	}
 	wantNotes := []string{id + ":opened", id + ":acknowledged", id + ":note", id + ":resolved"}
-	if got := e.notes.events(); !equalStrings(got, wantNotes) {
+	if got := e.events(); !equalStrings(got, wantNotes) {
 		t.Errorf("notifications %v, want %v", got, wantNotes)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
-	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -51,16 +50,25 @@ type Config struct {
 	RetryAfter  time.Duration
 	ExternalURL string
 	Tokens      []Token
+	Routes      Routes
 }
 
 // Deps are the parts the server is built from.
 type Deps struct {
-	Store    Store
-	Policy   *policy.Policy
-	Notifier integrations.Notifier
+	Store  Store
+	Policy *policy.Policy
+	// Outbox is told when new intents are committed; nil when nothing
+	// delivers them (they stay queued in the store).
+	Outbox   Outbox
 	Log      zerolog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry
+}
+
+// Outbox is what the handlers need from the dispatcher.
+type Outbox interface {
+	Kick()
+	Running() bool
 }
 
 // Server serves the HTTP API.
@@ -68,7 +76,7 @@ type Server struct {
 	cfg     Config
 	store   Store
 	policy  *policy.Policy
-	notify  integrations.Notifier
+	outbox  Outbox
 	log     zerolog.Logger
 	now     func() time.Time
 	tokens  []hashedToken
@@ -94,7 +102,7 @@ func New(cfg Config, d Deps) *Server {
 		cfg:     cfg,
 		store:   d.Store,
 		policy:  d.Policy,
-		notify:  d.Notifier,
+		outbox:  d.Outbox,
 		log:     d.Log,
 		now:     func() time.Time { return d.Now().UTC() },
 		metrics: newMetrics(d.Registry, d.Store),
@@ -234,34 +242,24 @@ func (s *Server) readyz(c echo.Context) error {
 	if err := s.store.Ready(); err != nil {
 		return errorf(http.StatusServiceUnavailable, "not ready: %v", err)
 	}
+	if s.outbox != nil && !s.outbox.Running() {
+		return errorf(http.StatusServiceUnavailable, "not ready: the notification dispatcher is not running")
+	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }
 
-// write runs fn in one durable transaction and then tells the notifier
-// about the events fn produced. fn may run more than once, so it returns
-// its events instead of sending them.
-func (s *Server) write(c echo.Context, fn func(tx store.Tx) ([]integrations.Message, error)) error {
-	var msgs []integrations.Message
-	err := s.store.Update(c.Request().Context(), func(tx store.Tx) error {
-		var err error
-		msgs, err = fn(tx)
-		return err
-	})
-	if err != nil {
+// write runs fn in one durable transaction (the incident change and the
+// intents it causes), then tells the dispatcher. It never waits on a vendor.
+func (s *Server) write(c echo.Context, fn func(tx store.Tx) error) error {
+	if err := s.store.Update(c.Request().Context(), fn); err != nil {
 		return err
 	}
-	if s.notify == nil {
-		return nil
-	}
-	for _, m := range msgs {
-		m.URL = s.incidentURL(m.IncidentID)
-		if err := s.notify.Notify(c.Request().Context(), m); err != nil {
-			s.log.Warn().Err(err).Str("integration", s.notify.Name()).Str("incident", m.IncidentID).Msg("notify")
-		}
+	if s.outbox != nil {
+		s.outbox.Kick()
 	}
 	return nil
 }
 
-func (s *Server) incidentURL(id string) string {
-	return strings.TrimRight(s.cfg.ExternalURL, "/") + "/api/v1/incidents/" + id
+func incidentURL(externalURL, id string) string {
+	return strings.TrimRight(externalURL, "/") + "/api/v1/incidents/" + id
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
 	"github.com/responder-sre/responder/integrations"
@@ -60,51 +61,94 @@ func testPolicy(t testing.TB) *policy.Policy {
 	}
 }
 
-// recorder is a notifier that keeps what it was told.
+// recorder is a notifier that keeps what it was told. It stands in for the
+// log channel, which every event reaches.
 type recorder struct {
 	mu   sync.Mutex
 	msgs []integrations.Message
 }
 
-func (r *recorder) Name() string { return "recorder" }
+func (r *recorder) Name() string { return "log" }
 
-func (r *recorder) Notify(_ context.Context, m integrations.Message) error {
+func (r *recorder) Notify(_ context.Context, m integrations.Message) (integrations.Receipt, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.msgs = append(r.msgs, m)
-	return nil
+	return integrations.Receipt{}, nil
 }
 
-func (r *recorder) events() []string {
+// events lists "INC-n:event" for every message delivered so far, once the
+// outbox is empty.
+func (e *testEnv) events() []string {
+	e.t.Helper()
+	e.flush()
+	r := e.notes
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, m := range r.msgs {
-		out = append(out, m.IncidentID+":"+m.Event)
+		out = append(out, m.Incident.ID+":"+m.Event)
 	}
 	return out
 }
 
-type testEnv struct {
-	t      *testing.T
-	srv    *Server
-	db     *store.DB
-	path   string
-	notes  *recorder
-	mu     sync.Mutex
-	now    time.Time
-	tokens bool
+// flush waits until no intent is pending (bounded).
+func (e *testEnv) flush() {
+	e.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pending []store.Intent
+		err := e.db.View(context.Background(), func(tx store.Tx) error {
+			var err error
+			pending, err = tx.PendingIntents(0, 0)
+			return err
+		})
+		if err != nil {
+			e.t.Fatalf("read outbox: %v", err)
+		}
+		if len(pending) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%d intents still pending after 10s: %+v", len(pending), pending[0])
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
-type envOption func(*Config, *Deps, *store.Options)
+type testEnv struct {
+	t       *testing.T
+	srv     *Server
+	db      *store.DB
+	path    string
+	notes   *recorder
+	mu      sync.Mutex
+	now     time.Time
+	started time.Time
+	tokens  bool
+	// stopDispatcher stops the env's dispatcher and waits for it.
+	stopDispatcher func()
+}
+
+// envSetup is what an envOption may change before the server is built.
+type envSetup struct {
+	path      *string // the store file; a new one in a temp dir by default
+	cfg       *Config
+	deps      *Deps
+	store     *store.Options
+	dispatch  *DispatchConfig
+	notifiers *[]integrations.Notifier
+}
+
+type envOption func(envSetup)
 
 func withoutTokens() envOption {
-	return func(c *Config, _ *Deps, _ *store.Options) { c.Tokens = nil }
+	return func(s envSetup) { s.cfg.Tokens = nil }
 }
 
 func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
-	e := &testEnv{t: t, notes: &recorder{}, now: time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), tokens: true}
+	e := &testEnv{t: t, notes: &recorder{}, now: time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), tokens: true, started: time.Now()}
 	cfg := Config{
 		BodyLimit:   64 << 10,
 		RetryAfter:  2 * time.Second,
@@ -116,13 +160,16 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 			{Name: "admin", Value: tokAll, Scopes: []string{ScopeIngest, ScopeRead, ScopeWrite}},
 		},
 	}
-	deps := Deps{Policy: testPolicy(t), Notifier: e.notes, Log: zerolog.Nop(), Now: e.clock}
+	cfg.Routes = Routes{Log: true}
+	deps := Deps{Policy: testPolicy(t), Log: zerolog.Nop(), Now: e.clock}
 	var so store.Options
+	var dc DispatchConfig
+	notifiers := []integrations.Notifier{e.notes}
+	e.path = filepath.Join(t.TempDir(), "responder.db")
 	for _, o := range opts {
-		o(&cfg, &deps, &so)
+		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, store: &so, dispatch: &dc, notifiers: &notifiers})
 	}
 	e.tokens = len(cfg.Tokens) > 0
-	e.path = filepath.Join(t.TempDir(), "responder.db")
 	db, err := store.Open(e.path, so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
@@ -130,8 +177,30 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Cleanup(func() { _ = db.Close() })
 	e.db = db
 	deps.Store = db
+	e.stopDispatcher = func() {}
+	if deps.Outbox == nil {
+		d := NewDispatcher(dc, db, notifiers, deps.Log, e.dispatchClock, cfg.ExternalURL, prometheus.NewRegistry())
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { d.Run(ctx); close(done) }()
+		var once sync.Once
+		e.stopDispatcher = func() { once.Do(func() { cancel(); <-done }) }
+		t.Cleanup(e.stopDispatcher)
+		for deadline := time.Now().Add(5 * time.Second); !d.Running(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("dispatcher did not start")
+			}
+		}
+		deps.Outbox = d
+	}
 	e.srv = New(cfg, deps)
 	return e
+}
+
+// dispatchClock runs on from the test clock in real time, so that retry
+// delays pass while intents carry the test clock's times.
+func (e *testEnv) dispatchClock() time.Time {
+	return e.clock().Add(time.Since(e.started))
 }
 
 func (e *testEnv) clock() time.Time {
@@ -234,9 +303,9 @@ func (e *testEnv) postWebhook(path string, body []byte) []ingestResult {
 // view is the decoded incident JSON.
 type view struct {
 	store.Incident
-	Alerts        []store.Alert        `json:"alerts"`
-	Timeline      []store.Entry        `json:"timeline"`
-	Notifications []store.Notification `json:"notifications"`
+	Alerts        []store.Alert  `json:"alerts"`
+	Timeline      []store.Entry  `json:"timeline"`
+	Notifications []store.Intent `json:"notifications"`
 }
 
 func (e *testEnv) incident(id string) view {
@@ -267,6 +336,7 @@ func (e *testEnv) list(query string) []store.Incident {
 // request wrote nothing.
 func (e *testEnv) snapshot() string {
 	e.t.Helper()
+	e.flush() // deliveries of earlier requests change intents; let them finish
 	var b strings.Builder
 	err := e.db.View(context.Background(), func(tx store.Tx) error {
 		page, err := tx.ListIncidents(store.Filter{})

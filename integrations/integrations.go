@@ -1,36 +1,172 @@
-// Package integrations declares what a notifier is and holds the notifier
-// that needs no vendor: the log. Vendor packages (slack, email, zoom,
-// opsgenie) live below it and import only this package.
+// Package integrations declares what a notifier is and what it is given,
+// how a delivery failure is classified, and holds the notifier that needs no
+// vendor: the log. Vendor packages (slack, email, zoom, opsgenie) live below
+// it and import only this package. Retrying, backoff and rate limits are not
+// here: the outbox dispatcher does them, in one place, for every vendor.
 package integrations
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 )
 
-// Message is one thing to tell people about an incident.
-type Message struct {
-	IncidentID string
-	Event      string // opened, alert_joined, severity_raised, acknowledged, resolved, reopened, note
-	Severity   string
-	Status     string
-	Title      string
-	Text       string
-	URL        string // the incident's page
-	Labels     map[string]string
-	Drill      bool
-	At         time.Time
+// Events a message can be about.
+const (
+	EventOpened         = "opened"          // an incident opened: the root announcement
+	EventAlertJoined    = "alert_joined"    // alerts joined (Lines lists them when collapsed)
+	EventSeverityRaised = "severity_raised" // severity went up
+	EventAcknowledged   = "acknowledged"
+	EventReopened       = "reopened"
+	EventNote           = "note"
+	EventResolved       = "resolved"
+	EventRootUpdate     = "root_update" // Slack: edit the root message to show the final state
+	EventCustomer       = "customer"    // tell customer engineering (their channel, their list)
+	EventBridge         = "bridge"      // Zoom: create the incident's meeting
+	EventPage           = "page"        // OpsGenie: get a responder's phone to ring
+	EventClose          = "close"       // OpsGenie: close the alert Responder created
+)
+
+// Incident is what a notifier may show about an incident: a snapshot taken
+// when the message is delivered, so it carries what is known then (a Zoom
+// link created a moment earlier, the final state at resolution).
+type Incident struct {
+	ID             string
+	Title          string
+	Description    string
+	Severity       string // S1..S4
+	Status         string // open, acknowledged, resolved
+	Source         string // alertmanager, opsgenie, manual, drill
+	DedupKey       string // the group key or OpsGenie alias
+	Team           string
+	Labels         map[string]string
+	RunbookURL     string
+	SourceURL      string // where the alert came from (Alertmanager generatorURL)
+	ZoomURL        string
+	URL            string // the incident in Responder (external_url)
+	CustomerImpact bool
+	Drill          bool
+	OutOfHours     bool
+	CreatedAt      time.Time
+	AcknowledgedBy string
+	ResolvedAt     *time.Time
+	ResolvedBy     string
+	Summary        string
+	AlertsFiring   int
+	AlertsTotal    int
 }
 
-// Notifier delivers messages to one channel.
+// Message is one delivery to one target.
+type Message struct {
+	// Key identifies the delivery; it is the same on every retry, so a
+	// vendor that supports it can use it to drop duplicates (an email's
+	// Message-ID, for instance).
+	Key   string
+	Event string
+	// Text says what happened in one line, e.g. "acknowledged by maria".
+	Text string
+	// Lines, when set, are the collapsed events of a storm, one per line.
+	Lines []string
+	// Target is where it goes: a Slack channel, a comma-separated list of
+	// email addresses, an OpsGenie responder ("team:sre").
+	Target string
+	// Thread is the Slack root message's ts for replies and root updates;
+	// empty for a root message.
+	Thread   string
+	At       time.Time
+	By       string
+	Incident Incident
+}
+
+// Receipt is what a delivery hands back for the messages after it.
+type Receipt struct {
+	Channel string // Slack: the channel ID the root message went to
+	Thread  string // Slack: the root message's ts
+	JoinURL string // Zoom: the meeting's join link
+}
+
+// Notifier delivers messages to one channel (log, slack, email, zoom,
+// opsgenie). It tries once: it does not retry or sleep. A failure it
+// returns says whether trying again may help (see Temporary, Permanent).
 type Notifier interface {
-	// Name is the channel name (log, slack, email, ...).
 	Name() string
-	// Notify delivers one message.
-	Notify(ctx context.Context, m Message) error
+	Notify(ctx context.Context, m Message) (Receipt, error)
+}
+
+// DeliveryError is a failed delivery and whether it is worth retrying.
+type DeliveryError struct {
+	Err        error
+	Retryable  bool
+	RetryAfter time.Duration // the vendor's Retry-After; 0 when it gave none
+}
+
+func (e *DeliveryError) Error() string { return e.Err.Error() }
+func (e *DeliveryError) Unwrap() error { return e.Err }
+
+// Temporary marks err as worth retrying, after retryAfter when the vendor
+// said so (429, 503 with Retry-After), else after the dispatcher's backoff.
+func Temporary(err error, retryAfter time.Duration) error {
+	return &DeliveryError{Err: err, Retryable: true, RetryAfter: retryAfter}
+}
+
+// Permanent marks err as not worth retrying (a 400, a bad channel, a
+// refused address): the delivery is marked failed at once.
+func Permanent(err error) error { return &DeliveryError{Err: err} }
+
+// Retryable classifies a delivery error. Errors a vendor classified say so
+// themselves; timeouts, refused or reset connections and other network
+// errors are retryable; anything else is not.
+func Retryable(err error) (retry bool, after time.Duration) {
+	if err == nil {
+		return false, 0
+	}
+	var de *DeliveryError
+	if errors.As(err, &de) {
+		return de.Retryable, de.RetryAfter
+	}
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) {
+		return true, 0
+	}
+	var oe *net.OpError
+	return errors.As(err, &oe), 0
+}
+
+// HTTPStatus classifies an HTTP answer: 429 and 5xx are retryable (with the
+// Retry-After header when given), other 4xx are not. It returns nil for 2xx.
+func HTTPStatus(status int, header http.Header, what string) error {
+	if status >= 200 && status < 300 {
+		return nil
+	}
+	err := fmt.Errorf("%s: HTTP %d %s", what, status, http.StatusText(status))
+	if status == http.StatusTooManyRequests || status >= 500 {
+		return Temporary(err, RetryAfter(header.Get("Retry-After"), time.Now()))
+	}
+	return Permanent(err)
+}
+
+// RetryAfter parses a Retry-After value: delay seconds or an HTTP date.
+// It returns 0 when the value is absent or unreadable.
+func RetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
+		return time.Duration(secs) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }
 
 // LogNotifier writes every message to the daemon's log, so that a daemon
@@ -50,30 +186,37 @@ func NewLogNotifier(l zerolog.Logger) *LogNotifier {
 func (n *LogNotifier) Name() string { return "log" }
 
 // Notify logs m at info level.
-func (n *LogNotifier) Notify(_ context.Context, m Message) error {
+func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
+	inc := m.Incident
 	ev := n.log.Info().
-		Str("incident", m.IncidentID).
+		Str("incident", inc.ID).
 		Str("event", m.Event).
-		Str("severity", m.Severity).
-		Str("status", m.Status).
-		Str("title", m.Title).
-		Bool("drill", m.Drill).
+		Str("severity", inc.Severity).
+		Str("status", inc.Status).
+		Str("title", inc.Title).
+		Bool("drill", inc.Drill).
 		Time("at", m.At)
-	if m.URL != "" {
-		ev = ev.Str("url", m.URL)
+	if inc.URL != "" {
+		ev = ev.Str("url", inc.URL)
 	}
-	if len(m.Labels) > 0 {
-		keys := make([]string, 0, len(m.Labels))
-		for k := range m.Labels {
+	if inc.ZoomURL != "" {
+		ev = ev.Str("zoom", inc.ZoomURL)
+	}
+	if len(m.Lines) > 0 {
+		ev = ev.Strs("lines", m.Lines)
+	}
+	if len(inc.Labels) > 0 {
+		keys := make([]string, 0, len(inc.Labels))
+		for k := range inc.Labels {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
 		d := zerolog.Dict()
 		for _, k := range keys {
-			d = d.Str(k, m.Labels[k])
+			d = d.Str(k, inc.Labels[k])
 		}
 		ev = ev.Dict("labels", d)
 	}
 	ev.Msg(m.Text)
-	return nil
+	return Receipt{}, nil
 }

@@ -25,13 +25,15 @@ import (
 var (
 	bucketMeta      = []byte("meta")
 	bucketIncidents = []byte("incidents")
-	bucketOpen      = []byte("open_by_dedup")   // source + dedup key -> number of the open incident
-	bucketLatest    = []byte("latest_by_dedup") // source + dedup key -> number of the newest incident
-	bucketAlerts    = []byte("alerts")          // incident number + fingerprint -> Alert
-	bucketTimeline  = []byte("timeline")        // incident number + entry sequence -> Entry
-	bucketUnmatched = []byte("unmatched")       // hash of the input -> Unmatched
-	bucketOutbox    = []byte("outbox")          // notification intents (filled by the fan-out)
-	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox}
+	bucketOpen      = []byte("open_by_dedup")      // source + dedup key -> number of the open incident
+	bucketLatest    = []byte("latest_by_dedup")    // source + dedup key -> number of the newest incident
+	bucketAlerts    = []byte("alerts")             // incident number + fingerprint -> Alert
+	bucketTimeline  = []byte("timeline")           // incident number + entry sequence -> Entry
+	bucketUnmatched = []byte("unmatched")          // hash of the input -> Unmatched
+	bucketOutbox    = []byte("outbox")             // sequence -> Intent
+	bucketPending   = []byte("outbox_pending")     // sequence of every pending intent -> nothing
+	bucketIntents   = []byte("outbox_by_incident") // incident number + sequence -> nothing
+	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents}
 )
 
 const schemaVersion = "1"
@@ -319,6 +321,18 @@ type Tx interface {
 	Timeline(incidentID string) ([]Entry, error)
 	RecordUnmatched(u Unmatched) error
 	Unmatched(limit int) ([]Unmatched, error)
+	// Enqueue adds an intent to the outbox: it sets Seq, and Key and State
+	// when empty.
+	Enqueue(in *Intent) error
+	Intent(seq uint64) (*Intent, error)
+	// PutIntent writes an intent's new state; a finished intent leaves the
+	// pending index.
+	PutIntent(in *Intent) error
+	// PendingIntents lists pending intents with a sequence above after, in
+	// order, through the pending index (no scan of delivered ones).
+	PendingIntents(after uint64, limit int) ([]Intent, error)
+	// IncidentIntents lists an incident's intents in order.
+	IncidentIntents(incidentID string) ([]Intent, error)
 }
 
 type boltTx struct {
@@ -649,4 +663,92 @@ func (db *DB) Ready() error {
 	default:
 		return nil
 	}
+}
+
+func (t *boltTx) Enqueue(in *Intent) error {
+	n, err := incidentNumber(in.IncidentID)
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	t.wrote = true
+	seq, err := t.tx.Bucket(bucketOutbox).NextSequence()
+	if err != nil {
+		return fmt.Errorf("enqueue for %s: %w", in.IncidentID, err)
+	}
+	in.Seq = seq
+	if in.Key == "" {
+		in.Key = fmt.Sprintf("%s/%s/%d", in.IncidentID, in.Channel, seq)
+	}
+	if in.State == "" {
+		in.State = IntentPending
+	}
+	if err := t.tx.Bucket(bucketIntents).Put(append(u64key(n), u64key(seq)...), nil); err != nil {
+		return fmt.Errorf("index intent %d: %w", seq, err)
+	}
+	return t.PutIntent(in)
+}
+
+func (t *boltTx) Intent(seq uint64) (*Intent, error) {
+	v := t.tx.Bucket(bucketOutbox).Get(u64key(seq))
+	if v == nil {
+		return nil, fmt.Errorf("intent %d: %w", seq, ErrNotFound)
+	}
+	var in Intent
+	if err := json.Unmarshal(v, &in); err != nil {
+		return nil, fmt.Errorf("decode intent %d: %w", seq, err)
+	}
+	return &in, nil
+}
+
+func (t *boltTx) PutIntent(in *Intent) error {
+	t.wrote = true
+	v, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode intent %d: %w", in.Seq, err)
+	}
+	key := u64key(in.Seq)
+	if err := t.tx.Bucket(bucketOutbox).Put(key, v); err != nil {
+		return fmt.Errorf("put intent %d: %w", in.Seq, err)
+	}
+	pending := t.tx.Bucket(bucketPending)
+	if in.State == IntentPending {
+		err = pending.Put(key, nil)
+	} else {
+		err = pending.Delete(key)
+	}
+	if err != nil {
+		return fmt.Errorf("index intent %d: %w", in.Seq, err)
+	}
+	return nil
+}
+
+func (t *boltTx) PendingIntents(after uint64, limit int) ([]Intent, error) {
+	var out []Intent
+	c := t.tx.Bucket(bucketPending).Cursor()
+	for k, _ := c.Seek(u64key(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
+		in, err := t.Intent(binary.BigEndian.Uint64(k))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *in)
+	}
+	return out, nil
+}
+
+func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	prefix := u64key(n)
+	out := []Intent{}
+	c := t.tx.Bucket(bucketIntents).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		in, err := t.Intent(binary.BigEndian.Uint64(k[8:]))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *in)
+	}
+	return out, nil
 }

@@ -64,6 +64,7 @@ type Incident struct {
 	Labels             map[string]string `json:"labels"`
 	Team               string            `json:"team,omitempty"`
 	RunbookURL         string            `json:"runbook_url,omitempty"`
+	SourceURL          string            `json:"source_url,omitempty"` // where the first alert came from
 	CreatedAt          time.Time         `json:"created_at"`
 	UpdatedAt          time.Time         `json:"updated_at"`
 	DeclaredBy         string            `json:"declared_by,omitempty"`
@@ -79,8 +80,15 @@ type Incident struct {
 	PostmortemRequired bool              `json:"postmortem_required"`
 	Drill              bool              `json:"drill"`
 	ZoomURL            string            `json:"zoom_url"`
-	AlertsFiring       int               `json:"alerts_firing"`
-	AlertsTotal        int               `json:"alerts_total"`
+	// SlackTarget is the channel the incident's announcement goes to, set
+	// when it is queued; SlackChannel and SlackTS identify the posted root
+	// message (its thread holds everything after it).
+	SlackTarget  string     `json:"slack_target,omitempty"`
+	SlackChannel string     `json:"slack_channel,omitempty"`
+	SlackTS      string     `json:"slack_ts,omitempty"`
+	PagedAt      *time.Time `json:"paged_at"` // a page was queued; never twice
+	AlertsFiring int        `json:"alerts_firing"`
+	AlertsTotal  int        `json:"alerts_total"`
 	// AlertsTruncated is how many alerts the sender last left out
 	// (Alertmanager's truncatedAlerts, set by max_alerts).
 	AlertsTruncated uint64 `json:"alerts_truncated"`
@@ -126,17 +134,39 @@ const (
 	KindReopened       = "reopened"
 	KindNote           = "note"
 	KindAction         = "action"
+	KindNotification   = "notification"
 )
 
-// Notification is the delivery state of one outbound message. The outbox
-// that fills it arrives with the fan-out; until then incidents have none.
-type Notification struct {
-	Channel   string     `json:"channel"`
-	Target    string     `json:"target"`
-	State     string     `json:"state"` // pending, sent, failed
-	Attempts  int        `json:"attempts"`
-	LastError string     `json:"last_error,omitempty"`
-	SentAt    *time.Time `json:"sent_at,omitempty"`
+// Intent states.
+const (
+	IntentPending = "pending"
+	IntentSent    = "sent"
+	IntentFailed  = "failed"
+)
+
+// Intent is one notification an incident change causes, written to the
+// outbox in the same transaction as the change and delivered later by the
+// dispatcher. It refers to its incident; the message is rendered from the
+// incident as it is when the intent is delivered.
+type Intent struct {
+	Seq        uint64 `json:"seq"`
+	IncidentID string `json:"incident_id"`
+	Channel    string `json:"channel"` // log, slack, email, zoom, opsgenie
+	Target     string `json:"target"`  // Slack channel, addresses, responder
+	Event      string `json:"event"`   // opened, alert_joined, resolved, page, ...
+	Text       string `json:"text"`
+	By         string `json:"by,omitempty"`
+	Key        string `json:"key"` // the same on every attempt
+	// After is an intent that must be finished (sent or failed) first: the
+	// Slack announcement waits for the Zoom bridge it links to.
+	After      uint64     `json:"after,omitempty"`
+	State      string     `json:"state"`
+	Attempts   int        `json:"attempts"`
+	LastError  string     `json:"last_error,omitempty"`
+	CreatedAt  time.Time  `json:"created_at"`
+	NextAt     time.Time  `json:"next_attempt_at"`
+	SentAt     *time.Time `json:"sent_at,omitempty"`
+	MergedInto uint64     `json:"merged_into,omitempty"` // delivered as part of another intent's message
 }
 
 // Unmatched records webhook input that belongs to no incident, such as a

@@ -23,6 +23,10 @@ import (
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
 	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/integrations/email"
+	"github.com/responder-sre/responder/integrations/opsgenie"
+	"github.com/responder-sre/responder/integrations/slack"
+	"github.com/responder-sre/responder/integrations/zoom"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -113,13 +117,70 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 	for _, t := range cfg.Auth.Tokens {
 		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes})
 	}
+	if err := buildNotifications(b); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
+// built is everything serve needs that the configuration decides, built
+// without touching the network or the database.
 type built struct {
-	cfg      *configs.Config
-	handlers handlers.Config
-	deps     handlers.Deps
+	cfg       *configs.Config
+	handlers  handlers.Config
+	deps      handlers.Deps
+	dispatch  handlers.DispatchConfig
+	notifiers []integrations.Notifier // vendors; the log notifier is added by serve
+}
+
+// buildNotifications builds the configured vendor notifiers and the routes
+// that decide which of them each incident uses. The list of integrations is
+// plain code.
+func buildNotifications(b *built) error {
+	n := b.cfg.Notifications
+	client := &http.Client{Timeout: n.Timeout}
+	r := handlers.Routes{Log: n.Log}
+	b.dispatch = handlers.DispatchConfig{
+		MaxAge: n.MaxAge, BackoffBase: n.RetryBase, BackoffMax: n.RetryMax,
+		Concurrency: n.Concurrency, Timeout: n.Timeout,
+	}
+	if s := n.Slack; s != nil {
+		sn, err := slack.New(s.Build(client))
+		if err != nil {
+			return fmt.Errorf("notifications.slack: %w", err)
+		}
+		b.notifiers = append(b.notifiers, sn)
+		r.Slack = &handlers.SlackRoutes{Channel: s.Channel, BySeverity: s.SeverityChannels, ByTeam: s.TeamChannels, Customer: s.CustomerChannel}
+		b.dispatch.SlackRate, b.dispatch.SlackBurst = s.RatePerSecond, s.Burst
+	}
+	if e := n.Email; e != nil {
+		en, err := email.New(e.Build())
+		if err != nil {
+			return fmt.Errorf("notifications.email: %w", err)
+		}
+		b.notifiers = append(b.notifiers, en)
+		r.Email = &handlers.EmailRoutes{Recipients: e.Recipients, Customer: e.CustomerEngineering, Events: e.Events}
+	}
+	if z := n.Zoom; z != nil {
+		r.Zoom = &handlers.ZoomRoutes{BridgeURL: z.BridgeURL, TeamBridges: z.TeamBridges, API: z.API != nil}
+		if z.API != nil {
+			zn, err := zoom.New(z.API.Build(client))
+			if err != nil {
+				return fmt.Errorf("notifications.zoom.api: %w", err)
+			}
+			b.notifiers = append(b.notifiers, zn)
+		}
+	}
+	if o := n.OpsGenie; o != nil {
+		on, err := opsgenie.New(o.Build(client))
+		if err != nil {
+			return fmt.Errorf("notifications.opsgenie: %w", err)
+		}
+		b.notifiers = append(b.notifiers, on)
+		r.Pager = o.Responder.Target()
+	}
+	b.handlers.Routes = r
+	return nil
 }
 
 func newLogger(cfg configs.LogConfig, w io.Writer) zerolog.Logger {
@@ -182,11 +243,24 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	deps := b.deps
-	deps.Store, deps.Log, deps.Now, deps.Registry = db, log, time.Now, reg
+	notifiers := b.notifiers
 	if cfg.Notifications.Log {
-		deps.Notifier = integrations.NewLogNotifier(log)
+		notifiers = append(notifiers, integrations.NewLogNotifier(log))
 	}
+	dispatcher := handlers.NewDispatcher(b.dispatch, db, notifiers, log, time.Now, cfg.ExternalURL, reg)
+	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
+	dispatched := make(chan struct{})
+	go func() { dispatcher.Run(dctx); close(dispatched) }()
+	// Stops after the HTTP server and before the store closes (defers run
+	// last in, first out): deliveries in flight finish and are recorded.
+	defer func() {
+		stopDispatch()
+		<-dispatched
+		log.Info().Msg("dispatcher stopped")
+	}()
+
+	deps := b.deps
+	deps.Store, deps.Log, deps.Now, deps.Registry, deps.Outbox = db, log, time.Now, reg, dispatcher
 	srv := handlers.New(b.handlers, deps)
 
 	var lc net.ListenConfig

@@ -1,0 +1,296 @@
+package configs
+
+import (
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/responder-sre/responder/integrations/email"
+	"github.com/responder-sre/responder/integrations/opsgenie"
+	"github.com/responder-sre/responder/integrations/slack"
+	"github.com/responder-sre/responder/integrations/zoom"
+	"github.com/responder-sre/responder/policy"
+)
+
+// Defaults of the notification settings.
+const (
+	DefaultSlackAPIURL   = "https://slack.com/api/"
+	DefaultZoomTokenURL  = "https://zoom.us/oauth/token" //nolint:gosec // a URL, not a credential
+	DefaultZoomAPIURL    = "https://api.zoom.us/v2"
+	DefaultOpsGenieHost  = "api.opsgenie.com"
+	DefaultNotifyMaxAge  = 24 * time.Hour
+	DefaultNotifyTimeout = 30 * time.Second
+)
+
+// Events that can be mailed (notifications.email.events).
+var mailableEvents = map[string]bool{
+	"opened": true, "alert_joined": true, "severity_raised": true, "acknowledged": true,
+	"reopened": true, "note": true, "resolved": true,
+}
+
+var responderTypes = map[string]bool{"user": true, "team": true, "escalation": true, "schedule": true}
+
+func (n *NotificationsConfig) applyDefaults() {
+	setDefault(&n.MaxAge, DefaultNotifyMaxAge)
+	setDefault(&n.RetryBase, time.Second)
+	setDefault(&n.RetryMax, 60*time.Second)
+	setDefault(&n.Concurrency, 4)
+	setDefault(&n.Timeout, DefaultNotifyTimeout)
+	if s := n.Slack; s != nil {
+		setDefault(&s.APIURL, DefaultSlackAPIURL)
+		setDefault(&s.RatePerSecond, 1)
+		setDefault(&s.Burst, 1)
+	}
+	if e := n.Email; e != nil {
+		setDefault(&e.Port, 587)
+		setDefault(&e.TLS, "mandatory")
+		setDefault(&e.Timeout, 15*time.Second)
+		if e.Events == nil {
+			e.Events = []string{"opened"}
+		}
+	}
+	if z := n.Zoom; z != nil && z.API != nil {
+		setDefault(&z.API.TokenURL, DefaultZoomTokenURL)
+		setDefault(&z.API.APIURL, DefaultZoomAPIURL)
+		setDefault(&z.API.User, "me")
+	}
+	if o := n.OpsGenie; o != nil {
+		setDefault(&o.APIURL, DefaultOpsGenieHost)
+	}
+}
+
+func (n *NotificationsConfig) validate(p *Problems) {
+	const path = "notifications"
+	positive(p, path+".max_age", n.MaxAge)
+	positive(p, path+".retry_base", n.RetryBase)
+	positive(p, path+".retry_max", n.RetryMax)
+	positive(p, path+".timeout", n.Timeout)
+	if n.RetryMax < n.RetryBase {
+		p.addf(path+".retry_max", "%s is shorter than retry_base %s", n.RetryMax, n.RetryBase)
+	}
+	if n.Concurrency < 1 {
+		p.addf(path+".concurrency", "must be at least 1, got %d", n.Concurrency)
+	}
+	// Each section is checked here, with its paths, and then by the vendor
+	// package's own constructor (no network), so that check-config applies
+	// exactly the rules serve will.
+	if s := n.Slack; s != nil && sectionOK(p, func(p *Problems) { s.validate(p, path+".slack") }) {
+		_, err := slack.New(s.Build(nil))
+		vendorProblems(p, path+".slack", err)
+	}
+	if e := n.Email; e != nil && sectionOK(p, func(p *Problems) { e.validate(p, path+".email") }) {
+		_, err := email.New(e.Build())
+		vendorProblems(p, path+".email", err)
+	}
+	if z := n.Zoom; z != nil && sectionOK(p, func(p *Problems) { z.validate(p, path+".zoom") }) && z.API != nil {
+		_, err := zoom.New(z.API.Build(nil))
+		vendorProblems(p, path+".zoom.api", err)
+	}
+	if o := n.OpsGenie; o != nil && sectionOK(p, func(p *Problems) { o.validate(p, path+".opsgenie") }) {
+		_, err := opsgenie.New(o.Build(nil))
+		vendorProblems(p, path+".opsgenie", err)
+	}
+}
+
+// sectionOK runs check and reports whether it found no problem.
+func sectionOK(p *Problems, check func(*Problems)) bool {
+	before := len(*p)
+	check(p)
+	return len(*p) == before
+}
+
+// vendorProblems adds a vendor constructor's error, one problem per line;
+// a line starting with "field: " is put under that field's path.
+func vendorProblems(p *Problems, path string, err error) {
+	if err == nil {
+		return
+	}
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		if field, msg, ok := strings.Cut(line, ": "); ok && !strings.ContainsAny(field, " :") {
+			p.addf(path+"."+field, "%s", msg)
+			continue
+		}
+		p.addf(path, "%s", line)
+	}
+}
+
+// Build is the Slack notifier's configuration.
+func (s *SlackConfig) Build(client *http.Client) slack.Config {
+	return slack.Config{Token: s.Token.Value(), APIURL: s.APIURL, HTTPClient: client}
+}
+
+// Build is the email notifier's configuration.
+func (e *EmailConfig) Build() email.Config {
+	return email.Config{
+		Host: e.Host, Port: e.Port, TLS: e.TLS, Username: e.Username, Password: e.Password.Value(),
+		From: e.From, HelloName: e.HelloName, Timeout: e.Timeout,
+	}
+}
+
+// Build is the Zoom notifier's configuration.
+func (a *ZoomAPIConfig) Build(client *http.Client) zoom.Config {
+	return zoom.Config{
+		AccountID: a.AccountID, ClientID: a.ClientID, ClientSecret: a.ClientSecret.Value(),
+		TokenURL: a.TokenURL, APIURL: a.APIURL, User: a.User, HTTPClient: client,
+	}
+}
+
+// Build is the OpsGenie notifier's configuration.
+func (o *OpsGenieConfig) Build(client *http.Client) opsgenie.Config {
+	return opsgenie.Config{
+		APIKey: o.APIKey.Value(), APIURL: o.APIURL, HTTPClient: client,
+		Responder: opsgenie.Responder{Type: o.Responder.Type, Name: o.Responder.Name, ID: o.Responder.ID},
+	}
+}
+
+func (s *SlackConfig) validate(p *Problems, path string) {
+	resolveSecret(p, path, "token", &s.Token, s.TokenFile, &s.tokenFromFile, true)
+	checkURL(p, path+".api_url", s.APIURL)
+	if !strings.HasSuffix(s.APIURL, "/") {
+		p.addf(path+".api_url", "%q must end with a slash", s.APIURL)
+	}
+	if strings.TrimSpace(s.Channel) == "" {
+		p.addf(path+".channel", "required: the channel announcements go to when no severity or team channel applies")
+	}
+	checkSeverityKeys(p, path+".severity_channels", s.SeverityChannels)
+	for _, sev := range sortedKeys(s.SeverityChannels) {
+		if strings.TrimSpace(s.SeverityChannels[sev]) == "" {
+			p.addf(path+".severity_channels."+sev, "must name a channel")
+		}
+	}
+	for _, team := range sortedKeys(s.TeamChannels) {
+		if strings.TrimSpace(s.TeamChannels[team]) == "" {
+			p.addf(path+".team_channels."+team, "must name a channel")
+		}
+	}
+	if s.RatePerSecond <= 0 || s.RatePerSecond > 10 {
+		p.addf(path+".rate_per_second", "must be above 0 and at most 10 (Slack allows about 1 message per second per channel), got %v", s.RatePerSecond)
+	}
+	if s.Burst < 1 || s.Burst > 10 {
+		p.addf(path+".burst", "must be 1 to 10, got %d", s.Burst)
+	}
+}
+
+func (e *EmailConfig) validate(p *Problems, path string) {
+	if strings.TrimSpace(e.Host) == "" {
+		p.addf(path+".host", "required")
+	}
+	if e.Port < 1 || e.Port > 65535 {
+		p.addf(path+".port", "must be 1 to 65535, got %d", e.Port)
+	}
+	switch e.TLS {
+	case "mandatory", "opportunistic", "none", "implicit":
+	default:
+		p.addf(path+".tls", "%q: want mandatory (STARTTLS), opportunistic, implicit (SMTPS) or none", e.TLS)
+	}
+	resolveSecret(p, path, "password", &e.Password, e.PasswordFile, &e.passwordFromFile, false)
+	if e.Username != "" && e.Password == "" {
+		p.addf(path+".password", "required with username")
+	}
+	if e.Username == "" && e.Password != "" {
+		p.addf(path+".username", "required with password")
+	}
+	if _, err := mail.ParseAddress(e.From); err != nil {
+		p.addf(path+".from", "%q is not an address: %v", e.From, err)
+	}
+	positive(p, path+".timeout", e.Timeout)
+	checkSeverityKeys(p, path+".recipients", e.Recipients)
+	for _, sev := range sortedKeys(e.Recipients) {
+		checkAddresses(p, path+".recipients."+sev, e.Recipients[sev])
+	}
+	checkAddresses(p, path+".customer_engineering", e.CustomerEngineering)
+	for i, ev := range e.Events {
+		if !mailableEvents[ev] {
+			p.addf(fmt.Sprintf("%s.events[%d]", path, i), "unknown event %q: want opened, alert_joined, severity_raised, acknowledged, reopened, note or resolved", ev)
+		}
+	}
+}
+
+func (z *ZoomConfig) validate(p *Problems, path string) {
+	static := z.BridgeURL != "" || len(z.TeamBridges) > 0
+	switch {
+	case z.API != nil && static:
+		p.addf(path, "set api (a meeting per incident) or bridge_url/team_bridges (static links), not both")
+	case z.API == nil && !static:
+		p.addf(path, "set bridge_url, team_bridges or api")
+	}
+	if z.BridgeURL != "" {
+		checkURL(p, path+".bridge_url", z.BridgeURL)
+	}
+	for _, team := range sortedKeys(z.TeamBridges) {
+		checkURL(p, path+".team_bridges."+team, z.TeamBridges[team])
+	}
+	if a := z.API; a != nil {
+		ap := path + ".api"
+		if a.AccountID == "" {
+			p.addf(ap+".account_id", "required")
+		}
+		if a.ClientID == "" {
+			p.addf(ap+".client_id", "required")
+		}
+		resolveSecret(p, ap, "client_secret", &a.ClientSecret, a.ClientSecretFile, &a.secretFromFile, true)
+		checkURL(p, ap+".token_url", a.TokenURL)
+		checkURL(p, ap+".api_url", a.APIURL)
+		if strings.TrimSpace(a.User) == "" {
+			p.addf(ap+".user", "must not be empty")
+		}
+	}
+}
+
+func (o *OpsGenieConfig) validate(p *Problems, path string) {
+	resolveSecret(p, path, "api_key", &o.APIKey, o.APIKeyFile, &o.keyFromFile, true)
+	if o.APIURL == "" || strings.Contains(o.APIURL, "/") {
+		p.addf(path+".api_url", "%q: want a host such as api.opsgenie.com or api.eu.opsgenie.com, without scheme or path", o.APIURL)
+	}
+	r := o.Responder
+	if !responderTypes[r.Type] {
+		p.addf(path+".responder.type", "%q: want user, team, escalation or schedule", r.Type)
+	}
+	if (r.Name == "") == (r.ID == "") {
+		p.addf(path+".responder", "set name or id, exactly one")
+	}
+}
+
+// Target describes the responder, as shown in notifications ("team:sre").
+func (r ResponderConfig) Target() string {
+	return r.Type + ":" + firstOf(r.Name, r.ID)
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func checkURL(p *Problems, path, v string) {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.addf(path, "%q is not an absolute http(s) URL", v)
+	}
+}
+
+func checkSeverityKeys[V any](p *Problems, path string, m map[string]V) {
+	for _, k := range sortedKeys(m) {
+		if s, err := policy.ParseSeverity(k); err != nil || s.String() != k {
+			p.addf(path+"."+k, "unknown severity: want S1, S2, S3 or S4")
+		}
+	}
+}
+
+func checkAddresses(p *Problems, path string, addrs []string) {
+	for i, a := range addrs {
+		if _, err := mail.ParseAddress(a); err != nil {
+			p.addf(fmt.Sprintf("%s[%d]", path, i), "%q is not an address: %v", a, err)
+		}
+	}
+}

@@ -1,0 +1,188 @@
+package handlers
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// Routes says where notifications go. A nil vendor is not configured;
+// cmd builds Routes from the configuration.
+type Routes struct {
+	Log   bool // every event also goes to the daemon's log
+	Slack *SlackRoutes
+	Email *EmailRoutes
+	Zoom  *ZoomRoutes
+	// Pager names the responder paged through the pager (OpsGenie), e.g.
+	// "team:sre-oncall"; empty when no pager is configured.
+	Pager string
+}
+
+// SlackRoutes chooses an incident's channel: by team, else by severity,
+// else the default.
+type SlackRoutes struct {
+	Channel    string
+	BySeverity map[string]string
+	ByTeam     map[string]string
+	Customer   string // customer engineering's channel; empty for none
+}
+
+// EmailRoutes chooses who is mailed.
+type EmailRoutes struct {
+	Recipients map[string][]string // by severity
+	Customer   []string            // customer engineering's list
+	Events     []string            // which events are mailed
+}
+
+// ZoomRoutes chooses the bridge: a static URL (per team, else the
+// default), or a meeting created through the Zoom API.
+type ZoomRoutes struct {
+	BridgeURL   string
+	TeamBridges map[string]string
+	API         bool
+}
+
+// Channel names of the outbox.
+const (
+	channelLog      = "log"
+	channelSlack    = "slack"
+	channelEmail    = "email"
+	channelZoom     = "zoom"
+	channelOpsGenie = "opsgenie"
+)
+
+// plan turns one event of a change into outbox intents, in the change's
+// transaction, and records on the incident what it queued (the Slack
+// channel, the page) so that nothing is announced or paged twice.
+func (s *Server) plan(ch *change, ev event) error {
+	inc, r := ch.inc, s.cfg.Routes
+	proc := s.policy.ProcessFor(mustSeverity(inc.Severity))
+	enqueue := func(channel, target, name, text string, after uint64) (uint64, error) {
+		in := &store.Intent{
+			IncidentID: inc.ID, Channel: channel, Target: target, Event: name, Text: text, By: ev.by,
+			After: after, CreatedAt: ch.now, NextAt: ch.now,
+		}
+		if err := ch.tx.Enqueue(in); err != nil {
+			return 0, err
+		}
+		return in.Seq, nil
+	}
+	if r.Log {
+		if _, err := enqueue(channelLog, channelLog, ev.name, ev.text, 0); err != nil {
+			return err
+		}
+	}
+	slackOn := r.Slack != nil && slices.Contains(proc.Channels, "slack")
+	mailed := r.Email != nil && slices.Contains(proc.Channels, "email") && slices.Contains(r.Email.Events, ev.name)
+	switch {
+	case inc.SlackTarget != "" && ev.name != integrations.EventOpened:
+		if _, err := enqueue(channelSlack, inc.SlackTarget, ev.name, ev.text, 0); err != nil {
+			return err
+		}
+		if ev.name == integrations.EventResolved {
+			if _, err := enqueue(channelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
+				return err
+			}
+		}
+	case inc.SlackTarget == "" && slackOn && inc.Status != store.StatusResolved:
+		// The root announcement: when the incident opens, or when it first
+		// reaches a severity that is announced. It waits for the bridge.
+		bridge, err := s.planBridge(ch, proc, enqueue)
+		if err != nil {
+			return err
+		}
+		inc.SlackTarget = r.Slack.channelFor(inc)
+		text := ev.text
+		if ev.name != integrations.EventOpened {
+			text = fmt.Sprintf("%s incident: %s (%s)", inc.Severity, inc.Title, ev.text)
+		}
+		if _, err := enqueue(channelSlack, inc.SlackTarget, integrations.EventOpened, text, bridge); err != nil {
+			return err
+		}
+	case ev.name == integrations.EventOpened:
+		if _, err := s.planBridge(ch, proc, enqueue); err != nil {
+			return err
+		}
+	}
+	if mailed {
+		if to := r.Email.Recipients[inc.Severity]; len(to) > 0 {
+			if _, err := enqueue(channelEmail, strings.Join(to, ", "), ev.name, ev.text, 0); err != nil {
+				return err
+			}
+		}
+	}
+	if ev.name == integrations.EventOpened && inc.CustomerImpact {
+		if err := s.planCustomer(ch, enqueue); err != nil {
+			return err
+		}
+	}
+	switch {
+	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && inc.OutOfHours && !inc.Drill &&
+		inc.Status != store.StatusResolved && (ev.name == integrations.EventOpened || ev.name == integrations.EventSeverityRaised):
+		t := ch.now
+		inc.PagedAt = &t
+		if _, err := enqueue(channelOpsGenie, r.Pager, integrations.EventPage, ev.text, 0); err != nil {
+			return err
+		}
+		return ch.record(store.KindAction, fmt.Sprintf("paging %s: %s out of business hours", r.Pager, inc.Severity), "responder")
+	case ev.name == integrations.EventResolved && inc.PagedAt != nil && inc.Source != store.SourceOpsGenie:
+		// Close the pager alert Responder created; an OpsGenie alert of its
+		// own is closed in OpsGenie.
+		if _, err := enqueue(channelOpsGenie, r.Pager, integrations.EventClose, ev.text, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planBridge gives the incident its Zoom bridge when its severity wants
+// one: a static URL at once, or a meeting intent whose sequence the
+// announcement waits for (0 when there is none).
+func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) (uint64, error) {
+	z := s.cfg.Routes.Zoom
+	if z == nil || !proc.Zoom || ch.inc.ZoomURL != "" {
+		return 0, nil
+	}
+	if url := firstNonEmpty(z.TeamBridges[ch.inc.Team], z.BridgeURL); url != "" && !z.API {
+		ch.inc.ZoomURL = url
+		return 0, ch.record(store.KindAction, "Zoom bridge: "+url, "responder")
+	}
+	if !z.API {
+		return 0, nil
+	}
+	return enqueue(channelZoom, "meeting", integrations.EventBridge, "create the incident's Zoom meeting", 0)
+}
+
+// planCustomer tells customer engineering, once per incident: their channel
+// and their list.
+func (s *Server) planCustomer(ch *change, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
+	r := s.cfg.Routes
+	text := fmt.Sprintf("customer impact: %s incident %s: %s", ch.inc.Severity, ch.inc.ID, ch.inc.Title)
+	if r.Slack != nil && r.Slack.Customer != "" {
+		if _, err := enqueue(channelSlack, r.Slack.Customer, integrations.EventCustomer, text, 0); err != nil {
+			return err
+		}
+	}
+	if r.Email != nil && len(r.Email.Customer) > 0 {
+		if _, err := enqueue(channelEmail, strings.Join(r.Email.Customer, ", "), integrations.EventCustomer, text, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// channelFor picks the incident's Slack channel: its team's, else its
+// severity's, else the default.
+func (r *SlackRoutes) channelFor(inc *store.Incident) string {
+	if c := r.ByTeam[inc.Team]; inc.Team != "" && c != "" {
+		return c
+	}
+	if c := r.BySeverity[inc.Severity]; c != "" {
+		return c
+	}
+	return r.Channel
+}

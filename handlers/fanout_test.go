@@ -1,0 +1,440 @@
+package handlers
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/alertmanager/timeinterval"
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/integrations/email"
+	"github.com/responder-sre/responder/integrations/email/smtptest"
+	"github.com/responder-sre/responder/integrations/opsgenie"
+	"github.com/responder-sre/responder/integrations/opsgenie/opsgenietest"
+	"github.com/responder-sre/responder/integrations/slack"
+	"github.com/responder-sre/responder/integrations/slack/slacktest"
+	"github.com/responder-sre/responder/integrations/zoom"
+	"github.com/responder-sre/responder/integrations/zoom/zoomtest"
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// Secrets of the fake vendors: none may ever show in a log line or an error.
+const (
+	slackToken   = "xoxb-test-0000-slack-secret-token"
+	ogKey        = "og-api-key-0000-secret"
+	zoomSecret   = "zoom-client-secret-0000"
+	smtpPassword = "smtp-password-0000-secret"
+)
+
+// vendors are the fake Slack, Zoom, OpsGenie and a real SMTP server, wired
+// into a test env with the incident process of the default policy.
+type vendors struct {
+	slack *slacktest.Server
+	zoom  *zoomtest.Server
+	og    *opsgenietest.Server
+	smtp  *smtptest.Server
+	logs  *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// processPolicy is the default incident process: S1/S2 get a bridge, a page
+// out of hours, Slack and email; S3 Slack; S4 nothing.
+func processPolicy(t *testing.T, inHours bool) *policy.Policy {
+	t.Helper()
+	p := testPolicy(t)
+	p.Process = map[policy.Severity]policy.Process{
+		policy.S1: {Zoom: true, PageOutOfHours: true, Channels: []string{"slack", "email"}, UpdateInterval: time.Hour, AutoResolve: true},
+		policy.S2: {Zoom: true, PageOutOfHours: true, Channels: []string{"slack", "email"}, UpdateInterval: time.Hour, AutoResolve: true},
+		policy.S3: {Channels: []string{"slack"}, UpdateInterval: 4 * time.Hour, AutoResolve: true},
+		policy.S4: {AutoResolve: true},
+	}
+	if inHours {
+		// Every minute of every day is business hours.
+		p.BusinessHours = policy.BusinessHours{Location: time.UTC, Intervals: []timeinterval.TimeInterval{{
+			Times: []timeinterval.TimeRange{{StartMinute: 0, EndMinute: 1440}},
+		}}}
+	}
+	return p
+}
+
+func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
+	t.Helper()
+	v.slack = slacktest.New(slackToken)
+	t.Cleanup(v.slack.Close)
+	v.slack.AddChannel("incidents")
+	v.slack.AddChannel("sev1")
+	v.slack.AddChannel("customer-eng")
+	v.zoom = zoomtest.New("acct", "zoom-client", zoomSecret)
+	t.Cleanup(v.zoom.Close)
+	v.og = opsgenietest.New(ogKey)
+	t.Cleanup(v.og.Close)
+	v.smtp = smtptest.Start(t, smtptest.WithAuth("responder", smtpPassword))
+	v.logs = &lockedBuffer{}
+	host, port := v.smtp.Addr()
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	sn, err := slack.New(slack.Config{Token: slackToken, APIURL: v.slack.URL(), HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	zn, err := zoom.New(zoom.Config{AccountID: "acct", ClientID: "zoom-client", ClientSecret: zoomSecret,
+		TokenURL: v.zoom.TokenURL(), APIURL: v.zoom.APIURL(), HTTPClient: client})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on, err := opsgenie.New(opsgenie.Config{APIKey: ogKey, APIURL: v.og.Host(), HTTPClient: client,
+		Responder: opsgenie.Responder{Type: "team", Name: "sre-oncall"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	en, err := email.New(email.Config{Host: host, Port: port, TLS: "none", Username: "responder", Password: smtpPassword,
+		From: "Responder <responder@example.com>", Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return func(s envSetup) {
+		s.cfg.Routes = Routes{
+			Log:   true,
+			Slack: &SlackRoutes{Channel: "#incidents", BySeverity: map[string]string{"S1": "#sev1"}, Customer: "#customer-eng"},
+			Email: &EmailRoutes{
+				Recipients: map[string][]string{"S1": {"oncall@example.com", "sre-leads@example.com"}, "S2": {"oncall@example.com"}},
+				Customer:   []string{"ce@example.com"},
+				Events:     []string{integrations.EventOpened},
+			},
+			Zoom:  &ZoomRoutes{API: true},
+			Pager: "team:sre-oncall",
+		}
+		s.deps.Policy = processPolicy(t, inHours)
+		s.deps.Log = zerolog.New(v.logs)
+		*s.notifiers = append(*s.notifiers, sn, zn, on, en)
+		// Short retries keep outage tests quick; Retry-After is still exact.
+		s.dispatch.BackoffBase = 50 * time.Millisecond
+		s.dispatch.BackoffMax = 200 * time.Millisecond
+		s.dispatch.SlackRate = 20 // the strict rate is tested on its own
+		s.dispatch.SlackBurst = 1
+	}
+}
+
+func TestFanoutS1OutOfHours(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, false))
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.flush()
+
+	roots := v.slack.Messages("sev1")
+	if len(roots) != 1 {
+		t.Fatalf("Slack #sev1 has %d root messages, want 1: %+v", len(roots), roots)
+	}
+	meetings := v.zoom.Meetings()
+	if len(meetings) != 1 || meetings[0].JoinURL == "" {
+		t.Fatalf("Zoom meetings %+v, want one", meetings)
+	}
+	if !strings.Contains(string(roots[0].Blocks), meetings[0].JoinURL) {
+		t.Errorf("the announcement lacks the Zoom link %s: %s", meetings[0].JoinURL, roots[0].Blocks)
+	}
+	if !strings.Contains(string(roots[0].Blocks), "http://127.0.0.1:9095/api/v1/incidents/"+id) {
+		t.Errorf("the announcement lacks the incident URL: %s", roots[0].Blocks)
+	}
+	if !strings.Contains(string(roots[0].Blocks), "runbooks.example.com") {
+		t.Errorf("the announcement lacks the runbook link: %s", roots[0].Blocks)
+	}
+	mails := v.smtp.Messages()
+	if len(mails) != 1 || len(mails[0].To) != 2 {
+		t.Fatalf("mails %+v, want one to the two S1 recipients", mails)
+	}
+	creates := v.og.Creates()
+	if len(creates) != 1 || creates[0].Request.Alias != groupHighErrorRate || creates[0].Request.Priority != "P1" {
+		t.Fatalf("OpsGenie creates %+v, want one P1 with the group key as alias", creates)
+	}
+	if rs := creates[0].Request.Responders; len(rs) != 1 || rs[0].Name != "sre-oncall" || rs[0].Type != "team" {
+		t.Errorf("responders %+v, want team sre-oncall", rs)
+	}
+	inc := e.incident(id)
+	if inc.ZoomURL != meetings[0].JoinURL || inc.SlackTS != roots[0].TS || inc.PagedAt == nil {
+		t.Errorf("incident zoom %q slack_ts %q paged_at %v", inc.ZoomURL, inc.SlackTS, inc.PagedAt)
+	}
+	for _, n := range inc.Notifications {
+		if n.State != store.IntentSent {
+			t.Errorf("notification %s %s: %s (%s)", n.Channel, n.Event, n.State, n.LastError)
+		}
+	}
+
+	// Later changes go to the thread; resolution also edits the root.
+	if r := e.do(http.MethodPost, "/api/v1/incidents/"+id+"/ack", tokWrite, []byte(`{"by":"maria"}`)); r.status != http.StatusOK {
+		t.Fatalf("ack: %d %s", r.status, r.body)
+	}
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	e.flush()
+	roots = v.slack.Messages("sev1")
+	if len(roots) != 1 || len(roots[0].Replies) != 2 || roots[0].Edits != 1 {
+		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 2, 1", len(roots), len(roots[0].Replies), roots[0].Edits)
+	}
+	if !strings.Contains(roots[0].Replies[0].Text, "acknowledged by maria") || !strings.Contains(roots[0].Replies[1].Text, "resolved") {
+		t.Errorf("replies %q / %q", roots[0].Replies[0].Text, roots[0].Replies[1].Text)
+	}
+	if closes := v.og.Closes(); len(closes) != 1 || closes[0].Identifier != groupHighErrorRate {
+		t.Errorf("OpsGenie closes %+v, want one for the alias", closes)
+	}
+	if n := len(v.og.Creates()); n != 1 {
+		t.Errorf("%d OpsGenie creates, want still 1: never page twice", n)
+	}
+	if n := len(v.smtp.Messages()); n != 1 {
+		t.Errorf("%d mails, want 1 (only opened is mailed)", n)
+	}
+	checkNoSecrets(t, e, &v)
+}
+
+// checkNoSecrets: no token, key, password or secret in the daemon's log or
+// in any notification's last error.
+func checkNoSecrets(t *testing.T, e *testEnv, v *vendors) {
+	t.Helper()
+	var errs strings.Builder
+	for _, inc := range e.list("?limit=500") {
+		for _, n := range e.incident(inc.ID).Notifications {
+			errs.WriteString(n.LastError + "\n")
+		}
+	}
+	for _, secret := range []string{slackToken, ogKey, zoomSecret, smtpPassword} {
+		if strings.Contains(v.logs.String(), secret) {
+			t.Errorf("the log contains a secret (%s…)", secret[:6])
+		}
+		if strings.Contains(errs.String(), secret) {
+			t.Errorf("a notification error contains a secret (%s…)", secret[:6])
+		}
+	}
+}
+
+func TestFanoutInBusinessHoursPagesNobody(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true))
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	e.flush()
+	if reqs := v.og.Requests(); len(reqs) != 0 {
+		t.Errorf("OpsGenie got %d requests in business hours, want none", len(reqs))
+	}
+	if inc := e.incident(id); inc.PagedAt != nil || inc.OutOfHours {
+		t.Errorf("paged_at %v out_of_hours %v", inc.PagedAt, inc.OutOfHours)
+	}
+	if n := len(v.slack.Messages("sev1")); n != 1 {
+		t.Errorf("%d Slack roots, want 1", n)
+	}
+}
+
+func TestFanoutS3SlackOnly(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, false))
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	e.flush()
+	if roots := v.slack.Messages("incidents"); len(roots) != 1 {
+		t.Fatalf("%d roots in #incidents, want 1", len(roots))
+	}
+	if n := len(v.smtp.Messages()) + len(v.zoom.Meetings()) + len(v.og.Requests()); n != 0 {
+		t.Errorf("an S3 reached email, Zoom or OpsGenie (%d requests)", n)
+	}
+	if inc := e.incident(id); inc.ZoomURL != "" || inc.PagedAt != nil {
+		t.Errorf("S3 zoom %q paged %v", inc.ZoomURL, inc.PagedAt)
+	}
+}
+
+func TestFanoutCustomerImpact(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true))
+	r := e.do(http.MethodPost, "/api/v1/incidents", tokWrite, []byte(`{"title":"Checkout down","severity":"S2","customer_impact":true}`))
+	if r.status != http.StatusCreated {
+		t.Fatalf("declare: %d %s", r.status, r.body)
+	}
+	e.flush()
+	if roots := v.slack.Messages("customer-eng"); len(roots) != 1 {
+		t.Errorf("%d messages to customer engineering's channel, want 1", len(roots))
+	}
+	var toCE int
+	for _, m := range v.smtp.Messages() {
+		if len(m.To) == 1 && m.To[0] == "ce@example.com" {
+			toCE++
+		}
+	}
+	if toCE != 1 {
+		t.Errorf("%d mails to customer engineering, want 1", toCE)
+	}
+}
+
+// Slack down for a while: every message arrives once it recovers, none twice.
+func TestFanoutSlackOutage(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true))
+	v.slack.FailNext(4, http.StatusServiceUnavailable)
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	e.do(http.MethodPost, "/api/v1/incidents/"+id+"/ack", tokWrite, []byte(`{"by":"dev"}`))
+	e.flush()
+	roots := v.slack.Messages("incidents")
+	if len(roots) != 1 || len(roots[0].Replies) != 1 {
+		t.Fatalf("after the outage: %d roots, replies %+v; want the root and one reply", len(roots), roots)
+	}
+	if posts := v.slack.Posts(); len(posts) != 2 {
+		t.Errorf("%d accepted posts, want 2 (none repeated)", len(posts))
+	}
+	inc := e.incident(id)
+	for _, n := range inc.Notifications {
+		if n.Channel == "slack" && n.Event == "opened" && (n.State != store.IntentSent || n.Attempts != 5) {
+			t.Errorf("root intent: %s after %d attempts, want sent after 5", n.State, n.Attempts)
+		}
+	}
+}
+
+// A 429 with Retry-After: 2 is honoured exactly: no attempt sooner.
+func TestFanoutSlackRetryAfter(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true))
+	v.slack.RateLimitNext(1, 2)
+	start := time.Now()
+	e.postAM(readTestdata(t, "am_firing_old.json"))
+	e.flush()
+	posts := v.slack.Posts()
+	if len(posts) != 1 {
+		t.Fatalf("%d posts, want 1", len(posts))
+	}
+	if wait := posts[0].At.Sub(start); wait < 2*time.Second {
+		t.Errorf("retried after %s, sooner than Retry-After: 2", wait)
+	}
+}
+
+// A 400 is not retried: the intent shows failed after one attempt.
+func TestFanoutPermanentFailure(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true))
+	v.slack.FailNext(1, http.StatusBadRequest)
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	e.flush()
+	inc := e.incident(id)
+	var root *store.Intent
+	for i := range inc.Notifications {
+		if inc.Notifications[i].Channel == "slack" {
+			root = &inc.Notifications[i]
+		}
+	}
+	if root == nil || root.State != store.IntentFailed || root.Attempts != 1 || root.LastError == "" {
+		t.Fatalf("slack intent %+v, want failed after 1 attempt with its error", root)
+	}
+	if reqs := v.slack.Requests(); reqs != 1 {
+		t.Errorf("%d Slack requests, want 1", reqs)
+	}
+	var failedEntry bool
+	for _, en := range inc.Timeline {
+		failedEntry = failedEntry || (en.Kind == store.KindNotification && strings.Contains(en.Text, "failed"))
+	}
+	if !failedEntry {
+		t.Errorf("the timeline does not show the failed delivery: %v", kinds(inc.Timeline))
+	}
+	checkNoSecrets(t, e, &v)
+}
+
+// Intents pending when the dispatcher stops are delivered once after a
+// restart: the store is closed and reopened, with a new dispatcher.
+func TestFanoutRestartDeliversPendingOnce(t *testing.T) {
+	var v vendors
+	opt := withVendors(t, &v, true)
+	e := newEnv(t, opt, withoutDispatcher())
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	e.do(http.MethodPost, "/api/v1/incidents/"+id+"/ack", tokWrite, []byte(`{"by":"dev"}`))
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := v.slack.Requests(); n != 0 {
+		t.Fatalf("%d Slack requests before any dispatcher ran", n)
+	}
+
+	// The restarted daemon: same file, a new store and dispatcher.
+	e2 := reopenEnv(t, e, opt)
+	e2.flush()
+	roots := v.slack.Messages("incidents")
+	if len(roots) != 1 || len(roots[0].Replies) != 1 || len(v.slack.Posts()) != 2 {
+		t.Fatalf("after restart: roots %+v, posts %d; want one root with one reply", roots, len(v.slack.Posts()))
+	}
+	// And once more: nothing is delivered again.
+	e3 := reopenEnv(t, e2, opt)
+	e3.flush()
+	time.Sleep(100 * time.Millisecond)
+	if n := len(v.slack.Posts()); n != 2 {
+		t.Errorf("%d posts after a second restart, want still 2", n)
+	}
+}
+
+// A storm of alerts joining one incident gives a handful of Slack
+// messages, not one per alert.
+func TestFanoutStormCollapses(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) { s.dispatch.SlackRate = 1 })
+	const alerts = 500
+	start := time.Now()
+	for i := range alerts {
+		e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+			m.Alerts[0].Fingerprint = fmt.Sprintf("%016x", i+1)
+			m.Alerts[0].Labels["instance"] = fmt.Sprintf("db-%d", i)
+		}))
+	}
+	e.flush()
+	elapsed := time.Since(start)
+	roots := v.slack.Messages("incidents")
+	if len(roots) != 1 {
+		t.Fatalf("%d roots, want 1", len(roots))
+	}
+	posts := len(v.slack.Posts())
+	if posts > 10 {
+		t.Errorf("%d Slack messages for %d alerts, want a handful", posts, alerts)
+	}
+	joined := 0
+	for _, r := range roots[0].Replies {
+		joined += strings.Count(r.Text, "alert joined") + strings.Count(r.Text, "alerts joined")
+	}
+	if joined == 0 {
+		t.Errorf("no reply says alerts joined: %+v", roots[0].Replies)
+	}
+	t.Logf("storm: %d alerts -> %d Slack messages in %s", alerts, posts, elapsed.Round(time.Millisecond))
+}
+
+// withoutDispatcher leaves intents queued in the store, as a daemon killed
+// before delivering them would.
+func withoutDispatcher() envOption {
+	return func(s envSetup) { s.deps.Outbox = noOutbox{} }
+}
+
+type noOutbox struct{}
+
+func (noOutbox) Kick()         {}
+func (noOutbox) Running() bool { return true }
+
+// reopenEnv opens e's store file again with a fresh server and dispatcher,
+// as a restarted daemon would.
+func reopenEnv(t *testing.T, e *testEnv, opts ...envOption) *testEnv {
+	t.Helper()
+	e.stopDispatcher()
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts = append(opts, func(s envSetup) { *s.path = e.path })
+	return newEnv(t, opts...)
+}

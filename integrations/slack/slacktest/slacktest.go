@@ -1,0 +1,550 @@
+// Package slacktest is an in-process fake of the part of Slack's Web API
+// that Responder uses, chat.postMessage and chat.update, for tests in any
+// package. It listens on 127.0.0.1 only.
+//
+// It is stateful and strict like Slack: channels exist only once added,
+// every message gets a unique, increasing ts, replies must name a message of
+// the same channel, chat.update must name an existing message by channel ID
+// and ts, blocks are checked against Slack's limits, and a wrong token is
+// refused. Errors are answered as Slack does, HTTP 200 with
+// {"ok":false,"error":"..."}; outages and rate limits can be injected.
+//
+//	srv := slacktest.New("xoxb-test")
+//	defer srv.Close()
+//	ops := srv.AddChannel("ops")
+//	// point the code under test at srv.URL() with token "xoxb-test"
+//	msgs := srv.Messages(ops)
+package slacktest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Method names as they appear in Post.Method.
+const (
+	MethodPostMessage = "chat.postMessage"
+	MethodUpdate      = "chat.update"
+)
+
+// Message is a message as the fake holds it now.
+type Message struct {
+	TS string
+	// ThreadTS is the root's ts for a reply, "" for a root.
+	ThreadTS string
+	Text     string
+	// Blocks is the blocks JSON array as last posted or updated; nil when
+	// the message has none.
+	Blocks json.RawMessage
+	// Edits counts the chat.update calls that changed the message.
+	Edits int
+	// Replies are a root's thread replies, oldest first.
+	Replies []Message
+}
+
+// Post is one accepted chat.postMessage or chat.update call.
+type Post struct {
+	Method   string // MethodPostMessage or MethodUpdate
+	Channel  string // the channel ID
+	TS       string // the new message's ts, or the edited message's
+	ThreadTS string // the root's ts for a reply
+	Text     string
+	Blocks   json.RawMessage // nil when the call sent none
+	At       time.Time       // when the fake received the call
+}
+
+// Server is the fake Slack. Its methods are safe for concurrent use.
+type Server struct {
+	srv   *httptest.Server
+	token string
+
+	mu        sync.Mutex
+	channels  map[string]*channel // by ID
+	names     map[string]string   // name without "#" -> ID
+	base      int64               // the seconds part of the first ts
+	seq       int64
+	failN     int
+	failCode  int
+	limitN    int
+	limitSecs int
+	minGap    time.Duration
+	posts     []Post
+	requests  int
+}
+
+type channel struct {
+	id, name string
+	roots    []*message
+	byTS     map[string]*message
+	last     time.Time // the last accepted chat.postMessage
+}
+
+type message struct {
+	ts, threadTS string
+	text         string
+	blocks       json.RawMessage
+	edits        int
+	replies      []*message
+}
+
+// New starts a fake that accepts token, given as "Authorization: Bearer"
+// or, in a form body, as the token field (slack-go does the latter).
+func New(token string) *Server {
+	s := &Server{
+		token:    token,
+		channels: map[string]*channel{},
+		names:    map[string]string{},
+		base:     time.Now().Unix(),
+	}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// Close shuts the server down; later calls fail to connect.
+func (s *Server) Close() { s.srv.Close() }
+
+// URL is the API base URL, ending with "/api/".
+func (s *Server) URL() string { return s.srv.URL + "/api/" }
+
+// AddChannel creates the channel name ("ops" or "#ops") and returns its
+// ID; adding an existing name returns the existing ID. Messages can be
+// posted to the ID, "name" or "#name".
+func (s *Server) AddChannel(name string) string {
+	name = strings.TrimPrefix(name, "#")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.names[name]; ok {
+		return id
+	}
+	id := fmt.Sprintf("C%09d", len(s.channels)+1)
+	s.channels[id] = &channel{id: id, name: name, byTS: map[string]*message{}}
+	s.names[name] = id
+	return id
+}
+
+// FailNext makes the next n calls, whatever they are, fail with HTTP
+// status and a small HTML body, as Slack's front end does in an outage.
+// It replaces any failures still pending.
+func (s *Server) FailNext(n, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failN, s.failCode = n, status
+}
+
+// RateLimitNext makes the next n calls answer 429 with
+// "Retry-After: retryAfter" and {"ok":false,"error":"ratelimited"}.
+// Failures set by FailNext are answered first.
+func (s *Server) RateLimitNext(n, retryAfter int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limitN, s.limitSecs = n, retryAfter
+}
+
+// StrictRate enforces Slack's per-channel posting rate: a
+// chat.postMessage to a channel less than minGap after the last accepted
+// one to that channel is answered 429 with "Retry-After: 1". Zero turns it
+// off (the default).
+func (s *Server) StrictRate(minGap time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.minGap = minGap
+}
+
+// Messages returns the roots of the channel (ID, "name" or "#name"),
+// oldest first, each with its replies; nil for an unknown channel.
+func (s *Server) Messages(ch string) []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.lookup(ch)
+	if c == nil {
+		return nil
+	}
+	out := make([]Message, 0, len(c.roots))
+	for _, r := range c.roots {
+		m := r.export()
+		for _, rep := range r.replies {
+			m.Replies = append(m.Replies, rep.export())
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Posts returns every accepted chat.postMessage and chat.update, in the
+// order the fake accepted them.
+func (s *Server) Posts() []Post {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Post, len(s.posts))
+	for i, p := range s.posts {
+		p.Blocks = cloneRaw(p.Blocks)
+		out[i] = p
+	}
+	return out
+}
+
+// Requests counts every HTTP request received, refused or failed ones
+// included.
+func (s *Server) Requests() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.requests
+}
+
+func (m *message) export() Message {
+	return Message{TS: m.ts, ThreadTS: m.threadTS, Text: m.text, Blocks: cloneRaw(m.blocks), Edits: m.edits}
+}
+
+func cloneRaw(b json.RawMessage) json.RawMessage {
+	if b == nil {
+		return nil
+	}
+	return append(json.RawMessage(nil), b...)
+}
+
+// lookup finds a channel by ID, "name" or "#name". s.mu is held.
+func (s *Server) lookup(ch string) *channel {
+	if c, ok := s.channels[ch]; ok {
+		return c
+	}
+	if id, ok := s.names[strings.TrimPrefix(ch, "#")]; ok {
+		return s.channels[id]
+	}
+	return nil
+}
+
+// nextTS is a new ts, greater than every earlier one. s.mu is held.
+func (s *Server) nextTS() string {
+	s.seq++
+	return fmt.Sprintf("%d.%06d", s.base+s.seq/1_000_000, s.seq%1_000_000)
+}
+
+// request is a chat call's parameters, from a form or a JSON body.
+type request struct {
+	token    string
+	channel  string
+	text     string
+	ts       string
+	threadTS string
+	blocks   json.RawMessage
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+
+	if s.failN > 0 {
+		s.failN--
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(s.failCode)
+		_, _ = fmt.Fprintf(w, "<html><body><h1>%d %s</h1><p>slacktest: injected failure</p></body></html>\n",
+			s.failCode, http.StatusText(s.failCode))
+		return
+	}
+	if s.limitN > 0 {
+		s.limitN--
+		rateLimited(w, s.limitSecs)
+		return
+	}
+
+	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
+	if !ok || (method != MethodPostMessage && method != MethodUpdate) {
+		answer(w, map[string]any{"ok": false, "error": "unknown_method"})
+		return
+	}
+	if r.Method != http.MethodPost {
+		answer(w, map[string]any{"ok": false, "error": "invalid_request", "detail": "slacktest: POST only"})
+		return
+	}
+	req, errCode := parse(r)
+	if errCode != "" {
+		answer(w, map[string]any{"ok": false, "error": errCode})
+		return
+	}
+	switch {
+	case req.token == "":
+		answer(w, map[string]any{"ok": false, "error": "not_authed"})
+		return
+	case req.token != s.token:
+		answer(w, map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	if method == MethodPostMessage {
+		s.postMessage(w, req, at)
+	} else {
+		s.update(w, req, at)
+	}
+}
+
+func (s *Server) postMessage(w http.ResponseWriter, req request, at time.Time) {
+	c := s.lookup(req.channel)
+	if c == nil {
+		answer(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
+	if s.minGap > 0 && !c.last.IsZero() && at.Sub(c.last) < s.minGap {
+		rateLimited(w, 1)
+		return
+	}
+	if code := checkContent(req); code != "" {
+		answer(w, map[string]any{"ok": false, "error": code})
+		return
+	}
+	m := &message{text: req.text, blocks: req.blocks}
+	if req.threadTS != "" {
+		root, ok := c.byTS[req.threadTS]
+		if !ok {
+			answer(w, map[string]any{"ok": false, "error": "thread_not_found"})
+			return
+		}
+		if root.threadTS != "" { // a reply's ts: Slack threads under its root
+			root = c.byTS[root.threadTS]
+		}
+		m.threadTS = root.ts
+		m.ts = s.nextTS()
+		root.replies = append(root.replies, m)
+	} else {
+		m.ts = s.nextTS()
+		c.roots = append(c.roots, m)
+	}
+	c.byTS[m.ts] = m
+	c.last = at
+	s.posts = append(s.posts, Post{Method: MethodPostMessage, Channel: c.id, TS: m.ts, ThreadTS: m.threadTS,
+		Text: m.text, Blocks: cloneRaw(m.blocks), At: at})
+	answer(w, map[string]any{"ok": true, "channel": c.id, "ts": m.ts, "message": m.json()})
+}
+
+func (s *Server) update(w http.ResponseWriter, req request, at time.Time) {
+	c, ok := s.channels[req.channel] // chat.update wants the channel ID
+	if !ok {
+		answer(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
+	m, ok := c.byTS[req.ts]
+	if !ok {
+		answer(w, map[string]any{"ok": false, "error": "message_not_found"})
+		return
+	}
+	if code := checkContent(req); code != "" {
+		answer(w, map[string]any{"ok": false, "error": code})
+		return
+	}
+	m.text = req.text
+	if req.blocks != nil {
+		m.blocks = req.blocks
+	}
+	m.edits++
+	s.posts = append(s.posts, Post{Method: MethodUpdate, Channel: c.id, TS: m.ts, ThreadTS: m.threadTS,
+		Text: req.text, Blocks: cloneRaw(req.blocks), At: at})
+	answer(w, map[string]any{"ok": true, "channel": c.id, "ts": m.ts, "text": m.text, "message": m.json()})
+}
+
+func (m *message) json() map[string]any {
+	out := map[string]any{"type": "message", "text": m.text, "ts": m.ts, "user": "U0SLACKTEST", "bot_id": "B0SLACKTEST"}
+	if m.threadTS != "" {
+		out["thread_ts"] = m.threadTS
+	}
+	if m.blocks != nil {
+		out["blocks"] = m.blocks
+	}
+	return out
+}
+
+func rateLimited(w http.ResponseWriter, secs int) {
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusTooManyRequests)
+	_ = json.NewEncoder(w).Encode(map[string]any{"ok": false, "error": "ratelimited"})
+}
+
+func answer(w http.ResponseWriter, body map[string]any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+// parse reads a form or JSON body; the error is a Slack error code.
+func parse(r *http.Request) (request, string) {
+	var req request
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, tok, _ := strings.Cut(h, " ")
+		if !strings.EqualFold(scheme, "Bearer") {
+			return req, "invalid_auth"
+		}
+		req.token = strings.TrimSpace(tok)
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
+	if err != nil {
+		return req, "request_timeout"
+	}
+	ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch ctype {
+	case "application/json":
+		var v struct {
+			Channel  string          `json:"channel"`
+			Text     string          `json:"text"`
+			TS       string          `json:"ts"`
+			ThreadTS string          `json:"thread_ts"`
+			Blocks   json.RawMessage `json:"blocks"`
+		}
+		if err := json.Unmarshal(body, &v); err != nil {
+			return req, "invalid_json"
+		}
+		if req.token == "" {
+			return req, "not_authed" // a JSON body must carry the token in the header
+		}
+		req.channel, req.text, req.ts, req.threadTS = v.Channel, v.Text, v.TS, v.ThreadTS
+		if len(v.Blocks) > 0 && string(v.Blocks) != "null" {
+			req.blocks = v.Blocks
+		}
+	case "application/x-www-form-urlencoded", "":
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return req, "invalid_form_data"
+		}
+		if req.token == "" {
+			req.token = form.Get("token")
+		}
+		req.channel, req.text, req.ts, req.threadTS = form.Get("channel"), form.Get("text"), form.Get("ts"), form.Get("thread_ts")
+		if b := form.Get("blocks"); b != "" {
+			req.blocks = json.RawMessage(b)
+		}
+	default:
+		return req, "invalid_form_data"
+	}
+	return req, ""
+}
+
+// Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
+const (
+	maxText        = 40000
+	maxBlocks      = 50
+	maxHeaderText  = 150
+	maxSectionText = 3000
+	maxFields      = 10
+	maxFieldText   = 2000
+	maxContextEls  = 10
+	maxBlockID     = 255
+)
+
+// checkContent checks the text and blocks of a post or an update and
+// returns a Slack error code, or "".
+func checkContent(req request) string {
+	if strings.TrimSpace(req.text) == "" && req.blocks == nil {
+		return "no_text"
+	}
+	if utf8.RuneCountInString(req.text) > maxText {
+		return "msg_too_long"
+	}
+	if req.blocks == nil {
+		return ""
+	}
+	var blocks []map[string]json.RawMessage
+	if err := json.Unmarshal(req.blocks, &blocks); err != nil {
+		return "invalid_blocks_format"
+	}
+	if len(blocks) > maxBlocks {
+		return "invalid_blocks"
+	}
+	ids := map[string]bool{}
+	for _, b := range blocks {
+		var typ, id string
+		_ = json.Unmarshal(b["type"], &typ)
+		_ = json.Unmarshal(b["block_id"], &id)
+		if id != "" {
+			if ids[id] || len(id) > maxBlockID {
+				return "invalid_blocks"
+			}
+			ids[id] = true
+		}
+		if !validBlock(typ, b) {
+			return "invalid_blocks"
+		}
+	}
+	return ""
+}
+
+type textObject struct {
+	Type  string `json:"type"`
+	Text  string `json:"text"`
+	Emoji *bool  `json:"emoji"`
+}
+
+func (t *textObject) valid(limit int, plainOnly bool) bool {
+	if t == nil || (t.Type != "plain_text" && t.Type != "mrkdwn") || (plainOnly && t.Type != "plain_text") {
+		return false
+	}
+	if t.Type == "mrkdwn" && t.Emoji != nil {
+		return false
+	}
+	n := utf8.RuneCountInString(t.Text)
+	return n >= 1 && n <= limit
+}
+
+func validBlock(typ string, b map[string]json.RawMessage) bool {
+	switch typ {
+	case "header":
+		var t *textObject
+		if json.Unmarshal(b["text"], &t) != nil {
+			return false
+		}
+		return t.valid(maxHeaderText, true)
+	case "section":
+		var t *textObject
+		var fields []*textObject
+		if raw, ok := b["text"]; ok && json.Unmarshal(raw, &t) != nil {
+			return false
+		}
+		if raw, ok := b["fields"]; ok && json.Unmarshal(raw, &fields) != nil {
+			return false
+		}
+		if t == nil && len(fields) == 0 {
+			return false
+		}
+		if t != nil && !t.valid(maxSectionText, false) {
+			return false
+		}
+		if len(fields) > maxFields {
+			return false
+		}
+		for _, f := range fields {
+			if !f.valid(maxFieldText, false) {
+				return false
+			}
+		}
+		return true
+	case "context":
+		var els []json.RawMessage
+		if json.Unmarshal(b["elements"], &els) != nil || len(els) == 0 || len(els) > maxContextEls {
+			return false
+		}
+		for _, e := range els {
+			var t *textObject
+			if json.Unmarshal(e, &t) != nil {
+				return false
+			}
+			if t.Type == "image" {
+				continue
+			}
+			if !t.valid(maxSectionText, false) {
+				return false
+			}
+		}
+		return true
+	case "divider", "image", "actions", "rich_text", "markdown", "input", "file", "video":
+		return true
+	default:
+		return false
+	}
+}
