@@ -1,0 +1,59 @@
+package handlers
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/store"
+)
+
+func TestBackoffIsCappedWithJitter(t *testing.T) {
+	d := NewDispatcher(DispatchConfig{BackoffBase: time.Second, BackoffMax: 60 * time.Second}, nil, nil, zerolog.Nop(), nil, "", nil)
+	for attempt := 1; attempt <= 40; attempt++ {
+		full := min(time.Second<<min(attempt-1, 30), 60*time.Second)
+		for range 50 {
+			got := d.backoff(attempt)
+			if got > 60*time.Second {
+				t.Fatalf("attempt %d: backoff %s over the 60s cap", attempt, got)
+			}
+			if got < full/2 || got > full {
+				t.Fatalf("attempt %d: backoff %s outside [%s, %s]", attempt, got, full/2, full)
+			}
+		}
+	}
+}
+
+// An intent that cannot be delivered within max_age is marked failed,
+// with the reason, and shown in the timeline; nothing retries it after.
+func TestIntentOlderThanMaxAgeFails(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) { s.dispatch.MaxAge = 300 * time.Millisecond })
+	v.slack.FailNext(1000, http.StatusServiceUnavailable)
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	e.flush()
+	inc := e.incident(id)
+	var slackIntent *store.Intent
+	for i := range inc.Notifications {
+		if inc.Notifications[i].Channel == channelSlack {
+			slackIntent = &inc.Notifications[i]
+		}
+	}
+	if slackIntent == nil || slackIntent.State != store.IntentFailed || !strings.Contains(slackIntent.LastError, "max_age") {
+		t.Fatalf("slack intent %+v, want failed for max_age", slackIntent)
+	}
+	if slackIntent.Attempts < 2 {
+		t.Errorf("%d attempts before giving up, want retries first", slackIntent.Attempts)
+	}
+	requests := v.slack.Requests()
+	time.Sleep(300 * time.Millisecond)
+	if v.slack.Requests() != requests {
+		t.Errorf("a failed intent was tried again")
+	}
+	if !strings.Contains(v.logs.String(), "older than max_age") {
+		t.Errorf("giving up was not logged")
+	}
+}
