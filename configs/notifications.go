@@ -45,7 +45,6 @@ func (n *NotificationsConfig) applyDefaults() {
 		setDefault(&s.Burst, 1)
 	}
 	if e := n.Email; e != nil {
-		setDefault(&e.Port, 587)
 		setDefault(&e.TLS, "mandatory")
 		setDefault(&e.Timeout, 15*time.Second)
 		if e.Events == nil {
@@ -182,8 +181,8 @@ func (e *EmailConfig) validate(p *Problems, path string) {
 	if strings.TrimSpace(e.Host) == "" {
 		p.addf(path+".host", "required")
 	}
-	if e.Port < 1 || e.Port > 65535 {
-		p.addf(path+".port", "must be 1 to 65535, got %d", e.Port)
+	if e.Port < 0 || e.Port > 65535 {
+		p.addf(path+".port", "must be 1 to 65535 (or left out for the TLS policy's usual port), got %d", e.Port)
 	}
 	switch e.TLS {
 	case "mandatory", "opportunistic", "none", "implicit":

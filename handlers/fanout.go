@@ -161,7 +161,7 @@ func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channe
 // and their list.
 func (s *Server) planCustomer(ch *change, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
 	r := s.cfg.Routes
-	text := fmt.Sprintf("customer impact: %s incident %s: %s", ch.inc.Severity, ch.inc.ID, ch.inc.Title)
+	text := "Customers are affected: " + ch.inc.Title
 	if r.Slack != nil && r.Slack.Customer != "" {
 		if _, err := enqueue(channelSlack, r.Slack.Customer, integrations.EventCustomer, text, 0); err != nil {
 			return err

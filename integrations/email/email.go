@@ -234,10 +234,11 @@ func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrat
 	if err != nil {
 		return integrations.Receipt{}, err
 	}
-	if refused = append(invalid, refused...); len(refused) > 0 {
+	if len(invalid)+len(refused) > 0 {
+		left := append(append([]string(nil), invalid...), refused...)
 		return integrations.Receipt{}, integrations.Permanent(n.redact(fmt.Errorf(
-			"email via %s: delivered to %d of %d recipients; left out %s",
-			n.addr, len(rcpts)-(len(refused)-len(invalid)), len(rcpts)+len(invalid), strings.Join(refused, "; "))))
+			"email %s via %s: delivered to %d of %d recipients; left out %s",
+			m.Event, n.addr, len(rcpts)-len(refused), len(rcpts)+len(invalid), strings.Join(left, "; "))))
 	}
 	return integrations.Receipt{}, nil
 }
@@ -306,7 +307,7 @@ func (n *Notifier) send(ctx context.Context, msg *gomail.Msg, rcpts []*mail.Addr
 	if err != nil {
 		return nil, n.fail(ctx, "connect", err)
 	}
-	defer sc.Close()
+	defer func() { _ = sc.Close() }()
 
 	sender, err := msg.GetSender(false)
 	if err != nil {

@@ -241,7 +241,7 @@ func TestNotifyContent(t *testing.T) {
 			subject: "[Customer impact] INC-4 (critical): Checkout API error rate above 5%",
 			text: []string{
 				"Customers are affected by an incident",
-				"critical, the highest of four levels",
+				"Critical, the highest of four levels",
 				"Service: checkout", "2025-03-04T02:10:00Z", "Ongoing.",
 				"Updates are posted on the incident page: https://responder.example.com/incidents/INC-4",
 				"The payments team handles the incident",
@@ -551,6 +551,7 @@ func TestFailureClassification(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
+			t.Log(err)
 			if got := retryable(t, err); got != tc.retry {
 				t.Errorf("retryable %v, want %v: %v", got, tc.retry, err)
 			}
@@ -606,6 +607,7 @@ func TestInvalidTarget(t *testing.T) {
 			if err == nil || retryable(t, err) {
 				t.Fatalf("err %v: want a permanent error", err)
 			}
+			t.Log(err)
 			msgs := srv.Messages()[before:]
 			if tc.delivered == nil && len(msgs) != 0 || tc.delivered != nil && (len(msgs) != 1 || !slices.Equal(msgs[0].To, tc.delivered)) {
 				t.Errorf("got %d messages, want one to %v", len(msgs), tc.delivered)
@@ -638,12 +640,12 @@ func TestTimeoutAndCancel(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() {
-		ln.Close()
+		_ = ln.Close()
 		wg.Wait()
 		mu.Lock()
 		defer mu.Unlock()
 		for _, c := range conns {
-			c.Close()
+			_ = c.Close()
 		}
 	})
 	addr := ln.Addr().(*net.TCPAddr)

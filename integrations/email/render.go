@@ -51,7 +51,7 @@ type view struct {
 	ID, Title, Description string
 	Severity               string // S1
 	SeverityWord           string // critical
-	SeverityPlain          string // for customer engineering: "critical, the highest of four levels"
+	SeverityPlain          string // for customer engineering: "Critical, the highest of four levels"
 	Status                 string
 	Team                   string
 	Service                string // the "service" label, for customer engineering
@@ -66,9 +66,9 @@ type view struct {
 	CustomerImpact, OutOfHours bool
 	Resolved                   bool
 
-	OpenedAt, At, ResolvedAt, Duration string
-	AcknowledgedBy, ResolvedBy, Summary  string
-	AlertsFiring, AlertsTotal            int
+	OpenedAt, At, ResolvedAt, Duration  string
+	AcknowledgedBy, ResolvedBy, Summary string
+	AlertsFiring, AlertsTotal           int
 }
 
 type label struct{ Key, Value string }
@@ -78,15 +78,15 @@ type label struct{ Key, Value string }
 func severityWords(sev string) (word, plain string) {
 	switch sev {
 	case "S1":
-		return "critical", "critical, the highest of four levels"
+		return "critical", "Critical, the highest of four levels"
 	case "S2":
-		return "major", "major, the second of four levels"
+		return "major", "Major, the second of four levels"
 	case "S3":
-		return "minor", "minor, the third of four levels"
+		return "minor", "Minor, the third of four levels"
 	case "S4":
-		return "low", "low, the lowest of four levels"
+		return "low", "Low, the lowest of four levels"
 	}
-	return "unknown", "not set yet"
+	return "unknown", "Not assessed yet"
 }
 
 // eventWords is how a subject names an event.

@@ -80,6 +80,7 @@ type Message struct {
 // Server is an SMTP server listening on 127.0.0.1.
 type Server struct {
 	srv       *smtp.Server
+	ln        net.Listener
 	host      string
 	port      int
 	clientTLS *tls.Config
@@ -143,6 +144,7 @@ func Start(t testing.TB, opts ...Option) *Server {
 		ln = tls.NewListener(ln, serverTLS)
 	}
 
+	s.ln = ln
 	go func() {
 		defer close(s.served)
 		_ = srv.Serve(ln)
@@ -236,6 +238,9 @@ func (s *Server) Close() {
 	s.closeOnce.Do(func() {
 		s.log.stop()
 		_ = s.srv.Close()
+		// go-smtp's Close misses a listener that Serve has not registered
+		// yet: close it here too.
+		_ = s.ln.Close()
 		<-s.served
 	})
 }
