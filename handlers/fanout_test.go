@@ -388,6 +388,9 @@ func TestFanoutRestartDeliversPendingOnce(t *testing.T) {
 func TestFanoutStormCollapses(t *testing.T) {
 	var v vendors
 	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) { s.dispatch.SlackRate = 1 })
+	// The fake refuses (429) any message to a channel sooner than 900ms
+	// after the previous one: the dispatcher's pacing must keep clear of it.
+	v.slack.StrictRate(900 * time.Millisecond)
 	const alerts = 500
 	start := time.Now()
 	for i := range alerts {
@@ -405,6 +408,9 @@ func TestFanoutStormCollapses(t *testing.T) {
 	posts := len(v.slack.Posts())
 	if posts > 10 {
 		t.Errorf("%d Slack messages for %d alerts, want a handful", posts, alerts)
+	}
+	if reqs := v.slack.Requests(); reqs != posts {
+		t.Errorf("%d Slack requests for %d accepted posts: the pacing ran into the rate limit", reqs, posts)
 	}
 	joined := 0
 	for _, r := range roots[0].Replies {
