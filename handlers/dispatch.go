@@ -426,10 +426,16 @@ func (d *Dispatcher) finish(r delivery) {
 		level = zerolog.WarnLevel
 	case r.err != nil:
 		level = zerolog.ErrorLevel
+	case head.Channel == channelLog:
+		level = zerolog.DebugLevel // the log notifier's own line says it all
 	}
 	d.log.WithLevel(level).Err(r.err).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
 		Int("attempt", head.Attempts).Int("messages", len(r.group)).Str("state", head.State).
-		Time("next_attempt", head.NextAt).Msg("delivery")
+		Func(func(e *zerolog.Event) {
+			if head.State == store.IntentPending {
+				e.Time("next_attempt", head.NextAt)
+			}
+		}).Msg("delivery")
 	if head.State != store.IntentPending {
 		d.sent.WithLabelValues(head.Channel, head.State).Add(float64(len(r.group)))
 	}
