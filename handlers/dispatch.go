@@ -28,6 +28,10 @@ type DispatchConfig struct {
 	SlackRate   float64       // messages per second per Slack channel (default 1)
 	SlackBurst  int           // token bucket size per Slack channel (default 1)
 	CollapseMax int           // most alert_joined intents merged into one Slack message (default 100)
+	// DependencyWait bounds how long an intent waits for the one it depends
+	// on (the announcement for its Zoom bridge) before going without it
+	// (default 15s): a Zoom outage must not hold back the announcement.
+	DependencyWait time.Duration
 }
 
 func (c *DispatchConfig) defaults() {
@@ -39,6 +43,7 @@ func (c *DispatchConfig) defaults() {
 	setIfZero(&c.SlackRate, 1)
 	setIfZero(&c.SlackBurst, 1)
 	setIfZero(&c.CollapseMax, 100)
+	setIfZero(&c.DependencyWait, 15*time.Second)
 }
 
 func setIfZero[T comparable](v *T, def T) {
@@ -73,7 +78,8 @@ type Dispatcher struct {
 	busy     map[string]bool // lanes with a delivery in flight
 	inFlight map[string]int  // deliveries in flight per channel
 	limiters map[string]*rate.Limiter
-	unsaved  []delivery // finished deliveries whose state is not yet written
+	hold     map[string]time.Time // channel+target -> no delivery before (a vendor's Retry-After)
+	unsaved  []delivery           // finished deliveries whose state is not yet written
 }
 
 // delivery is one attempt at a group of intents (several only when
@@ -111,6 +117,7 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 		busy:     map[string]bool{},
 		inFlight: map[string]int{},
 		limiters: map[string]*rate.Limiter{},
+		hold:     map[string]time.Time{},
 	}
 	for _, n := range notifiers {
 		d.notifiers[n.Name()] = n
@@ -244,6 +251,9 @@ func minTime(a, b time.Time) time.Time {
 // startDue starts the head of every lane that is due and allowed to go,
 // and returns when the next one becomes due (zero for never).
 func (d *Dispatcher) startDue(ctx context.Context) time.Time {
+	if ctx.Err() != nil {
+		return time.Time{} // stopping: start nothing new
+	}
 	now := d.now()
 	seqs := make([]uint64, 0, len(d.pending))
 	for seq := range d.pending {
@@ -259,11 +269,22 @@ func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 			continue // only the head of a lane may go
 		}
 		seen[lane] = true
-		if d.busy[lane] || (in.After != 0 && d.pending[in.After] != nil) {
-			continue // the lane, or the intent it waits for, is in flight
+		if d.busy[lane] || in.State != store.IntentPending {
+			// In flight, or finished and its outcome not yet written: the
+			// lane waits, so nothing is sent twice or out of order.
+			continue
+		}
+		if in.After != 0 && d.pending[in.After] != nil {
+			// Wait for the intent it depends on (the Zoom bridge), but not
+			// for long: the announcement matters more than its link.
+			if until := in.CreatedAt.Add(d.cfg.DependencyWait); now.Before(until) {
+				wake = minTime(wake, until)
+				continue
+			}
 		}
 		if now.Sub(in.CreatedAt) > d.cfg.MaxAge {
 			d.expire(in, lane)
+			wake = now // the lane's next intent may go at once
 			continue
 		}
 		if in.NextAt.After(now) {
@@ -272,6 +293,10 @@ func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 		}
 		if d.inFlight[in.Channel] >= d.cfg.Concurrency {
 			continue // a delivery finishing wakes the loop
+		}
+		if until := d.hold[in.Channel+"\x00"+in.Target]; until.After(now) {
+			wake = minTime(wake, until) // the vendor asked the whole target to wait
+			continue
 		}
 		if in.Channel == channelSlack {
 			lim := d.limiters[in.Target]
@@ -307,7 +332,7 @@ func (d *Dispatcher) collapse(head *store.Intent, lane string, rest []uint64, no
 		if laneOf(in) != lane {
 			continue
 		}
-		if in.Event != integrations.EventAlertJoined || in.NextAt.After(now) {
+		if in.Event != integrations.EventAlertJoined || in.NextAt.After(now) || in.State != store.IntentPending {
 			break
 		}
 		group = append(group, in)
@@ -358,7 +383,7 @@ func (d *Dispatcher) message(ctx context.Context, group []*store.Intent) (integr
 		for _, in := range group {
 			m.Lines = append(m.Lines, in.Text)
 		}
-		m.Text = fmt.Sprintf("%d alert messages joined", len(group))
+		m.Text = "" // the vendor words a collapsed list ("12 more alerts joined:")
 	}
 	if head.Channel == channelSlack && head.Event != integrations.EventOpened && head.Event != integrations.EventCustomer {
 		switch {
@@ -398,9 +423,13 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 // finish applies a delivery's outcome to its intents and queues the write.
 func (d *Dispatcher) finish(r delivery) {
 	head := r.group[0]
-	d.busy[r.lane] = false
 	d.inFlight[head.Channel]--
 	retry, after := integrations.Retryable(r.err)
+	if retry && after > 0 {
+		// A Retry-After speaks for the whole target (a Slack channel, the
+		// vendor's API), not just this message.
+		d.hold[head.Channel+"\x00"+head.Target] = r.at.Add(after)
+	}
 	for _, in := range r.group {
 		in.Attempts++
 		switch {
@@ -445,6 +474,7 @@ func (d *Dispatcher) finish(r delivery) {
 
 // expire gives up on an intent that waited longer than MaxAge.
 func (d *Dispatcher) expire(in *store.Intent, lane string) {
+	d.busy[lane] = true // until the outcome is written
 	in.State = store.IntentFailed
 	in.LastError = fmt.Sprintf("not delivered within max_age %s (last error: %s)", d.cfg.MaxAge, in.LastError)
 	d.log.Error().Str("incident", in.IncidentID).Str("channel", in.Channel).Str("event", in.Event).
@@ -476,6 +506,7 @@ func (d *Dispatcher) save() error {
 	}
 	d.unsaved = d.unsaved[len(batch):]
 	for _, r := range batch {
+		delete(d.busy, r.lane) // its outcome is on disk: the lane may go on
 		for _, in := range r.group {
 			if in.State != store.IntentPending {
 				delete(d.pending, in.Seq)
@@ -517,10 +548,41 @@ func (d *Dispatcher) apply(tx store.Tx, r delivery) error {
 		case head.Channel == channelZoom && r.receipt.JoinURL != "":
 			inc.ZoomURL = r.receipt.JoinURL
 			text = "Zoom bridge: " + r.receipt.JoinURL
+			if err := d.lateBridge(tx, inc, head, r.at); err != nil {
+				return err
+			}
 		}
 	}
 	if err := tx.AppendTimeline(inc.ID, store.Entry{At: r.at, Kind: store.KindNotification, Text: text, By: "responder"}); err != nil {
 		return err
 	}
 	return tx.PutIncident(inc)
+}
+
+// lateBridge posts the Zoom link in the incident's thread when the
+// announcement that waited for it has gone (or is going) without it.
+func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.Intent, at time.Time) error {
+	if inc.SlackTarget == "" {
+		return nil
+	}
+	for _, in := range d.pending {
+		if in.After == bridge.Seq && in.Channel == channelSlack && in.State == store.IntentPending && !d.busy[laneOf(in)] {
+			return nil // the announcement is still waiting: it will carry the link
+		}
+	}
+	announced := false
+	intents, err := tx.IncidentIntents(inc.ID)
+	if err != nil {
+		return err
+	}
+	for _, in := range intents {
+		announced = announced || (in.After == bridge.Seq && in.Channel == channelSlack)
+	}
+	if !announced {
+		return nil
+	}
+	return tx.Enqueue(&store.Intent{
+		IncidentID: inc.ID, Channel: channelSlack, Target: inc.SlackTarget, Event: integrations.EventNote,
+		Text: "Zoom bridge: " + inc.ZoomURL, By: "responder", CreatedAt: at, NextAt: at,
+	})
 }

@@ -76,25 +76,32 @@ func (s *Server) plan(ch *change, ev event) error {
 			return err
 		}
 	}
+	// An incident is announced when it opens and when it first reaches a
+	// severity that wants more (a bridge, a channel, a list, a page).
+	announce := ev.name == integrations.EventOpened || ev.name == integrations.EventSeverityRaised
+	var bridge uint64
+	if announce && inc.Status != store.StatusResolved {
+		var err error
+		if bridge, err = s.planBridge(ch, proc, enqueue); err != nil {
+			return err
+		}
+	}
 	slackOn := r.Slack != nil && slices.Contains(proc.Channels, "slack")
-	mailed := r.Email != nil && slices.Contains(proc.Channels, "email") && slices.Contains(r.Email.Events, ev.name)
 	switch {
 	case inc.SlackTarget != "" && ev.name != integrations.EventOpened:
 		if _, err := enqueue(channelSlack, inc.SlackTarget, ev.name, ev.text, 0); err != nil {
 			return err
 		}
-		if ev.name == integrations.EventResolved {
+		if ev.name == integrations.EventResolved || ev.name == integrations.EventReopened {
+			// The root shows the state: resolved, or open again.
 			if _, err := enqueue(channelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
 				return err
 			}
 		}
 	case inc.SlackTarget == "" && slackOn && inc.Status != store.StatusResolved:
 		// The root announcement: when the incident opens, or when it first
-		// reaches a severity that is announced. It waits for the bridge.
-		bridge, err := s.planBridge(ch, proc, enqueue)
-		if err != nil {
-			return err
-		}
+		// reaches a severity that is announced. It waits (briefly) for the
+		// bridge, so that it carries the link.
 		inc.SlackTarget = r.Slack.channelFor(inc)
 		text := ev.text
 		if ev.name != integrations.EventOpened {
@@ -103,14 +110,14 @@ func (s *Server) plan(ch *change, ev event) error {
 		if _, err := enqueue(channelSlack, inc.SlackTarget, integrations.EventOpened, text, bridge); err != nil {
 			return err
 		}
-	case ev.name == integrations.EventOpened:
-		if _, err := s.planBridge(ch, proc, enqueue); err != nil {
-			return err
-		}
 	}
-	if mailed {
+	if r.Email != nil && slices.Contains(proc.Channels, "email") &&
+		(slices.Contains(r.Email.Events, ev.name) ||
+			// A list that is mailed when an incident opens is also mailed when
+			// one reaches its severity.
+			(ev.name == integrations.EventSeverityRaised && slices.Contains(r.Email.Events, integrations.EventOpened))) {
 		if to := r.Email.Recipients[inc.Severity]; len(to) > 0 {
-			if _, err := enqueue(channelEmail, strings.Join(to, ", "), ev.name, ev.text, 0); err != nil {
+			if _, err := enqueue(channelEmail, strings.Join(to, ", "), ev.name, ev.text, bridge); err != nil {
 				return err
 			}
 		}
@@ -120,9 +127,14 @@ func (s *Server) plan(ch *change, ev event) error {
 			return err
 		}
 	}
+	// Out of hours when it opened, or, for a severity raise, now.
+	outOfHours := inc.OutOfHours
+	if ev.name == integrations.EventSeverityRaised {
+		outOfHours = s.policy.OutOfHours(ch.now)
+	}
 	switch {
-	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && inc.OutOfHours && !inc.Drill &&
-		inc.Status != store.StatusResolved && (ev.name == integrations.EventOpened || ev.name == integrations.EventSeverityRaised):
+	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && !inc.Drill &&
+		inc.Status != store.StatusResolved && announce:
 		t := ch.now
 		inc.PagedAt = &t
 		if _, err := enqueue(channelOpsGenie, r.Pager, integrations.EventPage, ev.text, 0); err != nil {
@@ -144,7 +156,7 @@ func (s *Server) plan(ch *change, ev event) error {
 // announcement waits for (0 when there is none).
 func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) (uint64, error) {
 	z := s.cfg.Routes.Zoom
-	if z == nil || !proc.Zoom || ch.inc.ZoomURL != "" {
+	if z == nil || !proc.Zoom || ch.inc.ZoomURL != "" || ch.inc.BridgeQueued {
 		return 0, nil
 	}
 	if url := firstNonEmpty(z.TeamBridges[ch.inc.Team], z.BridgeURL); url != "" && !z.API {
@@ -154,6 +166,7 @@ func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channe
 	if !z.API {
 		return 0, nil
 	}
+	ch.inc.BridgeQueued = true
 	return enqueue(channelZoom, "meeting", integrations.EventBridge, "create the incident's Zoom meeting", 0)
 }
 

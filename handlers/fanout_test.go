@@ -166,8 +166,9 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 		t.Fatalf("mails %+v, want one to the two S1 recipients", mails)
 	}
 	creates := v.og.Creates()
-	if len(creates) != 1 || creates[0].Request.Alias != groupHighErrorRate || creates[0].Request.Priority != "P1" {
-		t.Fatalf("OpsGenie creates %+v, want one P1 with the group key as alias", creates)
+	pageAlias := "responder/127.0.0.1:9095/" + id // one alias per incident, never the group key
+	if len(creates) != 1 || creates[0].Request.Alias != pageAlias || creates[0].Request.Priority != "P1" {
+		t.Fatalf("OpsGenie creates %+v, want one P1 with alias %s", creates, pageAlias)
 	}
 	if rs := creates[0].Request.Responders; len(rs) != 1 || rs[0].Name != "sre-oncall" || rs[0].Type != "team" {
 		t.Errorf("responders %+v, want team sre-oncall", rs)
@@ -195,7 +196,7 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 	if !strings.Contains(roots[0].Replies[0].Text, "acknowledged by maria") || !strings.Contains(roots[0].Replies[1].Text, "resolved") {
 		t.Errorf("replies %q / %q", roots[0].Replies[0].Text, roots[0].Replies[1].Text)
 	}
-	if closes := v.og.Closes(); len(closes) != 1 || closes[0].Identifier != groupHighErrorRate {
+	if closes := v.og.Closes(); len(closes) != 1 || closes[0].Identifier != pageAlias {
 		t.Errorf("OpsGenie closes %+v, want one for the alias", closes)
 	}
 	if n := len(v.og.Creates()); n != 1 {
@@ -443,4 +444,80 @@ func reopenEnv(t *testing.T, e *testEnv, opts ...envOption) *testEnv {
 	}
 	opts = append(opts, func(s envSetup) { *s.path = e.path })
 	return newEnv(t, opts...)
+}
+
+// Zoom down: the announcement goes without the link after a short wait,
+// and the link follows in the thread once the meeting exists.
+func TestFanoutZoomOutageDoesNotHoldTheAnnouncement(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) { s.dispatch.DependencyWait = 50 * time.Millisecond })
+	v.zoom.FailNext(5, http.StatusServiceUnavailable)
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.flush()
+	roots := v.slack.Messages("sev1")
+	meetings := v.zoom.Meetings()
+	if len(roots) != 1 || len(meetings) == 0 || meetings[len(meetings)-1].JoinURL == "" {
+		t.Fatalf("roots %d, meetings %+v", len(roots), meetings)
+	}
+	link := meetings[len(meetings)-1].JoinURL
+	if strings.Contains(string(roots[0].Blocks), link) {
+		t.Fatalf("the announcement waited for Zoom's outage to end")
+	}
+	if len(roots[0].Replies) != 1 || !strings.Contains(roots[0].Replies[0].Text, link) {
+		t.Errorf("replies %+v, want the Zoom link in the thread", roots[0].Replies)
+	}
+	if inc := e.incident(id); inc.ZoomURL != link {
+		t.Errorf("zoom_url %q, want %q", inc.ZoomURL, link)
+	}
+}
+
+// An S3 raised to S1 out of hours gets what an S1 gets: a bridge, the S1
+// list mailed, a page; its Slack thread hears about it.
+func TestFanoutRaiseToS1(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, false))
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	e.flush()
+	if n := len(v.og.Requests()) + len(v.smtp.Messages()) + len(v.zoom.Meetings()); n != 0 {
+		t.Fatalf("an S3 reached OpsGenie, email or Zoom (%d)", n)
+	}
+	e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+		m.Alerts[0].Fingerprint = "00000000000000c1"
+		m.Alerts[0].Labels = map[string]string{"alertname": "DiskFillingUp", "severity": "critical", "env": "production", "instance": "db-1"}
+	}))
+	e.flush()
+	inc := e.incident(id)
+	if inc.Severity != "S1" || inc.ZoomURL == "" || inc.PagedAt == nil {
+		t.Fatalf("after the raise: severity %s zoom %q paged %v", inc.Severity, inc.ZoomURL, inc.PagedAt)
+	}
+	if len(v.og.Creates()) != 1 || len(v.zoom.Meetings()) != 1 {
+		t.Errorf("creates %d meetings %d, want 1 and 1", len(v.og.Creates()), len(v.zoom.Meetings()))
+	}
+	if mails := v.smtp.Messages(); len(mails) != 1 || len(mails[0].To) != 2 {
+		t.Errorf("mails %+v, want one to the S1 list", mails)
+	}
+	roots := v.slack.Messages("incidents")
+	if len(roots) != 1 || len(roots[0].Replies) < 2 {
+		t.Fatalf("roots %+v, want the S3 root with replies about the raise", roots)
+	}
+}
+
+// An incident from OpsGenie: the responder is added to that alert; no alert
+// is created, and its close stays OpsGenie's.
+func TestFanoutOpsGenieSourcedAddsResponder(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, false))
+	id := e.postOG(readTestdata(t, "og_create.json"))[0].ID
+	e.postOG(readTestdata(t, "og_close.json"))
+	e.flush()
+	adds := v.og.AddResponders()
+	if len(adds) != 1 || adds[0].Identifier != "checkout-api-latency" || adds[0].IdentifierType != "alias" {
+		t.Fatalf("add-responders %+v, want one by alias checkout-api-latency", adds)
+	}
+	if n := len(v.og.Creates()) + len(v.og.Closes()); n != 0 {
+		t.Errorf("%d creates or closes for an OpsGenie alert of its own", n)
+	}
+	if inc := e.incident(id); inc.PagedAt == nil {
+		t.Errorf("paged_at not set")
+	}
 }

@@ -200,7 +200,8 @@ func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
 		ev = ev.Str("url", inc.URL)
 	}
 	if inc.ZoomURL != "" {
-		ev = ev.Str("zoom", inc.ZoomURL)
+		// Without the query: a join link may carry the meeting's passcode.
+		ev = ev.Str("zoom", strings.SplitN(inc.ZoomURL, "?", 2)[0])
 	}
 	if len(m.Lines) > 0 {
 		ev = ev.Strs("lines", m.Lines)

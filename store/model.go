@@ -86,7 +86,8 @@ type Incident struct {
 	SlackTarget  string     `json:"slack_target,omitempty"`
 	SlackChannel string     `json:"slack_channel,omitempty"`
 	SlackTS      string     `json:"slack_ts,omitempty"`
-	PagedAt      *time.Time `json:"paged_at"` // a page was queued; never twice
+	PagedAt      *time.Time `json:"paged_at"`                // a page was queued; never twice
+	BridgeQueued bool       `json:"bridge_queued,omitempty"` // a Zoom meeting was requested
 	AlertsFiring int        `json:"alerts_firing"`
 	AlertsTotal  int        `json:"alerts_total"`
 	// AlertsTruncated is how many alerts the sender last left out

@@ -193,7 +193,7 @@ func (n *Notifier) Name() string { return "opsgenie" }
 //
 // A page for an incident whose Source is "opsgenie" adds the responder to
 // that alert, identified by the incident's DedupKey as alias. A page for any
-// other incident creates an alert whose alias is Alias(DedupKey): retrying
+// other incident creates an alert with an alias of its own (see aliasFor): retrying
 // it is safe, as OpsGenie folds a create into the open alert with the same
 // alias. A close closes the alert with that alias.
 //
@@ -309,16 +309,20 @@ func Alias(dedupKey string) string {
 }
 
 // aliasFor is the alias of inc's alert: for an incident from OpsGenie, its
-// own alias; else Alias(DedupKey), or "responder-<id>" for an incident with
-// no dedup key (declared by hand).
+// own alias; else one per incident and per Responder installation,
+// "responder/<host of the incident URL>/<id>", so that a page for a new
+// incident of the same Alertmanager group is never folded into (or closed
+// with) the alert of an earlier one, and staging never closes production's.
 func aliasFor(inc integrations.Incident) (string, error) {
 	switch {
 	case inc.Source == "opsgenie" && inc.DedupKey != "":
 		return inc.DedupKey, nil
-	case inc.DedupKey != "":
-		return Alias(inc.DedupKey), nil
 	case inc.ID != "":
-		return Alias("responder-" + inc.ID), nil
+		host := "responder"
+		if u, err := url.Parse(inc.URL); err == nil && u.Host != "" {
+			host = u.Host
+		}
+		return Alias("responder/" + host + "/" + inc.ID), nil
 	}
 	return "", errors.New("opsgenie: the incident has neither a dedup key nor an ID to make an alias of")
 }

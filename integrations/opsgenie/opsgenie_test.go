@@ -34,6 +34,10 @@ const apiKey = "9a8b7c6d-1e2f-4a5b-8c7d-0e1f2a3b4c5d"
 // groupKey is an Alertmanager group key of a nested route: it has a "/".
 const groupKey = `{}/{team="payments"}:{alertname="CheckoutDown"}`
 
+// pageAlias is the alias of the alert paged for the test incident: one per
+// incident and installation, never the group key.
+const pageAlias = "responder/responder.example/INC-4"
+
 func message(event string) integrations.Message {
 	at := time.Date(2026, 3, 14, 2, 7, 0, 0, time.UTC)
 	resolved := at.Add(40 * time.Minute)
@@ -176,7 +180,7 @@ func TestPageCreatesAnAlert(t *testing.T) {
 	golden(t, "create.golden.json", cs[0].Raw)
 
 	got := cs[0].Request
-	if got.Alias != groupKey || got.Priority != "P1" || got.Message != "[S1] Checkout is down" || got.Source != "responder" {
+	if got.Alias != pageAlias || got.Priority != "P1" || got.Message != "[S1] Checkout is down" || got.Source != "responder" {
 		t.Errorf("alias %q priority %q message %q source %q", got.Alias, got.Priority, got.Message, got.Source)
 	}
 	if want := []opsgenietest.Responder{{Type: "team", Name: "sre"}}; !reflect.DeepEqual(got.Responders, want) {
@@ -193,7 +197,7 @@ func TestPageCreatesAnAlert(t *testing.T) {
 			t.Errorf("description lacks %q:\n%s", s, got.Description)
 		}
 	}
-	if a, ok := srv.Alert(groupKey); !ok || a.Status != "open" || a.Count != 1 {
+	if a, ok := srv.Alert(pageAlias); !ok || a.Status != "open" || a.Count != 1 {
 		t.Errorf("alert state = %+v, %v", a, ok)
 	}
 }
@@ -242,7 +246,7 @@ func TestPageVariants(t *testing.T) {
 				wantEq(t, "responder", fmt.Sprint(c.Responders), "[{team team-uuid-1  }]")
 			}},
 		{name: "manual incident without dedup key", mutate: func(m *integrations.Message) { m.Incident.DedupKey = ""; m.Incident.Source = "manual" },
-			check: func(t *testing.T, c opsgenietest.CreateRequest) { wantEq(t, "alias", c.Alias, "responder-INC-4") }},
+			check: func(t *testing.T, c opsgenietest.CreateRequest) { wantEq(t, "alias", c.Alias, pageAlias) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -305,26 +309,29 @@ func TestPageForAnOpsGenieIncidentAddsTheResponder(t *testing.T) {
 func TestCloseByAlias(t *testing.T) {
 	long := strings.Repeat("k", 600)
 	sum := sha256.Sum256([]byte(long))
+	for key, want := range map[string]string{strings.Repeat("k", 512): strings.Repeat("k", 512), long: hex.EncodeToString(sum[:])} {
+		if got := opsgenie.Alias(key); got != want {
+			t.Errorf("Alias(%d bytes) = %q, want %q", len(key), got, want)
+		}
+	}
+	longHost := strings.Repeat("h", 600) + ".example"
+	longSum := sha256.Sum256([]byte("responder/" + longHost + "/INC-4"))
 	tests := []struct {
 		name      string
-		key       string
+		url       string
 		wantAlias string
 		by        string
 	}{
-		{name: "group key with slash", key: groupKey, wantAlias: groupKey, by: "maria"},
-		{name: "key of 512 bytes is kept", key: strings.Repeat("k", 512), wantAlias: strings.Repeat("k", 512)},
-		{name: "longer key is hashed", key: long, wantAlias: hex.EncodeToString(sum[:])},
+		{name: "alias with slashes", url: "https://responder.example/incidents/INC-4", wantAlias: pageAlias, by: "maria"},
+		{name: "long alias is hashed", url: "https://" + longHost + "/incidents/INC-4", wantAlias: hex.EncodeToString(longSum[:])},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := opsgenie.Alias(tt.key); got != tt.wantAlias {
-				t.Errorf("Alias = %q, want %q", got, tt.wantAlias)
-			}
 			srv := opsgenietest.New(apiKey)
 			defer srv.Close()
 			n := newNotifier(t, fakeConfig(srv))
 			page, closing := message(integrations.EventPage), message(integrations.EventClose)
-			page.Incident.DedupKey, closing.Incident.DedupKey = tt.key, tt.key
+			page.Incident.URL, closing.Incident.URL = tt.url, tt.url
 			closing.By = tt.by
 			closing.Incident.Status = "resolved"
 			for _, m := range []integrations.Message{page, closing} {
@@ -344,7 +351,7 @@ func TestCloseByAlias(t *testing.T) {
 			}
 			// By falls back to the incident's ResolvedBy, also maria.
 			wantEq(t, "note", cl[0].Note, "resolved in Responder by maria: bad deploy rolled back")
-			if tt.key == groupKey {
+			if tt.wantAlias == pageAlias {
 				golden(t, "close.golden.json", cl[0].Raw)
 			}
 		})
@@ -465,7 +472,7 @@ func TestTheSDKDoesNotRetry(t *testing.T) {
 			t.Fatalf("retry: %v", err)
 		}
 	}
-	if a, _ := srv.Alert(groupKey); a.Count != 2 || len(srv.Creates()) != 2 {
+	if a, _ := srv.Alert(pageAlias); a.Count != 2 || len(srv.Creates()) != 2 {
 		t.Errorf("alert %+v after two accepted creates", a)
 	}
 }
