@@ -1,13 +1,16 @@
 package handlers
 
 import (
+	"context"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -55,5 +58,56 @@ func TestIntentOlderThanMaxAgeFails(t *testing.T) {
 	}
 	if !strings.Contains(v.logs.String(), "older than max_age") {
 		t.Errorf("giving up was not logged")
+	}
+}
+
+// busyAfter delivers through its notifier, then makes the store refuse
+// writes for a while: the outcome cannot be recorded at once.
+type busyAfter struct {
+	integrations.Notifier
+	busy *atomic.Bool
+	for_ time.Duration
+}
+
+func (b busyAfter) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
+	r, err := b.Notifier.Notify(ctx, m)
+	if b.busy.CompareAndSwap(false, true) {
+		time.AfterFunc(b.for_, func() { b.busy.Store(false) })
+	}
+	return r, err
+}
+
+// A delivery whose outcome cannot be written at once (the store's queue is
+// full) is recorded later, and never delivered again meanwhile.
+func TestUnsavedOutcomeIsNotRedelivered(t *testing.T) {
+	var v vendors
+	var busy atomic.Bool
+	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) {
+		s.store.Busy = busy.Load
+		for i, n := range *s.notifiers {
+			if n.Name() == channelSlack {
+				(*s.notifiers)[i] = busyAfter{Notifier: n, busy: &busy, for_: 350 * time.Millisecond}
+			}
+		}
+	})
+	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
+	for deadline := time.Now().Add(5 * time.Second); !busy.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Slack was never called")
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); busy.Load(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the store stayed busy")
+		}
+	}
+	e.flush()
+	if posts := len(v.slack.Posts()); posts != 1 {
+		t.Errorf("%d Slack posts, want 1: a delivery was repeated while its outcome waited to be written", posts)
+	}
+	for _, n := range e.incident(id).Notifications {
+		if n.Channel == channelSlack && (n.State != store.IntentSent || n.Attempts != 1) {
+			t.Errorf("slack intent %s after %d attempts, want sent after 1", n.State, n.Attempts)
+		}
 	}
 }
