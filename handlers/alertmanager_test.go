@@ -70,7 +70,7 @@ func TestAlertmanagerSamples(t *testing.T) {
 			t.Errorf("alert %s: status %s ends %v, want resolved with an end", a.Fingerprint, a.Status, a.EndsAt)
 		}
 	}
-	wantKinds := []string{"opened", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved"}
+	wantKinds := []string{"opened", "alert_firing", "alert_firing", "alert_resolved", "alert_resolved", "resolved", "postmortem"}
 	if got := kinds(inc.Timeline); !equalStrings(got, wantKinds) {
 		t.Errorf("timeline kinds %v, want %v", got, wantKinds)
 	}
@@ -97,7 +97,7 @@ func TestAlertmanagerSamples(t *testing.T) {
 		t.Errorf("unmatched records: %+v", un)
 	}
 
-	want := []string{id + ":opened", other + ":opened", id + ":resolved"}
+	want := []string{id + ":opened", other + ":opened", id + ":resolved", id + ":note"}
 	if got := e.events(); !equalStrings(got, want) {
 		t.Errorf("notifications %v, want %v", got, want)
 	}

@@ -190,8 +190,9 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 	e.postAM(readTestdata(t, "am_resolved_v034.json"))
 	e.flush()
 	roots = v.slack.Messages("sev1")
-	if len(roots) != 1 || len(roots[0].Replies) != 2 || roots[0].Edits != 1 {
-		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 2, 1", len(roots), len(roots[0].Replies), roots[0].Edits)
+	// Replies: the acknowledgement, the resolution, the post-mortem owed.
+	if len(roots) != 1 || len(roots[0].Replies) != 3 || roots[0].Edits != 1 {
+		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 3, 1", len(roots), len(roots[0].Replies), roots[0].Edits)
 	}
 	if !strings.Contains(roots[0].Replies[0].Text, "acknowledged by maria") || !strings.Contains(roots[0].Replies[1].Text, "resolved") {
 		t.Errorf("replies %q / %q", roots[0].Replies[0].Text, roots[0].Replies[1].Text)

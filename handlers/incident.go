@@ -54,6 +54,9 @@ func (s *Server) open(tx store.Tx, now time.Time, inc *store.Incident) (*change,
 	if inc.DedupKey == "" {
 		inc.DedupKey = id
 	}
+	if inc.Kind == "" {
+		inc.Kind = string(inc.Source) + ":" + inc.Title
+	}
 	ch := s.changeOf(tx, inc, now)
 	ch.created = true
 	return ch, nil
@@ -111,7 +114,22 @@ func (ch *change) resolve(by, summary string) error {
 	if summary != "" {
 		text += ": " + summary
 	}
-	return ch.announce(integrations.EventResolved, store.KindResolved, text, by)
+	if err := ch.announce(integrations.EventResolved, store.KindResolved, text, by); err != nil {
+		return err
+	}
+	// A post-mortem is owed when no earlier incident of this kind was
+	// resolved: the first time is the one to learn from.
+	first, err := ch.tx.ResolvedOfKind(ch.inc.Kind, ch.inc.ID)
+	if err != nil {
+		return err
+	}
+	ch.inc.PostmortemRequired = first == ch.inc.ID
+	if !ch.inc.PostmortemRequired || ch.inc.PostmortemRemindedAt != nil {
+		return nil
+	}
+	ch.inc.PostmortemRemindedAt = &t
+	return ch.announce(integrations.EventNote, store.KindPostmortem,
+		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; draft at %s/postmortem", ch.inc.Kind, incidentURL(ch.s.cfg.ExternalURL, ch.inc.ID)), "responder")
 }
 
 func (ch *change) reopen(reason, by string) error {

@@ -82,7 +82,7 @@ func TestDeclareAckResolve(t *testing.T) {
 	if r := e.do(http.MethodPost, "/api/v1/incidents/INC-2/resolve", tokWrite, nil); r.status != http.StatusOK {
 		t.Errorf("resolve with empty body: %d %s", r.status, r.body)
 	}
-	want := []string{"declared", "acknowledged", "resolved"}
+	want := []string{"declared", "acknowledged", "resolved", "postmortem"}
 	if got := kinds(e.incident("INC-1").Timeline); !equalStrings(got, want) {
 		t.Errorf("timeline %v, want %v", got, want)
 	}
@@ -343,5 +343,31 @@ func TestAuthSchemeIsCaseInsensitive(t *testing.T) {
 		if rec.Code != tc.want {
 			t.Errorf("Authorization %q: %d, want %d", strings.Replace(tc.header, tokRead, "<token>", 1), rec.Code, tc.want)
 		}
+	}
+}
+
+// The first resolved incident of a kind owes a post-mortem; the next of
+// the same kind does not, and a reopened first one still does.
+func TestPostmortemRequired(t *testing.T) {
+	e := newEnv(t)
+	for i, want := range []bool{true, false} {
+		r := e.do(http.MethodPost, "/api/v1/incidents", tokWrite, []byte(`{"title":"Disk full on db-1","severity":"S3"}`))
+		var v view
+		r.json(t, &v)
+		r = e.do(http.MethodPost, "/api/v1/incidents/"+v.ID+"/resolve", tokWrite, nil)
+		r.json(t, &v)
+		if v.PostmortemRequired != want {
+			t.Errorf("incident %d of the kind: postmortem_required %v, want %v", i+1, v.PostmortemRequired, want)
+		}
+		if v.Kind != "manual:Disk full on db-1" {
+			t.Errorf("kind %q", v.Kind)
+		}
+	}
+	r := e.do(http.MethodPost, "/api/v1/incidents", tokWrite, []byte(`{"title":"Another kind","severity":"S3"}`))
+	var v view
+	r.json(t, &v)
+	e.do(http.MethodPost, "/api/v1/incidents/"+v.ID+"/resolve", tokWrite, nil)
+	if inc := e.incident(v.ID); !inc.PostmortemRequired {
+		t.Errorf("a new kind does not owe a post-mortem")
 	}
 }

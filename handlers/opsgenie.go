@@ -249,6 +249,7 @@ func (s *Server) openOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook, by str
 		Severity:    cls.Severity.String(),
 		Source:      store.SourceOpsGenie,
 		DedupKey:    a.Alias,
+		Kind:        "opsgenie:" + a.Alias,
 		Labels:      lbls,
 		Team:        firstNonEmpty(cls.Team, a.Team),
 		RunbookURL:  cls.RunbookURL,

@@ -34,8 +34,8 @@ func TestOpsGenieLifecycle(t *testing.T) {
 		{"og_addnote.json", store.StatusAcknowledged, store.KindNote},
 		{"og_assign.json", store.StatusAcknowledged, store.KindAction},
 		{"og_assign.json", store.StatusAcknowledged, store.KindAction},
-		{"og_close.json", store.StatusResolved, store.KindResolved},
-		{"og_close.json", store.StatusResolved, store.KindResolved},
+		{"og_close.json", store.StatusResolved, store.KindPostmortem},
+		{"og_close.json", store.StatusResolved, store.KindPostmortem},
 	}
 	for _, st := range steps {
 		res := e.postOG(readTestdata(t, st.file))
@@ -51,7 +51,7 @@ func TestOpsGenieLifecycle(t *testing.T) {
 		}
 	}
 	inc = e.incident(id)
-	want := []string{"opened", "acknowledged", "note", "action", "resolved"}
+	want := []string{"opened", "acknowledged", "note", "action", "resolved", "postmortem"}
 	if got := kinds(inc.Timeline); !equalStrings(got, want) {
 		t.Errorf("timeline %v, want %v (repeats must change nothing)", got, want)
 	}
@@ -64,7 +64,7 @@ func TestOpsGenieLifecycle(t *testing.T) {
 	if inc.AlertsFiring != 0 || inc.Alerts[0].Status != store.AlertResolved {
 		t.Errorf("after close: firing %d alert %+v", inc.AlertsFiring, inc.Alerts[0])
 	}
-	wantNotes := []string{id + ":opened", id + ":acknowledged", id + ":note", id + ":resolved"}
+	wantNotes := []string{id + ":opened", id + ":acknowledged", id + ":note", id + ":resolved", id + ":note"}
 	if got := e.events(); !equalStrings(got, wantNotes) {
 		t.Errorf("notifications %v, want %v", got, wantNotes)
 	}

@@ -33,7 +33,8 @@ var (
 	bucketOutbox    = []byte("outbox")             // sequence -> Intent
 	bucketPending   = []byte("outbox_pending")     // sequence of every pending intent -> nothing
 	bucketIntents   = []byte("outbox_by_incident") // incident number + sequence -> nothing
-	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents}
+	bucketKinds     = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
+	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds}
 )
 
 const schemaVersion = "1"
@@ -333,6 +334,10 @@ type Tx interface {
 	PendingIntents(after uint64, limit int) ([]Intent, error)
 	// IncidentIntents lists an incident's intents in order.
 	IncidentIntents(incidentID string) ([]Intent, error)
+	// ResolvedOfKind records that incidentID of this kind resolved and
+	// returns the first incident of the kind ever resolved (incidentID
+	// itself when it is the first).
+	ResolvedOfKind(kind, incidentID string) (first string, err error)
 }
 
 type boltTx struct {
@@ -751,4 +756,21 @@ func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
 		out = append(out, *in)
 	}
 	return out, nil
+}
+
+func (t *boltTx) ResolvedOfKind(kind, incidentID string) (string, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return "", fmt.Errorf("resolved of kind: %w", err)
+	}
+	b := t.tx.Bucket(bucketKinds)
+	k := []byte(kind)
+	if v := b.Get(k); v != nil {
+		return "INC-" + strconv.FormatUint(binary.BigEndian.Uint64(v), 10), nil
+	}
+	t.wrote = true
+	if err := b.Put(k, u64key(n)); err != nil {
+		return "", fmt.Errorf("record kind of %s: %w", incidentID, err)
+	}
+	return incidentID, nil
 }

@@ -93,6 +93,18 @@ type Incident struct {
 	// AlertsTruncated is how many alerts the sender last left out
 	// (Alertmanager's truncatedAlerts, set by max_alerts).
 	AlertsTruncated uint64 `json:"alerts_truncated"`
+	// Kind groups incidents of the same kind for post-mortems (policy:
+	// default the alertname, the OpsGenie alias, the manual title).
+	Kind string `json:"kind,omitempty"`
+	// Scenario is the drill scenario a drill incident was started from.
+	Scenario        string     `json:"scenario,omitempty"`
+	RolesAssignedAt *time.Time `json:"roles_assigned_at"`
+	LastUpdateAt    *time.Time `json:"last_update_at"` // the last progress update
+	// LastReminderAt and ETARequestedAt record the reminders already
+	// posted, so that a restart neither loses nor repeats one.
+	LastReminderAt       *time.Time `json:"last_reminder_at"`
+	ETARequestedAt       *time.Time `json:"eta_requested_at"`
+	PostmortemRemindedAt *time.Time `json:"postmortem_reminded_at"`
 }
 
 // Alert is one alert of an incident, keyed by its fingerprint (for OpsGenie,
@@ -117,10 +129,11 @@ const (
 
 // Entry is one line of an incident's append-only timeline.
 type Entry struct {
-	At   time.Time `json:"at"`
-	Kind string    `json:"kind"`
-	Text string    `json:"text"`
-	By   string    `json:"by,omitempty"`
+	At   time.Time  `json:"at"`
+	Kind string     `json:"kind"`
+	Text string     `json:"text"`
+	By   string     `json:"by,omitempty"`
+	ETA  *time.Time `json:"eta,omitempty"` // a progress update's ETA for recovery
 }
 
 // Timeline entry kinds.
@@ -136,6 +149,11 @@ const (
 	KindNote           = "note"
 	KindAction         = "action"
 	KindNotification   = "notification"
+	KindRoles          = "roles"
+	KindUpdate         = "update"
+	KindReminder       = "reminder"
+	KindCustomerImpact = "customer_impact"
+	KindPostmortem     = "postmortem"
 )
 
 // Intent states.
