@@ -77,6 +77,7 @@ type PolicyConfig struct {
 	BusinessHours      BusinessHoursConfig      `yaml:"business_hours"`
 	Severities         map[string]ProcessConfig `yaml:"severities"`
 	ReopenWithin       *time.Duration           `yaml:"reopen_within"`
+	ETAWithin          *time.Duration           `yaml:"eta_within"`
 }
 
 // RuleConfig is one severity rule: every matcher must match.

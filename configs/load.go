@@ -305,6 +305,7 @@ const (
 	DefaultDataDir      = "./data"
 	DefaultBodyLimit    = 1 << 20
 	DefaultReopenWithin = 30 * time.Minute
+	DefaultETAWithin    = 30 * time.Minute
 )
 
 func (c *Config) applyDefaults() {
@@ -349,6 +350,10 @@ func (c *Config) applyDefaults() {
 	if pc.ReopenWithin == nil {
 		d := DefaultReopenWithin
 		pc.ReopenWithin = &d
+	}
+	if pc.ETAWithin == nil {
+		d := DefaultETAWithin
+		pc.ETAWithin = &d
 	}
 }
 
@@ -614,6 +619,12 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 			p.addf("policy.reopen_within", "must not be negative, got %s", *pc.ReopenWithin)
 		}
 		pol.ReopenWithin = *pc.ReopenWithin
+	}
+	if pc.ETAWithin != nil {
+		if *pc.ETAWithin < 0 {
+			p.addf("policy.eta_within", "must not be negative (0s never asks), got %s", *pc.ETAWithin)
+		}
+		pol.ETAWithin = *pc.ETAWithin
 	}
 	return pol
 }

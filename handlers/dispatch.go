@@ -377,7 +377,7 @@ func (d *Dispatcher) message(ctx context.Context, group []*store.Intent) (integr
 	}
 	m := integrations.Message{
 		Key: head.Key, Event: head.Event, Text: head.Text, Target: head.Target,
-		At: head.CreatedAt, By: head.By, Incident: d.snapshot(inc),
+		At: head.CreatedAt, By: head.By, Mention: head.Mention, Incident: d.snapshot(inc),
 	}
 	if len(group) > 1 {
 		for _, in := range group {

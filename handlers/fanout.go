@@ -66,6 +66,9 @@ func (s *Server) plan(ch *change, ev event) error {
 			IncidentID: inc.ID, Channel: channel, Target: target, Event: name, Text: text, By: ev.by,
 			After: after, CreatedAt: ch.now, NextAt: ch.now,
 		}
+		if channel == channelSlack && name == ev.name {
+			in.Mention = ev.mention
+		}
 		if err := ch.tx.Enqueue(in); err != nil {
 			return 0, err
 		}

@@ -26,9 +26,10 @@ type change struct {
 
 // event is one thing that happened to an incident that people are told.
 type event struct {
-	name string // one of the integrations.Event* names
-	text string
-	by   string
+	name    string // one of the integrations.Event* names
+	text    string
+	by      string
+	mention string // who a Slack message calls on (see store.Intent.Mention)
 }
 
 // changeOf starts a change of an existing incident.

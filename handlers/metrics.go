@@ -8,6 +8,7 @@ type metrics struct {
 	alertsIngested  *prometheus.CounterVec
 	alertsRejected  *prometheus.CounterVec
 	incidentsOpened *prometheus.CounterVec
+	reminders       *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, st Store) *metrics {
@@ -24,8 +25,12 @@ func newMetrics(reg *prometheus.Registry, st Store) *metrics {
 			Name: "responder_incidents_opened_total",
 			Help: "Incidents opened, by severity and source.",
 		}, []string{"severity", "source"}),
+		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_reminders_total",
+			Help: "Reminders posted, by kind (update, eta, postmortem) and whether the incident is a drill.",
+		}, []string{"kind", "drill"}),
 	}
-	reg.MustRegister(m.alertsIngested, m.alertsRejected, m.incidentsOpened,
+	reg.MustRegister(m.alertsIngested, m.alertsRejected, m.incidentsOpened, m.reminders,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "responder_write_queue_depth",
 			Help: "Writes waiting for the store's writer.",

@@ -80,9 +80,12 @@ type Message struct {
 	Target string
 	// Thread is the Slack root message's ts for replies and root updates;
 	// empty for a root message.
-	Thread   string
-	At       time.Time
-	By       string
+	Thread string
+	At     time.Time
+	By     string
+	// Mention is who the message calls on (Slack): a person's name or Slack
+	// user ID, or "channel"; empty for nobody.
+	Mention  string
 	Incident Incident
 }
 

@@ -76,6 +76,9 @@ type Policy struct {
 	BusinessHours      BusinessHours
 	Process            map[Severity]Process
 	ReopenWithin       time.Duration
+	// ETAWithin is how long after opening an incident without an ETA for
+	// recovery gets asked for one; 0 never asks.
+	ETAWithin time.Duration
 }
 
 // Classification is the outcome of classifying one alert.

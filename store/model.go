@@ -99,7 +99,8 @@ type Incident struct {
 	// Scenario is the drill scenario a drill incident was started from.
 	Scenario        string     `json:"scenario,omitempty"`
 	RolesAssignedAt *time.Time `json:"roles_assigned_at"`
-	LastUpdateAt    *time.Time `json:"last_update_at"` // the last progress update
+	FirstUpdateAt   *time.Time `json:"first_update_at"` // the first progress update
+	LastUpdateAt    *time.Time `json:"last_update_at"`  // the last progress update
 	// LastReminderAt and ETARequestedAt record the reminders already
 	// posted, so that a restart neither loses nor repeats one.
 	LastReminderAt       *time.Time `json:"last_reminder_at"`
@@ -186,6 +187,9 @@ type Intent struct {
 	NextAt     time.Time  `json:"next_attempt_at"`
 	SentAt     *time.Time `json:"sent_at,omitempty"`
 	MergedInto uint64     `json:"merged_into,omitempty"` // delivered as part of another intent's message
+	// Mention is who a Slack message calls on: a person's name or Slack
+	// user ID, or "channel"; empty for nobody.
+	Mention string `json:"mention,omitempty"`
 }
 
 // Unmatched records webhook input that belongs to no incident, such as a
