@@ -27,6 +27,22 @@ type Config struct {
 	Store         StoreConfig         `yaml:"store"`
 	Policy        PolicyConfig        `yaml:"policy"`
 	Notifications NotificationsConfig `yaml:"notifications"`
+	Drills        DrillsConfig        `yaml:"drills"`
+}
+
+// DrillsConfig holds the drill scenarios.
+type DrillsConfig struct {
+	// Page pages the responder for drills too; by default nobody is paged.
+	Page      bool                      `yaml:"page"`
+	Scenarios map[string]ScenarioConfig `yaml:"scenarios"`
+}
+
+// ScenarioConfig is one drill scenario.
+type ScenarioConfig struct {
+	Title       string            `yaml:"title"`
+	Severity    string            `yaml:"severity"`
+	Labels      map[string]string `yaml:"labels"`
+	Description string            `yaml:"description"`
 }
 
 // LogConfig sets the daemon's own log.
@@ -78,15 +94,19 @@ type PolicyConfig struct {
 	Severities         map[string]ProcessConfig `yaml:"severities"`
 	ReopenWithin       *time.Duration           `yaml:"reopen_within"`
 	ETAWithin          *time.Duration           `yaml:"eta_within"`
+	// CustomerImpactLabel names the alert label that, set to "true", marks
+	// customer impact.
+	CustomerImpactLabel string `yaml:"customer_impact_label"`
 }
 
 // RuleConfig is one severity rule: every matcher must match.
 type RuleConfig struct {
-	Name       string   `yaml:"name"`
-	Matchers   []string `yaml:"matchers"`
-	Severity   string   `yaml:"severity"`
-	Team       string   `yaml:"team"`
-	RunbookURL string   `yaml:"runbook_url"`
+	Name           string   `yaml:"name"`
+	Matchers       []string `yaml:"matchers"`
+	Severity       string   `yaml:"severity"`
+	Team           string   `yaml:"team"`
+	RunbookURL     string   `yaml:"runbook_url"`
+	CustomerImpact bool     `yaml:"customer_impact"`
 }
 
 // BusinessHoursConfig holds Alertmanager time intervals and the location

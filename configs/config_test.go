@@ -767,12 +767,15 @@ func exampleKeys(n *yaml.Node, path string, out map[string]bool) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			p := n.Content[i].Value
+			p, any := n.Content[i].Value, "*"
 			if path != "" {
-				p = path + "." + p
+				p, any = path+"."+p, path+".*"
 			}
 			out[p] = true
 			exampleKeys(n.Content[i+1], p, out)
+			// Any key of a map stands for all of them (a scenario's name).
+			out[any] = true
+			exampleKeys(n.Content[i+1], any, out)
 		}
 	case yaml.SequenceNode:
 		for _, c := range n.Content {
@@ -792,7 +795,7 @@ func configKeys(t reflect.Type, path string) []string {
 	case reflect.Slice:
 		return configKeys(t.Elem(), path+"[]")
 	case reflect.Map:
-		return configKeys(t.Elem(), path+".S1")
+		return configKeys(t.Elem(), path+".*")
 	case reflect.Struct:
 		if t.PkgPath() != reflect.TypeFor[configs.Config]().PkgPath() {
 			return nil

@@ -330,6 +330,7 @@ func (c *Config) applyDefaults() {
 	c.Notifications.applyDefaults()
 	pc := &c.Policy
 	setDefault(&pc.DefaultSeverity, "S4")
+	setDefault(&pc.CustomerImpactLabel, "customer_impact")
 	if pc.Rules == nil {
 		pc.Rules = []RuleConfig{
 			{Name: "critical-in-production", Matchers: []string{`severity=~"critical|page"`, `env=~"prod|production"`}, Severity: "S1"},
@@ -420,6 +421,7 @@ func (c *Config) Validate() error {
 	positive(&p, "store.retry_after", c.Store.RetryAfter)
 	c.buildPolicy(&p)
 	c.Notifications.validate(&p)
+	c.Drills.validate(&p)
 	if len(p) > 0 {
 		return p
 	}
@@ -514,8 +516,9 @@ func (c *Config) BuildPolicy() (*policy.Policy, error) {
 func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 	pc := c.Policy
 	pol := &policy.Policy{
-		OpsGeniePriorities: map[string]policy.Severity{},
-		Process:            map[policy.Severity]policy.Process{},
+		OpsGeniePriorities:  map[string]policy.Severity{},
+		Process:             map[policy.Severity]policy.Process{},
+		CustomerImpactLabel: pc.CustomerImpactLabel,
 	}
 	if s, err := policy.ParseSeverity(pc.DefaultSeverity); err != nil {
 		p.addf("policy.default_severity", "%v", err)
@@ -525,7 +528,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 	ruleNames := map[string]bool{}
 	for i, rc := range pc.Rules {
 		path := fmt.Sprintf("policy.rules[%d]", i)
-		r := policy.Rule{Name: rc.Name, Team: rc.Team, RunbookURL: rc.RunbookURL}
+		r := policy.Rule{Name: rc.Name, Team: rc.Team, RunbookURL: rc.RunbookURL, CustomerImpact: rc.CustomerImpact}
 		if rc.Name == "" {
 			r.Name = fmt.Sprintf("rule-%d", i)
 		} else if ruleNames[rc.Name] {
@@ -659,5 +662,17 @@ func resolveSecret(p *Problems, path, key string, value *Secret, file string, fr
 		}
 	case *value == "" && required:
 		p.addf(path, "%s or %s_file is required", key, key)
+	}
+}
+
+func (d *DrillsConfig) validate(p *Problems) {
+	for _, name := range sortedKeys(d.Scenarios) {
+		sc, path := d.Scenarios[name], "drills.scenarios."+name
+		if strings.TrimSpace(sc.Title) == "" {
+			p.addf(path+".title", "required")
+		}
+		if _, err := policy.ParseSeverity(sc.Severity); err != nil {
+			p.addf(path+".severity", "%v", err)
+		}
 	}
 }

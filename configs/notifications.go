@@ -28,7 +28,7 @@ const (
 // Events that can be mailed (notifications.email.events).
 var mailableEvents = map[string]bool{
 	"opened": true, "alert_joined": true, "severity_raised": true, "acknowledged": true,
-	"reopened": true, "note": true, "resolved": true,
+	"reopened": true, "note": true, "resolved": true, "update": true, "roles": true, "reminder": true,
 }
 
 var responderTypes = map[string]bool{"user": true, "team": true, "escalation": true, "schedule": true}
@@ -207,7 +207,7 @@ func (e *EmailConfig) validate(p *Problems, path string) {
 	checkAddresses(p, path+".customer_engineering", e.CustomerEngineering)
 	for i, ev := range e.Events {
 		if !mailableEvents[ev] {
-			p.addf(fmt.Sprintf("%s.events[%d]", path, i), "unknown event %q: want opened, alert_joined, severity_raised, acknowledged, reopened, note or resolved", ev)
+			p.addf(fmt.Sprintf("%s.events[%d]", path, i), "unknown event %q: want opened, alert_joined, severity_raised, acknowledged, roles, update, reminder, reopened, note or resolved", ev)
 		}
 	}
 }

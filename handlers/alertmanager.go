@@ -372,6 +372,11 @@ func (s *Server) applyAlerts(ch *change, msg *amWebhook) (bool, error) {
 			if cls.Severity.MoreSevereThan(worst) {
 				worst, worstName = cls.Severity, name
 			}
+			if s.policy.CustomerImpact(a.Labels) {
+				if err := ch.markCustomerImpact(name+" affects customers", "alertmanager"); err != nil {
+					return false, err
+				}
+			}
 		case a.Status == store.AlertResolved && wasFiring:
 			ch.inc.AlertsFiring--
 			if err := ch.record(store.KindAlertResolved, name+" resolved", "alertmanager"); err != nil {

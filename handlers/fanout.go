@@ -20,6 +20,9 @@ type Routes struct {
 	// Pager names the responder paged through the pager (OpsGenie), e.g.
 	// "team:sre-oncall"; empty when no pager is configured.
 	Pager string
+	// PageDrills pages for drills too (drills.page); by default a drill
+	// runs the whole process but nobody's phone rings.
+	PageDrills bool
 }
 
 // SlackRoutes chooses an incident's channel: by team, else by severity,
@@ -92,7 +95,11 @@ func (s *Server) plan(ch *change, ev event) error {
 	slackOn := r.Slack != nil && slices.Contains(proc.Channels, "slack")
 	switch {
 	case inc.SlackTarget != "" && ev.name != integrations.EventOpened:
-		if _, err := enqueue(channelSlack, inc.SlackTarget, ev.name, ev.text, 0); err != nil {
+		name := ev.name
+		if name == integrations.EventCustomer {
+			name = "customer_impact" // a reply in the thread; customer engineering is told below
+		}
+		if _, err := enqueue(channelSlack, inc.SlackTarget, name, ev.text, 0); err != nil {
 			return err
 		}
 		if ev.name == integrations.EventResolved || ev.name == integrations.EventReopened {
@@ -125,7 +132,7 @@ func (s *Server) plan(ch *change, ev event) error {
 			}
 		}
 	}
-	if ev.name == integrations.EventOpened && inc.CustomerImpact {
+	if (ev.name == integrations.EventOpened && inc.CustomerImpact) || ev.name == integrations.EventCustomer {
 		if err := s.planCustomer(ch, enqueue); err != nil {
 			return err
 		}
@@ -136,7 +143,7 @@ func (s *Server) plan(ch *change, ev event) error {
 		outOfHours = s.policy.OutOfHours(ch.now)
 	}
 	switch {
-	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && !inc.Drill &&
+	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && (!inc.Drill || r.PageDrills) &&
 		inc.Status != store.StatusResolved && announce:
 		t := ch.now
 		inc.PagedAt = &t

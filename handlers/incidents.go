@@ -156,7 +156,7 @@ func (s *Server) declare(c echo.Context) error {
 			Labels:         req.Labels,
 			Team:           cls.Team,
 			RunbookURL:     cls.RunbookURL,
-			CustomerImpact: req.CustomerImpact,
+			CustomerImpact: req.CustomerImpact || s.policy.CustomerImpact(req.Labels),
 			DeclaredBy:     by,
 		})
 		if err != nil {
@@ -253,6 +253,11 @@ type resolveRequest struct {
 // transition runs one state change on an existing incident and answers
 // with the incident as it is afterwards.
 func (s *Server) transition(c echo.Context, fn func(ch *change) error) error {
+	return s.transitionStatus(c, http.StatusOK, fn)
+}
+
+// transitionStatus is transition answering with status.
+func (s *Server) transitionStatus(c echo.Context, status int, fn func(ch *change) error) error {
 	var view *incidentView
 	err := s.write(c, func(tx store.Tx) error {
 		inc, err := tx.Incident(c.Param("id"))
@@ -272,7 +277,7 @@ func (s *Server) transition(c echo.Context, fn func(ch *change) error) error {
 	if err != nil {
 		return unknownIncident(c, err)
 	}
-	return c.JSON(http.StatusOK, view)
+	return c.JSON(status, view)
 }
 
 func (s *Server) ack(c echo.Context) error {

@@ -260,6 +260,11 @@ func (s *Server) openOpsGenie(tx store.Tx, now time.Time, msg *ogWebhook, by str
 	if err := s.putOpsGenieAlert(ch, a); err != nil {
 		return nil, err
 	}
+	if s.policy.CustomerImpact(lbls) {
+		if err := ch.markCustomerImpact("the OpsGenie alert says customers are affected", by); err != nil {
+			return nil, err
+		}
+	}
 	if err := ch.opened(store.KindOpened, by); err != nil {
 		return nil, err
 	}

@@ -51,6 +51,7 @@ type Config struct {
 	ExternalURL string
 	Tokens      []Token
 	Routes      Routes
+	Scenarios   map[string]Scenario // drill scenarios by name
 }
 
 // Deps are the parts the server is built from.
@@ -134,6 +135,9 @@ func New(cfg Config, d Deps) *Server {
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))
 	api.POST("/incidents/:id/ack", s.ack, s.auth(ScopeWrite))
 	api.POST("/incidents/:id/resolve", s.resolve, s.auth(ScopeWrite))
+	api.PUT("/incidents/:id/roles", s.setRoles, s.auth(ScopeWrite))
+	api.POST("/incidents/:id/updates", s.postUpdate, s.auth(ScopeWrite))
+	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
 	s.echo = e
 	return s
 }

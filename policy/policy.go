@@ -14,6 +14,9 @@ type Rule struct {
 	Severity   Severity
 	Team       string
 	RunbookURL string
+	// CustomerImpact marks incidents of matching alerts as affecting
+	// customers.
+	CustomerImpact bool
 }
 
 // Matches reports whether every matcher of the rule accepts lbls. A label
@@ -79,6 +82,24 @@ type Policy struct {
 	// ETAWithin is how long after opening an incident without an ETA for
 	// recovery gets asked for one; 0 never asks.
 	ETAWithin time.Duration
+	// CustomerImpactLabel is the label that, set to "true", says customers
+	// are affected (default customer_impact).
+	CustomerImpactLabel string
+}
+
+// CustomerImpact reports whether an alert with these labels affects
+// customers: its customer-impact label says "true", or the rule that
+// classifies it says so.
+func (p *Policy) CustomerImpact(lbls map[string]string) bool {
+	label := p.CustomerImpactLabel
+	if label == "" {
+		label = "customer_impact"
+	}
+	if lbls[label] == "true" {
+		return true
+	}
+	r, ok := p.match(lbls)
+	return ok && r.CustomerImpact
 }
 
 // Classification is the outcome of classifying one alert.

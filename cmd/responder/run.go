@@ -27,6 +27,7 @@ import (
 	"github.com/responder-sre/responder/integrations/opsgenie"
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/zoom"
+	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -117,6 +118,14 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 	for _, t := range cfg.Auth.Tokens {
 		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes})
 	}
+	b.handlers.Scenarios = map[string]handlers.Scenario{}
+	for name, sc := range cfg.Drills.Scenarios {
+		sev, err := policy.ParseSeverity(sc.Severity) // validated by Load
+		if err != nil {
+			return nil, fmt.Errorf("drills.scenarios.%s: %w", name, err)
+		}
+		b.handlers.Scenarios[name] = handlers.Scenario{Title: sc.Title, Severity: sev, Labels: sc.Labels, Description: sc.Description}
+	}
 	if err := buildNotifications(b); err != nil {
 		return nil, err
 	}
@@ -139,7 +148,7 @@ type built struct {
 func buildNotifications(b *built) error {
 	n := b.cfg.Notifications
 	client := &http.Client{Timeout: n.Timeout}
-	r := handlers.Routes{Log: n.Log}
+	r := handlers.Routes{Log: n.Log, PageDrills: b.cfg.Drills.Page}
 	b.dispatch = handlers.DispatchConfig{
 		MaxAge: n.MaxAge, BackoffBase: n.RetryBase, BackoffMax: n.RetryMax,
 		Concurrency: n.Concurrency, Timeout: n.Timeout,

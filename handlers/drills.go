@@ -1,0 +1,104 @@
+package handlers
+
+import (
+	"net/http"
+	"sort"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// Scenario is a drill scenario from the configuration.
+type Scenario struct {
+	Title       string
+	Severity    policy.Severity
+	Labels      map[string]string
+	Description string
+}
+
+type drillRequest struct {
+	Scenario string `json:"scenario"`
+	Severity string `json:"severity"`
+	By       string `json:"by"`
+}
+
+// startDrill opens a drill incident from a named scenario. It runs the same
+// process as a real incident, every message marked [DRILL], and pages
+// nobody unless drills.page is set.
+func (s *Server) startDrill(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req drillRequest
+	if err := decodeJSON(body, &req, true, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(req.Scenario) == "" {
+		return badRequest("scenario: required (one of %s)", s.scenarioNames())
+	}
+	sc, ok := s.cfg.Scenarios[req.Scenario]
+	if !ok {
+		return errorf(http.StatusUnprocessableEntity, "scenario: %q is not configured (drills.scenarios has %s)", req.Scenario, s.scenarioNames())
+	}
+	sev := sc.Severity
+	if req.Severity != "" {
+		if sev, err = policy.ParseSeverity(req.Severity); err != nil {
+			return badRequest("severity: %v", err)
+		}
+	}
+	by, err := actor(c, "by", req.By)
+	if err != nil {
+		return err
+	}
+	lbls := map[string]string{}
+	for k, v := range sc.Labels {
+		lbls[k] = v
+	}
+	var view *incidentView
+	err = s.write(c, func(tx store.Tx) error {
+		ch, err := s.open(tx, s.now(), &store.Incident{
+			Title:          sc.Title,
+			Description:    sc.Description,
+			Severity:       sev.String(),
+			Source:         store.SourceDrill,
+			Labels:         lbls,
+			Drill:          true,
+			Scenario:       req.Scenario,
+			Kind:           "drill:" + req.Scenario,
+			DeclaredBy:     by,
+			CustomerImpact: s.policy.CustomerImpact(lbls),
+		})
+		if err != nil {
+			return err
+		}
+		if err := ch.opened(store.KindDeclared, by); err != nil {
+			return err
+		}
+		if err := ch.save(); err != nil {
+			return err
+		}
+		view, err = loadView(tx, ch.inc.ID)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
+	return c.JSON(http.StatusCreated, view)
+}
+
+func (s *Server) scenarioNames() string {
+	if len(s.cfg.Scenarios) == 0 {
+		return "none: configure drills.scenarios"
+	}
+	names := make([]string, 0, len(s.cfg.Scenarios))
+	for n := range s.cfg.Scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
+}

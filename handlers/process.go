@@ -1,0 +1,158 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/store"
+)
+
+// Events of the incident process beyond the fan-out's own.
+const (
+	eventRoles  = "roles"
+	eventUpdate = "update"
+)
+
+type rolesRequest struct {
+	RecoveryLead *string `json:"recovery_lead"`
+	CommsLead    *string `json:"comms_lead"`
+	By           string  `json:"by"`
+}
+
+// setRoles sets the Recovery Lead and the Communications Lead. A field left
+// out keeps its current holder; the two must be different people.
+func (s *Server) setRoles(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req rolesRequest
+	if err := decodeJSON(body, &req, true, false); err != nil {
+		return err
+	}
+	if req.RecoveryLead == nil && req.CommsLead == nil {
+		return badRequest("recovery_lead, comms_lead: give at least one")
+	}
+	for field, v := range map[string]*string{"recovery_lead": req.RecoveryLead, "comms_lead": req.CommsLead} {
+		if v != nil {
+			if err := checkText(field, *v, maxLabelName, false); err != nil {
+				return err
+			}
+			*v = strings.TrimSpace(*v)
+		}
+	}
+	by, err := actor(c, "by", req.By)
+	if err != nil {
+		return err
+	}
+	return s.transition(c, func(ch *change) error {
+		if ch.inc.Status == store.StatusResolved {
+			return errorf(http.StatusConflict, "%s is resolved: roles can no longer change", ch.inc.ID)
+		}
+		roles := ch.inc.Roles
+		if req.RecoveryLead != nil {
+			roles.RecoveryLead = *req.RecoveryLead
+		}
+		if req.CommsLead != nil {
+			roles.CommsLead = *req.CommsLead
+		}
+		if roles.RecoveryLead != "" && strings.EqualFold(roles.RecoveryLead, roles.CommsLead) {
+			return errorf(http.StatusUnprocessableEntity,
+				"recovery_lead and comms_lead are both %q: they must be different people, one to run the fix and one to keep everyone informed", roles.RecoveryLead)
+		}
+		if roles == ch.inc.Roles {
+			return nil // nothing changes
+		}
+		ch.inc.Roles = roles
+		if roles.RecoveryLead != "" && roles.CommsLead != "" && ch.inc.RolesAssignedAt == nil {
+			t := ch.now
+			ch.inc.RolesAssignedAt = &t
+		}
+		text := fmt.Sprintf("roles: recovery lead %s, comms lead %s (set by %s)", orNobody(roles.RecoveryLead), orNobody(roles.CommsLead), by)
+		return ch.announce(eventRoles, store.KindRoles, text, by)
+	})
+}
+
+func orNobody(name string) string {
+	if name == "" {
+		return "nobody yet"
+	}
+	return name
+}
+
+type updateRequest struct {
+	Text string     `json:"text"`
+	ETA  *time.Time `json:"eta"`
+	By   string     `json:"by"`
+}
+
+// postUpdate records a progress update: in the timeline, in the incident's
+// thread (and mail when policy lists "update"), the ETA on the incident,
+// and the update reminder's clock reset.
+func (s *Server) postUpdate(c echo.Context) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req updateRequest
+	if err := decodeJSON(body, &req, true, false); err != nil {
+		return err
+	}
+	if err := checkText("text", req.Text, maxText, true); err != nil {
+		return err
+	}
+	now := s.now()
+	if req.ETA != nil {
+		eta := req.ETA.UTC()
+		if !eta.After(now) {
+			return badRequest("eta: %s is not in the future (now is %s)", eta.Format(timeFormat), now.Format(timeFormat))
+		}
+		req.ETA = &eta
+	}
+	by, err := actor(c, "by", req.By)
+	if err != nil {
+		return err
+	}
+	return s.transitionStatus(c, http.StatusCreated, func(ch *change) error {
+		if ch.inc.Status == store.StatusResolved {
+			return errorf(http.StatusConflict, "%s is resolved: post a note in the post-mortem instead", ch.inc.ID)
+		}
+		t := ch.now
+		ch.inc.LastUpdateAt = &t
+		if ch.inc.FirstUpdateAt == nil {
+			ch.inc.FirstUpdateAt = &t
+		}
+		text := strings.TrimSpace(req.Text)
+		if req.ETA != nil {
+			ch.inc.ETA = req.ETA
+			text += " (ETA " + req.ETA.Format(timeFormat) + ")"
+		}
+		if err := ch.tx.AppendTimeline(ch.inc.ID, store.Entry{At: t, Kind: store.KindUpdate, Text: strings.TrimSpace(req.Text), By: by, ETA: req.ETA}); err != nil {
+			return err
+		}
+		ch.notify(eventUpdate, "update from "+by+": "+text, by)
+		return nil
+	})
+}
+
+// markCustomerImpact records that customers are affected. Customer
+// engineering is told once per incident: at the opening announcement when
+// known then, else now.
+func (ch *change) markCustomerImpact(why, by string) error {
+	if ch.inc.CustomerImpact {
+		return nil
+	}
+	ch.inc.CustomerImpact = true
+	if err := ch.record(store.KindCustomerImpact, "customer impact: "+why, by); err != nil {
+		return err
+	}
+	if !ch.created {
+		ch.notify(integrations.EventCustomer, "customer impact: "+why, by)
+	}
+	return nil
+}
