@@ -70,6 +70,7 @@ type Dispatcher struct {
 	results chan delivery
 	running atomic.Bool
 	depth   atomic.Int64
+	oldest  atomic.Int64 // creation time (unix nanoseconds) of the oldest pending intent; 0 for none
 	sent    *prometheus.CounterVec
 
 	// Owned by the Run goroutine.
@@ -126,7 +127,15 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 		reg.MustRegister(d.sent, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "responder_outbox_pending",
 			Help: "Notification intents waiting for delivery.",
-		}, func() float64 { return float64(d.depth.Load()) }))
+		}, func() float64 { return float64(d.depth.Load()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "responder_outbox_oldest_pending_seconds",
+			Help: "Age of the oldest notification intent waiting for delivery; 0 when none waits.",
+		}, func() float64 {
+			if t := d.oldest.Load(); t != 0 {
+				return d.now().Sub(time.Unix(0, t)).Seconds()
+			}
+			return 0
+		}))
 	}
 	return d
 }
@@ -262,6 +271,13 @@ func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
 	seen := map[string]bool{}
 	var wake time.Time
+	var oldest int64
+	for _, in := range d.pending {
+		if t := in.CreatedAt.UnixNano(); in.State == store.IntentPending && (oldest == 0 || t < oldest) {
+			oldest = t
+		}
+	}
+	d.oldest.Store(oldest)
 	for i, seq := range seqs {
 		in := d.pending[seq]
 		lane := laneOf(in)

@@ -20,8 +20,9 @@ type change struct {
 	now     time.Time
 	events  []event
 	planned int // events already turned into intents
-	// created is true when this change opened the incident.
-	created bool
+	// created is true when this change opened the incident; acknowledged
+	// and resolved when it did that (for the metrics, once committed).
+	created, acknowledged, resolved bool
 }
 
 // event is one thing that happened to an incident that people are told.
@@ -34,7 +35,18 @@ type event struct {
 
 // changeOf starts a change of an existing incident.
 func (s *Server) changeOf(tx store.Tx, inc *store.Incident, now time.Time) *change {
-	return &change{s: s, tx: tx, inc: inc, now: now}
+	ch := &change{s: s, tx: tx, inc: inc, now: now}
+	if t, ok := tx.(*txn); ok {
+		t.changes = append(t.changes, ch)
+	}
+	return ch
+}
+
+// txn is a write's transaction with the changes made in it, so that what
+// they did can be counted once the transaction is committed.
+type txn struct {
+	store.Tx
+	changes []*change
 }
 
 // open starts a new incident with the next id. The caller fills the rest
@@ -100,6 +112,7 @@ func (ch *change) acknowledge(by string) error {
 	ch.inc.Status = store.StatusAcknowledged
 	ch.inc.AcknowledgedAt = &t
 	ch.inc.AcknowledgedBy = by
+	ch.acknowledged = true
 	return ch.announce(integrations.EventAcknowledged, store.KindAcknowledged, "acknowledged by "+by, by)
 }
 
@@ -108,6 +121,7 @@ func (ch *change) resolve(by, summary string) error {
 	ch.inc.Status = store.StatusResolved
 	ch.inc.ResolvedAt = &t
 	ch.inc.ResolvedBy = by
+	ch.resolved = true
 	if summary != "" {
 		ch.inc.Summary = summary
 	}

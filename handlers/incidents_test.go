@@ -7,7 +7,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -370,4 +372,61 @@ func TestPostmortemRequired(t *testing.T) {
 	if inc := e.incident(v.ID); !inc.PostmortemRequired {
 		t.Errorf("a new kind does not owe a post-mortem")
 	}
+}
+
+// The process metrics move as incidents are handled, drills labelled apart.
+func TestProcessMetrics(t *testing.T) {
+	e := newEnv(t, withScenario())
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	r := e.do(http.MethodPost, "/api/v1/drills", tokWrite, []byte(`{"scenario":"database-failover","by":"maria"}`))
+	var drill view
+	r.json(t, &drill)
+	e.advance(5 * time.Minute)
+	e.do(http.MethodPost, "/api/v1/incidents/"+id+"/ack", tokWrite, []byte(`{"by":"maria"}`))
+	e.do(http.MethodPost, "/api/v1/incidents/"+drill.ID+"/ack", tokWrite, []byte(`{"by":"maria"}`))
+	e.advance(25 * time.Minute)
+	e.do(http.MethodPost, "/api/v1/incidents/"+drill.ID+"/resolve", tokWrite, []byte(`{"by":"maria"}`))
+	e.flush()
+
+	body := e.do(http.MethodGet, "/metrics", "", nil).body
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(body))
+	if err != nil {
+		t.Fatalf("exposition does not parse: %v", err)
+	}
+	find := func(name string, lbls map[string]string) *dto.Metric {
+		t.Helper()
+		f := families[name]
+		if f == nil {
+			t.Fatalf("metric %s missing", name)
+		}
+	next:
+		for _, m := range f.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if want, ok := lbls[lp.GetName()]; ok && want != lp.GetValue() {
+					continue next
+				}
+			}
+			return m
+		}
+		t.Fatalf("%s%v missing", name, lbls)
+		return nil
+	}
+	if h := find("responder_time_to_acknowledge_seconds", map[string]string{"severity": "S1", "drill": "false"}).GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 300 {
+		t.Errorf("time to acknowledge (real): count %d sum %v, want 1 and 300", h.GetSampleCount(), h.GetSampleSum())
+	}
+	if h := find("responder_time_to_resolve_seconds", map[string]string{"severity": "S1", "drill": "true"}).GetHistogram(); h.GetSampleCount() != 1 || h.GetSampleSum() != 1800 {
+		t.Errorf("time to resolve (drill): count %d sum %v, want 1 and 1800", h.GetSampleCount(), h.GetSampleSum())
+	}
+	if g := find("responder_open_incidents", map[string]string{"severity": "S1", "drill": "false"}).GetGauge().GetValue(); g != 1 {
+		t.Errorf("open S1 incidents %v, want 1", g)
+	}
+	if c := find("responder_notifications_total", map[string]string{"channel": "log", "state": "sent"}).GetCounter().GetValue(); c < 4 {
+		t.Errorf("log notifications sent %v, want at least 4", c)
+	}
+	if c := find("responder_incidents_opened_total", map[string]string{"severity": "S1", "source": "drill"}).GetCounter().GetValue(); c != 1 {
+		t.Errorf("drills opened %v, want 1", c)
+	}
+	find("responder_outbox_oldest_pending_seconds", nil)
+	find("responder_http_requests_total", map[string]string{"url": "/api/v1/incidents/:id/ack", "code": "200"})
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/labstack/echo-contrib/echoprometheus"
 	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -121,7 +122,13 @@ func New(cfg Config, d Deps) *Server {
 	e.HTTPErrorHandler = s.errorHandler
 	// Log the peer's address, not what X-Forwarded-For claims.
 	e.IPExtractor = echo.ExtractIPDirect()
-	e.Use(s.recoverPanics, s.logRequests)
+	e.Use(s.recoverPanics, echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
+		Namespace:  "responder",
+		Subsystem:  "http",
+		Registerer: d.Registry,
+		// Unknown paths share one label, so that scans cannot grow the series.
+		DoNotUseRequestPathFor404: true,
+	}), s.logRequests)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -255,8 +262,16 @@ func (s *Server) readyz(c echo.Context) error {
 // write runs fn in one durable transaction (the incident change and the
 // intents it causes), then tells the dispatcher. It never waits on a vendor.
 func (s *Server) write(c echo.Context, fn func(tx store.Tx) error) error {
-	if err := s.store.Update(c.Request().Context(), fn); err != nil {
+	var last *txn // the run of fn that committed (fn may run more than once)
+	err := s.store.Update(c.Request().Context(), func(tx store.Tx) error {
+		last = &txn{Tx: tx}
+		return fn(last)
+	})
+	if err != nil {
 		return err
+	}
+	for _, ch := range last.changes {
+		s.metrics.observe(ch)
 	}
 	if s.outbox != nil {
 		s.outbox.Kick()

@@ -179,7 +179,10 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	deps.Store = db
 	e.stopDispatcher = func() {}
 	if deps.Outbox == nil {
-		d := NewDispatcher(dc, db, notifiers, deps.Log, e.dispatchClock, cfg.ExternalURL, prometheus.NewRegistry())
+		if deps.Registry == nil {
+			deps.Registry = prometheus.NewRegistry()
+		}
+		d := NewDispatcher(dc, db, notifiers, deps.Log, e.dispatchClock, cfg.ExternalURL, deps.Registry)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { d.Run(ctx); close(done) }()
