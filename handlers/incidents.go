@@ -17,6 +17,9 @@ import (
 // alerts, timeline and notification states.
 type incidentView struct {
 	*store.Incident
+	// Report gives how long each step of the process took (drills above
+	// all): to acknowledge, to roles, to the first update, to resolve.
+	Report        *processReport `json:"report"`
 	Alerts        []store.Alert  `json:"alerts"`
 	Timeline      []store.Entry  `json:"timeline"`
 	Notifications []store.Intent `json:"notifications"`
@@ -27,7 +30,7 @@ func loadView(tx store.Tx, id string) (*incidentView, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &incidentView{Incident: inc}
+	v := &incidentView{Incident: inc, Report: buildReport(inc)}
 	if v.Alerts, err = tx.Alerts(id); err != nil {
 		return nil, err
 	}

@@ -145,6 +145,7 @@ func New(cfg Config, d Deps) *Server {
 	api.PUT("/incidents/:id/roles", s.setRoles, s.auth(ScopeWrite))
 	api.POST("/incidents/:id/updates", s.postUpdate, s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
+	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
 	s.echo = e
 	return s
 }

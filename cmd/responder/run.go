@@ -271,6 +271,12 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	deps := b.deps
 	deps.Store, deps.Log, deps.Now, deps.Registry, deps.Outbox = db, log, time.Now, reg, dispatcher
 	srv := handlers.New(b.handlers, deps)
+	// Reminders stop before the dispatcher and the store (defers run last
+	// in, first out).
+	rctx, stopReminders := context.WithCancel(context.WithoutCancel(ctx))
+	reminded := make(chan struct{})
+	go func() { srv.RunReminders(rctx, handlers.DefaultReminderEvery); close(reminded) }()
+	defer func() { stopReminders(); <-reminded }()
 
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)

@@ -216,12 +216,19 @@ func replyMessage(m integrations.Message) ([]slackgo.Block, string) {
 	if text == "" {
 		text = strings.ReplaceAll(m.Event, "_", " ")
 	}
-	head := prefix + eventEmoji(m.Event) + " " + escape(text)
+	// The mention is the one piece of mrkdwn a reply may carry unescaped;
+	// it goes in the first line of the blocks and of the fallback text
+	// (which notifications show), after the drill prefix.
+	lead := mention(m.Mention)
+	if lead != "" {
+		lead += " "
+	}
+	head := prefix + eventEmoji(m.Event) + " " + lead + escape(text)
 	plain := prefix + text // escaped as a whole at the end
 	if m.Thread == "" {
 		// No thread to reply in: say which incident this is about.
 		who := incidentName(inc) + ": " + oneLine(inc.Title, 150)
-		head = prefix + "*" + escape(who) + "*\n" + eventEmoji(m.Event) + " " + escape(text)
+		head = prefix + "*" + escape(who) + "*\n" + eventEmoji(m.Event) + " " + lead + escape(text)
 		plain = prefix + who + ": " + text
 	}
 	blocks := []slackgo.Block{mrkdwnSection(head)}
@@ -242,7 +249,44 @@ func replyMessage(m integrations.Message) ([]slackgo.Block, string) {
 		blocks = append(blocks, slackgo.NewContextBlock("",
 			slackgo.NewTextBlockObject(slackgo.MarkdownType, m.At.UTC().Format("2006-01-02 15:04:05 UTC"), false, false)))
 	}
-	return capBlocks(blocks), clip(escape(plain), maxFallback)
+	fallback := clip(escape(plain), maxFallback-utf8.RuneCountInString(lead))
+	if lead != "" {
+		fallback = prefix + lead + strings.TrimPrefix(fallback, prefix)
+	}
+	return capBlocks(blocks), fallback
+}
+
+// mention renders integrations.Message.Mention: "channel" calls on the
+// whole channel (<!channel>), a Slack user ID (U or W and at least eight
+// upper-case letters or digits) calls on that user (<@U…>), and any other
+// name is shown as inert text, "@name", since Slack cannot resolve a
+// display name to a user. Empty is nobody.
+func mention(who string) string {
+	who = strings.TrimSpace(who)
+	switch {
+	case who == "":
+		return ""
+	case who == "channel":
+		return "<!channel>"
+	case isSlackUserID(who):
+		return "<@" + who + ">"
+	default:
+		return "@" + escape(word(strings.TrimPrefix(who, "@")))
+	}
+}
+
+// isSlackUserID reports whether s looks like a Slack user ID: U or W, then
+// eight or more upper-case letters or digits.
+func isSlackUserID(s string) bool {
+	if len(s) < 9 || len(s) > maxWordRunes || (s[0] != 'U' && s[0] != 'W') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
 }
 
 func collapsedHeader(event string, n int) string {

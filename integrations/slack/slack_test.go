@@ -461,6 +461,86 @@ func TestUserTextIsInert(t *testing.T) {
 	}
 }
 
+// The message's Mention is the only mention a reply carries: "channel" and
+// a Slack user ID become live mentions, any other name stays inert text,
+// and the text beside them is still escaped.
+func TestReplyMention(t *testing.T) {
+	tests := []struct {
+		name, mention string
+		drill         bool
+		thread        bool
+		wantHead      string // the first mrkdwn text
+		wantText      string // the fallback text
+	}{
+		{"nobody", "", false, true,
+			":speech_balloon: no update since 02:14 UTC &lt;!here&gt;", "no update since 02:14 UTC &lt;!here&gt;"},
+		{"the channel", "channel", false, true,
+			":speech_balloon: <!channel> no update since 02:14 UTC &lt;!here&gt;", "<!channel> no update since 02:14 UTC &lt;!here&gt;"},
+		{"a user ID", "U024BE7LH", false, true,
+			":speech_balloon: <@U024BE7LH> no update since 02:14 UTC &lt;!here&gt;", "<@U024BE7LH> no update since 02:14 UTC &lt;!here&gt;"},
+		{"an enterprise user ID", "W0123456789", false, true,
+			":speech_balloon: <@W0123456789> no update", "<@W0123456789> no update"},
+		{"a name", "maria", false, true,
+			":speech_balloon: @maria no update", "@maria no update"},
+		{"a name with its @", "@maria", false, true,
+			":speech_balloon: @maria no update", "@maria no update"},
+		{"too short for an ID", "U1234567", false, true,
+			":speech_balloon: @U1234567 no update", "@U1234567 no update"},
+		{"lower case is no ID", "u024be7lh", false, true,
+			":speech_balloon: @u024be7lh no update", "@u024be7lh no update"},
+		{"Channel is a name", "Channel", false, true,
+			":speech_balloon: @Channel no update", "@Channel no update"},
+		{"a name cannot ping", "<!here> <@U024BE7LH>", false, true,
+			":speech_balloon: @&lt;!here&gt; &lt;@U024BE7LH&gt; no update", "@&lt;!here&gt; &lt;@U024BE7LH&gt; no update"},
+		{"a drill", "channel", true, true,
+			"[DRILL] :speech_balloon: <!channel> no update", "[DRILL] <!channel> no update"},
+		{"no thread", "channel", false, false,
+			"*[S1] INC-4: High error rate on checkout*\n:speech_balloon: <!channel> no update",
+			"<!channel> [S1] INC-4: High error rate on checkout: no update"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			inc := incident()
+			inc.Drill = tt.drill
+			root := f.notify(t, opened(inc, "#ops"))
+			m := integrations.Message{Event: "reminder", Text: "no update", Target: "#ops", Mention: tt.mention, Incident: inc}
+			if strings.Contains(tt.wantText, "02:14") {
+				m.Text = "no update since 02:14 UTC <!here>"
+			}
+			if tt.thread {
+				m.Target, m.Thread = root.Channel, root.Thread
+			}
+			f.notify(t, m)
+			posts := f.srv.Posts()
+			last := posts[len(posts)-1]
+			_, md := texts(t, last.Blocks)
+			if len(md) == 0 || md[0] != tt.wantHead {
+				t.Errorf("reply reads %q, want %q", md, tt.wantHead)
+			}
+			if last.Text != tt.wantText {
+				t.Errorf("fallback text = %q, want %q", last.Text, tt.wantText)
+			}
+		})
+	}
+}
+
+// A mention never pushes the fallback text over its limit.
+func TestReplyMentionFallbackStaysWithinLimit(t *testing.T) {
+	f := newFixture(t)
+	root := f.notify(t, opened(incident(), "#ops"))
+	f.notify(t, integrations.Message{Event: "reminder", Text: strings.Repeat("<", 4000), Mention: "channel",
+		Target: root.Channel, Thread: root.Thread, Incident: incident()})
+	posts := f.srv.Posts()
+	text := posts[len(posts)-1].Text
+	if n := len([]rune(text)); n > 3000 {
+		t.Errorf("fallback text is %d characters, over 3000", n)
+	}
+	if !strings.HasPrefix(text, "<!channel> &lt;") || !strings.HasSuffix(text, "…") || strings.HasSuffix(text, "&lt…") {
+		t.Errorf("fallback text is %q…%q", text[:20], text[len(text)-20:])
+	}
+}
+
 func TestBlocksStayWithinSlackLimits(t *testing.T) {
 	f := newFixture(t)
 	inc := incident()
@@ -758,6 +838,11 @@ func TestGoldenBodies(t *testing.T) {
 		{name: "root_resolved", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
 			return []integrations.Message{{Event: integrations.EventRootUpdate, Text: "resolved by maria",
 				Target: r.Channel, Thread: r.Thread, At: resolvedAt, Incident: resolved(incident())}}
+		}},
+		{name: "reply_mention", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
+			return []integrations.Message{{Event: "reminder", Mention: "channel",
+				Text:   "no update since 02:14 UTC (03:14 CET); S1 updates are due every 1h and the next is due now: post one with POST https://responder.example.com/api/v1/incidents/INC-4/updates, even if nothing is new",
+				Target: r.Channel, Thread: r.Thread, At: openedAt.Add(time.Hour), Incident: incident()}}
 		}},
 		{name: "reply_collapsed", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
 			lines := make([]string, 23)
