@@ -58,37 +58,18 @@ func (s *Server) startDrill(c echo.Context) error {
 	for k, v := range sc.Labels {
 		lbls[k] = v
 	}
-	var view *incidentView
-	err = s.write(c, func(tx store.Tx) error {
-		ch, err := s.open(tx, s.now(), &store.Incident{
-			Title:          sc.Title,
-			Description:    sc.Description,
-			Severity:       sev.String(),
-			Source:         store.SourceDrill,
-			Labels:         lbls,
-			Drill:          true,
-			Scenario:       req.Scenario,
-			Kind:           "drill:" + req.Scenario,
-			DeclaredBy:     by,
-			CustomerImpact: s.policy.CustomerImpact(lbls),
-		})
-		if err != nil {
-			return err
-		}
-		if err := ch.opened(store.KindDeclared, by); err != nil {
-			return err
-		}
-		if err := ch.save(); err != nil {
-			return err
-		}
-		view, err = loadView(tx, ch.inc.ID)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
-	return c.JSON(http.StatusCreated, view)
+	return s.declareIncident(c, store.Incident{
+		Title:          sc.Title,
+		Description:    sc.Description,
+		Severity:       sev.String(),
+		Source:         store.SourceDrill,
+		Labels:         lbls,
+		Drill:          true,
+		Scenario:       req.Scenario,
+		Kind:           "drill:" + req.Scenario,
+		DeclaredBy:     by,
+		CustomerImpact: s.policy.CustomerImpact(lbls),
+	}, by)
 }
 
 func (s *Server) scenarioNames() string {

@@ -149,19 +149,26 @@ func (s *Server) declare(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return s.declareIncident(c, store.Incident{
+		Title:          strings.TrimSpace(req.Title),
+		Description:    req.Description,
+		Severity:       cls.Severity.String(),
+		Source:         store.SourceManual,
+		Labels:         req.Labels,
+		Team:           cls.Team,
+		RunbookURL:     cls.RunbookURL,
+		CustomerImpact: req.CustomerImpact || s.policy.CustomerImpact(req.Labels),
+		DeclaredBy:     by,
+	}, by)
+}
+
+// declareIncident opens an incident that a person declared (or a drill),
+// and answers 201 with it.
+func (s *Server) declareIncident(c echo.Context, tmpl store.Incident, by string) error {
 	var view *incidentView
-	err = s.write(c, func(tx store.Tx) error {
-		ch, err := s.open(tx, s.now(), &store.Incident{
-			Title:          strings.TrimSpace(req.Title),
-			Description:    req.Description,
-			Severity:       cls.Severity.String(),
-			Source:         store.SourceManual,
-			Labels:         req.Labels,
-			Team:           cls.Team,
-			RunbookURL:     cls.RunbookURL,
-			CustomerImpact: req.CustomerImpact || s.policy.CustomerImpact(req.Labels),
-			DeclaredBy:     by,
-		})
+	err := s.write(c, func(tx store.Tx) error {
+		inc := tmpl // fn may run more than once: start from the template each time
+		ch, err := s.open(tx, s.now(), &inc)
 		if err != nil {
 			return err
 		}
