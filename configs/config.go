@@ -97,6 +97,9 @@ type PolicyConfig struct {
 	// CustomerImpactLabel names the alert label that, set to "true", marks
 	// customer impact.
 	CustomerImpactLabel string `yaml:"customer_impact_label"`
+	// KindLabel names the alert label whose value is an incident's kind for
+	// post-mortems.
+	KindLabel string `yaml:"kind_label"`
 }
 
 // RuleConfig is one severity rule: every matcher must match.

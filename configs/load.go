@@ -331,6 +331,7 @@ func (c *Config) applyDefaults() {
 	pc := &c.Policy
 	setDefault(&pc.DefaultSeverity, "S4")
 	setDefault(&pc.CustomerImpactLabel, "customer_impact")
+	setDefault(&pc.KindLabel, "alertname")
 	if pc.Rules == nil {
 		pc.Rules = []RuleConfig{
 			{Name: "critical-in-production", Matchers: []string{`severity=~"critical|page"`, `env=~"prod|production"`}, Severity: "S1"},
@@ -519,6 +520,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 		OpsGeniePriorities:  map[string]policy.Severity{},
 		Process:             map[policy.Severity]policy.Process{},
 		CustomerImpactLabel: pc.CustomerImpactLabel,
+		KindLabel:           pc.KindLabel,
 	}
 	if s, err := policy.ParseSeverity(pc.DefaultSeverity); err != nil {
 		p.addf("policy.default_severity", "%v", err)

@@ -259,7 +259,7 @@ func (s *Server) openAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) (*
 		Labels:      lbls,
 		RunbookURL:  msg.CommonAnnotations["runbook_url"],
 		SourceURL:   firstGeneratorURL(msg.Alerts),
-		Kind:        "alertmanager:" + firstNonEmpty(lbls["alertname"], msg.GroupKey),
+		Kind:        "alertmanager:" + s.policy.AlertKind(lbls, msg.GroupKey),
 		Team:        lbls["team"],
 	})
 	if err != nil {

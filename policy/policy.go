@@ -85,6 +85,22 @@ type Policy struct {
 	// CustomerImpactLabel is the label that, set to "true", says customers
 	// are affected (default customer_impact).
 	CustomerImpactLabel string
+	// KindLabel is the label whose value makes an Alertmanager incident's
+	// kind, for post-mortems (default alertname).
+	KindLabel string
+}
+
+// AlertKind is the post-mortem kind of an Alertmanager incident with these
+// labels: the kind label's value, else fallback.
+func (p *Policy) AlertKind(lbls map[string]string, fallback string) string {
+	label := p.KindLabel
+	if label == "" {
+		label = "alertname"
+	}
+	if v := lbls[label]; v != "" {
+		return v
+	}
+	return fallback
 }
 
 // CustomerImpact reports whether an alert with these labels affects
