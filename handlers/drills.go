@@ -29,12 +29,8 @@ type drillRequest struct {
 // process as a real incident, every message marked [DRILL], and pages
 // nobody unless drills.page is set.
 func (s *Server) startDrill(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req drillRequest
-	if err := decodeJSON(body, &req, true, false); err != nil {
+	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
 	if strings.TrimSpace(req.Scenario) == "" {
@@ -46,6 +42,7 @@ func (s *Server) startDrill(c echo.Context) error {
 	}
 	sev := sc.Severity
 	if req.Severity != "" {
+		var err error
 		if sev, err = policy.ParseSeverity(req.Severity); err != nil {
 			return badRequest("severity: %v", err)
 		}

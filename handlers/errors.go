@@ -112,6 +112,17 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	return body, nil
 }
 
+// bindStrict reads a people-facing request's body within the limit and
+// decodes it strictly into v (an unknown field is a 400). An empty body is
+// {} when allowEmpty.
+func (s *Server) bindStrict(c echo.Context, v any, allowEmpty bool) error {
+	body, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v, true, allowEmpty)
+}
+
 // decodeJSON decodes body into v. With strict, unknown fields are refused
 // (the people-facing API); webhooks are decoded leniently because senders
 // add fields between versions. An empty body decodes as {} when allowEmpty.

@@ -120,12 +120,8 @@ func checkLabels(field string, lbls map[string]string) error {
 // declare opens a manual incident. Without a severity, policy classifies it
 // from its labels.
 func (s *Server) declare(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req declareRequest
-	if err := decodeJSON(body, &req, true, false); err != nil {
+	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
 	if err := checkText("title", req.Title, maxTitle, true); err != nil {
@@ -291,12 +287,8 @@ func (s *Server) transitionStatus(c echo.Context, status int, fn func(ch *change
 }
 
 func (s *Server) ack(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req ackRequest
-	if err := decodeJSON(body, &req, true, true); err != nil {
+	if err := s.bindStrict(c, &req, true); err != nil {
 		return err
 	}
 	by, err := actor(c, "by", req.By)
@@ -315,12 +307,8 @@ func (s *Server) ack(c echo.Context) error {
 }
 
 func (s *Server) resolve(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req resolveRequest
-	if err := decodeJSON(body, &req, true, true); err != nil {
+	if err := s.bindStrict(c, &req, true); err != nil {
 		return err
 	}
 	if err := checkText("summary", req.Summary, maxText, false); err != nil {

@@ -27,12 +27,8 @@ type rolesRequest struct {
 // setRoles sets the Recovery Lead and the Communications Lead. A field left
 // out keeps its current holder; the two must be different people.
 func (s *Server) setRoles(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req rolesRequest
-	if err := decodeJSON(body, &req, true, false); err != nil {
+	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
 	if req.RecoveryLead == nil && req.CommsLead == nil {
@@ -95,12 +91,8 @@ type updateRequest struct {
 // thread (and mail when policy lists "update"), the ETA on the incident,
 // and the update reminder's clock reset.
 func (s *Server) postUpdate(c echo.Context) error {
-	body, err := s.readBody(c)
-	if err != nil {
-		return err
-	}
 	var req updateRequest
-	if err := decodeJSON(body, &req, true, false); err != nil {
+	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
 	if err := checkText("text", req.Text, maxText, true); err != nil {

@@ -172,6 +172,16 @@ func RetryAfter(v string, now time.Time) time.Duration {
 	return 0
 }
 
+// IsLoopback reports whether host (a name or an IP, without port) is this
+// machine: vendors allow plain http only to such a host (a test's fake).
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // LogNotifier writes every message to the daemon's log, so that a daemon
 // with no vendor configured still shows what it would have sent.
 type LogNotifier struct {

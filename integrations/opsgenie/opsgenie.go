@@ -153,18 +153,10 @@ func checkHost(host string) error {
 	if h == "" {
 		return fmt.Errorf("%q: a host only, such as %s or %s", host, DefaultAPIURL, EUAPIURL)
 	}
-	if !strings.Contains(host, "api") && !loopback(h) {
+	if !strings.Contains(host, "api") && !integrations.IsLoopback(h) {
 		return fmt.Errorf("%q: the SDK would call it over plain http (it uses https only for a host with \"api\" in it)", host)
 	}
 	return nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func checkResponder(r Responder) []error {

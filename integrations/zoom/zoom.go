@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -149,20 +148,12 @@ func checkURL(raw string) error {
 	switch {
 	case u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
 		return fmt.Errorf("%q is not an absolute http(s) URL", raw)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
+	case u.Scheme == "http" && !integrations.IsLoopback(u.Hostname()):
 		return fmt.Errorf("%q: use https (plain http only to a loopback address)", raw)
 	case u.RawQuery != "" || u.Fragment != "":
 		return fmt.Errorf("%q: no query or fragment", raw)
 	}
 	return nil
-}
-
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Name is "zoom".
