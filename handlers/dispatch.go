@@ -1,11 +1,12 @@
 package handlers
 
 import (
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -58,6 +59,13 @@ func setIfZero[T comparable](v *T, def T) {
 // vendor, and report back. Intents of one lane (incident, channel, target)
 // are delivered in order, one at a time, so a Slack thread's root goes before
 // its replies. Webhook ingest never waits on it: a write only kicks it.
+//
+// Each lane keeps its intents in sequence order and only its head is ever
+// looked at. Lanes wait in a schedule ordered by the time their head may go
+// next (its retry time, the vendor's Retry-After, the Slack channel's rate,
+// the end of its wait for a bridge), so a pass costs the lanes that are due,
+// not every pending intent: a storm of 50,000 queued replies held back by
+// Slack's rate costs nothing until the channel may take the next one.
 type Dispatcher struct {
 	cfg         DispatchConfig
 	store       Store
@@ -76,17 +84,61 @@ type Dispatcher struct {
 	// Owned by the Run goroutine.
 	pending  map[uint64]*store.Intent
 	lastSeq  uint64
-	busy     map[string]bool // lanes with a delivery in flight
-	inFlight map[string]int  // deliveries in flight per channel
+	lanes    map[string]*lane
+	sched    schedule                   // lanes to look at, by due time
+	waiting  map[string][]*lane         // by channel: due lanes waiting for a free delivery slot
+	waiters  map[uint64][]*store.Intent // intents that wait for the intent of this sequence (After)
+	inFlight map[string]int             // deliveries in flight per channel
 	limiters map[string]*rate.Limiter
 	hold     map[string]time.Time // channel+target -> no delivery before (a vendor's Retry-After)
 	unsaved  []delivery           // finished deliveries whose state is not yet written
+	oldestAt time.Time            // when the oldest-pending gauge was last computed
+}
+
+// lane is the pending intents of one incident, channel and target, in
+// sequence order: they are delivered one at a time, in that order.
+type lane struct {
+	key   string
+	queue []*store.Intent
+	// busy: a delivery of the head is in flight, or its outcome is not yet
+	// written; the lane is looked at again once the outcome is on disk.
+	busy bool
+	// blocked: due, but its channel had no free delivery slot; it is in
+	// Dispatcher.waiting and not in the schedule.
+	blocked bool
+	due     time.Time // when to look at it next; the zero time is "at once"
+	index   int       // its place in the schedule heap; -1 when not in it
+}
+
+// schedule is a min-heap of lanes by due time (container/heap).
+type schedule []*lane
+
+func (s schedule) Len() int           { return len(s) }
+func (s schedule) Less(i, j int) bool { return s[i].due.Before(s[j].due) }
+func (s schedule) Swap(i, j int) {
+	s[i], s[j] = s[j], s[i]
+	s[i].index, s[j].index = i, j
+}
+
+func (s *schedule) Push(x any) {
+	l := x.(*lane)
+	l.index = len(*s)
+	*s = append(*s, l)
+}
+
+func (s *schedule) Pop() any {
+	old := *s
+	l := old[len(old)-1]
+	old[len(old)-1] = nil
+	l.index = -1
+	*s = old[:len(old)-1]
+	return l
 }
 
 // delivery is one attempt at a group of intents (several only when
 // alert_joined messages are collapsed into one).
 type delivery struct {
-	lane    string
+	lane    *lane
 	group   []*store.Intent
 	receipt integrations.Receipt
 	err     error
@@ -115,7 +167,9 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 			Help: "Notification deliveries finished, by channel and state (sent or failed).",
 		}, []string{"channel", "state"}),
 		pending:  map[uint64]*store.Intent{},
-		busy:     map[string]bool{},
+		lanes:    map[string]*lane{},
+		waiting:  map[string][]*lane{},
+		waiters:  map[uint64][]*store.Intent{},
 		inFlight: map[string]int{},
 		limiters: map[string]*rate.Limiter{},
 		hold:     map[string]time.Time{},
@@ -236,7 +290,7 @@ func (d *Dispatcher) load() error {
 			in := batch[i]
 			d.lastSeq = max(d.lastSeq, in.Seq)
 			if _, known := d.pending[in.Seq]; !known {
-				d.pending[in.Seq] = &in
+				d.add(&in)
 			}
 		}
 		d.depth.Store(int64(len(d.pending)))
@@ -257,96 +311,199 @@ func minTime(a, b time.Time) time.Time {
 	return a
 }
 
+// add takes a pending intent into its lane. Intents arrive in sequence
+// order (the outbox is read in that order), so appending keeps a lane
+// ordered. A lane that was empty is looked at at once.
+func (d *Dispatcher) add(in *store.Intent) {
+	d.pending[in.Seq] = in
+	key := laneOf(in)
+	l := d.lanes[key]
+	if l == nil {
+		l = &lane{key: key, index: -1}
+		d.lanes[key] = l
+	}
+	l.queue = append(l.queue, in)
+	if in.After != 0 {
+		d.waiters[in.After] = append(d.waiters[in.After], in)
+	}
+	if len(l.queue) == 1 && !l.busy {
+		d.schedule(l, time.Time{})
+	}
+}
+
+// remove drops a finished intent (its outcome written) and wakes the lanes
+// whose head waited for it.
+func (d *Dispatcher) remove(in *store.Intent) {
+	delete(d.pending, in.Seq)
+	if in.After != 0 {
+		ws := slices.DeleteFunc(d.waiters[in.After], func(w *store.Intent) bool { return w == in })
+		if len(ws) == 0 {
+			delete(d.waiters, in.After)
+		} else {
+			d.waiters[in.After] = ws
+		}
+	}
+	for _, w := range d.waiters[in.Seq] {
+		if l := d.lanes[laneOf(w)]; l != nil && !l.busy {
+			d.schedule(l, time.Time{})
+		}
+	}
+}
+
+// schedule makes the lane due at t, or keeps it due earlier when it
+// already is: looking at a lane too early only schedules it again.
+func (d *Dispatcher) schedule(l *lane, t time.Time) {
+	if l.blocked {
+		return // looked at as soon as its channel has a free slot
+	}
+	if l.index >= 0 {
+		if t.Before(l.due) {
+			l.due = t
+			heap.Fix(&d.sched, l.index)
+		}
+		return
+	}
+	l.due = t
+	heap.Push(&d.sched, l)
+}
+
 // startDue starts the head of every lane that is due and allowed to go,
-// and returns when the next one becomes due (zero for never).
+// and returns when the next one becomes due (zero for never). It looks
+// only at the lanes that are due: those waiting for a delivery slot of
+// their channel (while slots are free), then the schedule's due ones.
 func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 	if ctx.Err() != nil {
 		return time.Time{} // stopping: start nothing new
 	}
 	now := d.now()
-	seqs := make([]uint64, 0, len(d.pending))
-	for seq := range d.pending {
-		seqs = append(seqs, seq)
+	d.updateOldest(now)
+	for _, ch := range sortedKeys(d.waiting) {
+		ls := d.waiting[ch]
+		for len(ls) > 0 && d.inFlight[ch] < d.cfg.Concurrency {
+			l := ls[0]
+			ls[0] = nil
+			ls = ls[1:]
+			l.blocked = false
+			d.visit(ctx, l, now)
+		}
+		if len(ls) == 0 {
+			delete(d.waiting, ch)
+		} else {
+			d.waiting[ch] = ls
+		}
 	}
-	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
-	seen := map[string]bool{}
-	var wake time.Time
+	for len(d.sched) > 0 && !d.sched[0].due.After(now) {
+		d.visit(ctx, heap.Pop(&d.sched).(*lane), now)
+	}
+	if len(d.sched) > 0 {
+		return d.sched[0].due
+	}
+	return time.Time{}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// visit looks at a due lane's head: it starts it, or schedules the lane
+// for when it may go, or leaves it to be woken (busy, waiting for a slot).
+func (d *Dispatcher) visit(ctx context.Context, l *lane, now time.Time) {
+	if l.busy {
+		// In flight, or finished and its outcome not yet written: the lane
+		// waits, so nothing is sent twice or out of order. Writing the
+		// outcome schedules it again.
+		return
+	}
+	if len(l.queue) == 0 {
+		delete(d.lanes, l.key)
+		return
+	}
+	in := l.queue[0]
+	if in.After != 0 && d.pending[in.After] != nil {
+		// Wait for the intent it depends on (the Zoom bridge), but not
+		// for long: the announcement matters more than its link. Its
+		// outcome being written wakes the lane earlier.
+		if until := in.CreatedAt.Add(d.cfg.DependencyWait); now.Before(until) {
+			d.schedule(l, until)
+			return
+		}
+	}
+	if now.Sub(in.CreatedAt) > d.cfg.MaxAge {
+		d.expire(in, l)
+		return
+	}
+	if in.NextAt.After(now) {
+		d.schedule(l, in.NextAt)
+		return
+	}
+	if d.inFlight[in.Channel] >= d.cfg.Concurrency {
+		l.blocked = true // a delivery finishing frees a slot
+		d.waiting[in.Channel] = append(d.waiting[in.Channel], l)
+		return
+	}
+	if until := d.hold[in.Channel+"\x00"+in.Target]; until.After(now) {
+		d.schedule(l, until) // the vendor asked the whole target to wait
+		return
+	}
+	if in.Channel == channelSlack {
+		lim := d.limiters[in.Target]
+		if lim == nil {
+			lim = rate.NewLimiter(rate.Limit(d.cfg.SlackRate), d.cfg.SlackBurst)
+			d.limiters[in.Target] = lim
+		}
+		r := lim.ReserveN(now, 1)
+		if delay := r.DelayFrom(now); delay > 0 {
+			r.CancelAt(now)
+			d.schedule(l, now.Add(delay))
+			return
+		}
+	}
+	group := []*store.Intent{in}
+	if in.Channel == channelSlack && in.Event == integrations.EventAlertJoined {
+		group = d.collapse(l, now)
+	}
+	d.start(ctx, l, group)
+}
+
+// updateOldest sets the oldest-pending gauge from the lanes' first pending
+// intents, at most once a second (the gauge need not be fresher, and a pass
+// must not cost every lane).
+func (d *Dispatcher) updateOldest(now time.Time) {
+	if len(d.pending) == 0 {
+		d.oldest.Store(0)
+		return
+	}
+	if now.Sub(d.oldestAt) < time.Second && now.After(d.oldestAt) {
+		return
+	}
+	d.oldestAt = now
 	var oldest int64
-	for _, in := range d.pending {
-		if t := in.CreatedAt.UnixNano(); in.State == store.IntentPending && (oldest == 0 || t < oldest) {
-			oldest = t
+	for _, l := range d.lanes {
+		for _, in := range l.queue {
+			if in.State != store.IntentPending {
+				continue
+			}
+			if t := in.CreatedAt.UnixNano(); oldest == 0 || t < oldest {
+				oldest = t
+			}
+			break
 		}
 	}
 	d.oldest.Store(oldest)
-	for i, seq := range seqs {
-		in := d.pending[seq]
-		lane := laneOf(in)
-		if seen[lane] {
-			continue // only the head of a lane may go
-		}
-		seen[lane] = true
-		if d.busy[lane] || in.State != store.IntentPending {
-			// In flight, or finished and its outcome not yet written: the
-			// lane waits, so nothing is sent twice or out of order.
-			continue
-		}
-		if in.After != 0 && d.pending[in.After] != nil {
-			// Wait for the intent it depends on (the Zoom bridge), but not
-			// for long: the announcement matters more than its link.
-			if until := in.CreatedAt.Add(d.cfg.DependencyWait); now.Before(until) {
-				wake = minTime(wake, until)
-				continue
-			}
-		}
-		if now.Sub(in.CreatedAt) > d.cfg.MaxAge {
-			d.expire(in, lane)
-			wake = now // the lane's next intent may go at once
-			continue
-		}
-		if in.NextAt.After(now) {
-			wake = minTime(wake, in.NextAt)
-			continue
-		}
-		if d.inFlight[in.Channel] >= d.cfg.Concurrency {
-			continue // a delivery finishing wakes the loop
-		}
-		if until := d.hold[in.Channel+"\x00"+in.Target]; until.After(now) {
-			wake = minTime(wake, until) // the vendor asked the whole target to wait
-			continue
-		}
-		if in.Channel == channelSlack {
-			lim := d.limiters[in.Target]
-			if lim == nil {
-				lim = rate.NewLimiter(rate.Limit(d.cfg.SlackRate), d.cfg.SlackBurst)
-				d.limiters[in.Target] = lim
-			}
-			r := lim.ReserveN(now, 1)
-			if delay := r.DelayFrom(now); delay > 0 {
-				r.CancelAt(now)
-				wake = minTime(wake, now.Add(delay))
-				continue
-			}
-		}
-		group := []*store.Intent{in}
-		if in.Channel == channelSlack && in.Event == integrations.EventAlertJoined {
-			group = d.collapse(in, lane, seqs[i+1:], now)
-		}
-		d.start(ctx, lane, group)
-	}
-	return wake
 }
 
-// collapse gathers the alert_joined intents that follow head in its lane,
-// due and uninterrupted by other events, into one delivery.
-func (d *Dispatcher) collapse(head *store.Intent, lane string, rest []uint64, now time.Time) []*store.Intent {
-	group := []*store.Intent{head}
-	for _, seq := range rest {
+// collapse gathers the alert_joined intents that follow the head in its
+// lane, due and uninterrupted by other events, into one delivery.
+func (d *Dispatcher) collapse(l *lane, now time.Time) []*store.Intent {
+	group := []*store.Intent{l.queue[0]}
+	for _, in := range l.queue[1:] {
 		if len(group) >= d.cfg.CollapseMax {
 			break
-		}
-		in := d.pending[seq]
-		if laneOf(in) != lane {
-			continue
 		}
 		if in.Event != integrations.EventAlertJoined || in.NextAt.After(now) || in.State != store.IntentPending {
 			break
@@ -356,8 +513,8 @@ func (d *Dispatcher) collapse(head *store.Intent, lane string, rest []uint64, no
 	return group
 }
 
-func (d *Dispatcher) start(ctx context.Context, lane string, group []*store.Intent) {
-	d.busy[lane] = true
+func (d *Dispatcher) start(ctx context.Context, l *lane, group []*store.Intent) {
+	l.busy = true
 	head := group[0]
 	d.inFlight[head.Channel]++
 	n := d.notifiers[head.Channel]
@@ -366,7 +523,7 @@ func (d *Dispatcher) start(ctx context.Context, lane string, group []*store.Inte
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
 	go func() {
 		defer cancel()
-		r := delivery{lane: lane, group: group}
+		r := delivery{lane: l, group: group}
 		if n == nil {
 			r.err = integrations.Permanent(fmt.Errorf("no %s integration is configured", head.Channel))
 		} else if m, err := d.message(dctx, group); err != nil {
@@ -489,14 +646,14 @@ func (d *Dispatcher) finish(r delivery) {
 }
 
 // expire gives up on an intent that waited longer than MaxAge.
-func (d *Dispatcher) expire(in *store.Intent, lane string) {
-	d.busy[lane] = true // until the outcome is written
+func (d *Dispatcher) expire(in *store.Intent, l *lane) {
+	l.busy = true // until the outcome is written
 	in.State = store.IntentFailed
 	in.LastError = fmt.Sprintf("not delivered within max_age %s (last error: %s)", d.cfg.MaxAge, in.LastError)
 	d.log.Error().Str("incident", in.IncidentID).Str("channel", in.Channel).Str("event", in.Event).
 		Int("attempts", in.Attempts).Msg("notification given up: older than max_age")
 	d.sent.WithLabelValues(in.Channel, store.IntentFailed).Inc()
-	d.unsaved = append(d.unsaved, delivery{lane: lane, group: []*store.Intent{in}, at: d.now()})
+	d.unsaved = append(d.unsaved, delivery{lane: l, group: []*store.Intent{in}, at: d.now()})
 	_ = d.save() // logged; kept for the next round
 }
 
@@ -522,11 +679,20 @@ func (d *Dispatcher) save() error {
 	}
 	d.unsaved = d.unsaved[len(batch):]
 	for _, r := range batch {
-		delete(d.busy, r.lane) // its outcome is on disk: the lane may go on
-		for _, in := range r.group {
-			if in.State != store.IntentPending {
-				delete(d.pending, in.Seq)
-			}
+		// Its outcome is on disk: the finished intents (a prefix of the
+		// lane: the head and the replies collapsed with it) leave, and the
+		// lane may go on.
+		l := r.lane
+		for len(l.queue) > 0 && l.queue[0].State != store.IntentPending {
+			d.remove(l.queue[0])
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+		}
+		l.busy = false
+		if len(l.queue) == 0 {
+			delete(d.lanes, l.key)
+		} else {
+			d.schedule(l, time.Time{})
 		}
 	}
 	d.depth.Store(int64(len(d.pending)))
@@ -581,8 +747,8 @@ func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.
 	if inc.SlackTarget == "" {
 		return nil
 	}
-	for _, in := range d.pending {
-		if in.After == bridge.Seq && in.Channel == channelSlack && in.State == store.IntentPending && !d.busy[laneOf(in)] {
+	for _, in := range d.waiters[bridge.Seq] {
+		if l := d.lanes[laneOf(in)]; in.Channel == channelSlack && in.State == store.IntentPending && l != nil && !l.busy {
 			return nil // the announcement is still waiting: it will carry the link
 		}
 	}
