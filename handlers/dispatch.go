@@ -93,6 +93,7 @@ type Dispatcher struct {
 	hold     map[string]time.Time // channel+target -> no delivery before (a vendor's Retry-After)
 	unsaved  []delivery           // finished deliveries whose state is not yet written
 	oldestAt time.Time            // when the oldest-pending gauge was last computed
+	skip     []uint64             // undecodable intents still in the pending index
 }
 
 // lane is the pending intents of one incident, channel and target, in
@@ -274,17 +275,36 @@ func (d *Dispatcher) inFlightTotal() int {
 }
 
 // load reads pending intents committed since the last load, through the
-// pending index.
+// pending index. An intent that cannot be decoded is logged and taken out
+// of the pending index, so that it neither stops the others nor comes back.
 func (d *Dispatcher) load() error {
+	const page = 1000
 	for {
 		var batch []store.Intent
+		var bad *store.UndecodableError
 		err := d.store.View(context.Background(), func(tx store.Tx) error {
 			var err error
-			batch, err = tx.PendingIntents(d.lastSeq, 1000)
+			batch, err = tx.PendingIntents(d.lastSeq, page)
+			if errors.As(err, &bad) {
+				return nil // the others are read all the same
+			}
 			return err
 		})
 		if err != nil {
 			return err
+		}
+		nbad := 0
+		if bad != nil {
+			nbad = len(bad.Seqs)
+			for i, seq := range bad.Seqs {
+				d.lastSeq = max(d.lastSeq, seq)
+				// The decoding error names a field and a type, never the
+				// stored text: nothing of the message reaches the log.
+				d.log.Error().Uint64("seq", seq).Err(bad.Errs[i]).
+					Msg("outbox intent cannot be decoded: it is skipped and will not be delivered")
+				d.sent.WithLabelValues("unknown", store.IntentFailed).Inc()
+				d.skip = append(d.skip, seq)
+			}
 		}
 		for i := range batch {
 			in := batch[i]
@@ -294,10 +314,32 @@ func (d *Dispatcher) load() error {
 			}
 		}
 		d.depth.Store(int64(len(d.pending)))
-		if len(batch) < 1000 {
-			return nil
+		if len(batch)+nbad < page {
+			break
 		}
 	}
+	return d.skipUndecodable()
+}
+
+// skipUndecodable takes the intents that cannot be decoded out of the
+// pending index; on failure they are kept and tried on the next load.
+func (d *Dispatcher) skipUndecodable() error {
+	if len(d.skip) == 0 {
+		return nil
+	}
+	err := d.store.Update(context.Background(), func(tx store.Tx) error {
+		for _, seq := range d.skip {
+			if err := tx.SkipIntent(seq); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("skip undecodable intents: %w", err)
+	}
+	d.skip = nil
+	return nil
 }
 
 func laneOf(in *store.Intent) string {

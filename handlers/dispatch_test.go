@@ -2,14 +2,17 @@ package handlers
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
@@ -161,4 +164,92 @@ func BenchmarkDispatchPass(b *testing.B) {
 			d.startDue(ctx)
 		}
 	})
+}
+
+// One outbox intent whose stored value cannot be decoded is logged (without
+// its content) and skipped for good; the intents around it are delivered.
+func TestUndecodableIntentIsSkipped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "responder.db")
+	db, err := store.Open(path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC)
+	err = db.Update(context.Background(), func(tx store.Tx) error {
+		inc := &store.Incident{ID: "INC-1", Title: "Checkout down", Severity: "S3", Status: store.StatusOpen,
+			Source: store.SourceManual, CreatedAt: at}
+		if err := tx.PutIncident(inc); err != nil {
+			return err
+		}
+		for _, ev := range []string{integrations.EventOpened, integrations.EventNote, integrations.EventResolved} {
+			in := &store.Intent{IncidentID: "INC-1", Channel: channelLog, Target: channelLog, Event: ev, CreatedAt: at, NextAt: at}
+			if err := tx.Enqueue(in); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The second intent's value is damaged: a type no decoder takes, and
+	// text that must not reach the log.
+	const secretish = "xoxb-must-not-be-logged"
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		key := make([]byte, 8)
+		binary.BigEndian.PutUint64(key, 2)
+		return tx.Bucket([]byte("outbox")).Put(key, []byte(`{"seq":2,"text":"`+secretish+`","attempts":"many"}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &lockedBuffer{}
+	e := newEnv(t, func(s envSetup) {
+		*s.path = path
+		s.deps.Log = zerolog.New(logs)
+	})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		err := e.db.View(context.Background(), func(tx store.Tx) error {
+			_, err := tx.PendingIntents(0, 0)
+			return err
+		})
+		if err == nil {
+			break // skipped
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the undecodable intent is still pending after 10s: %v", err)
+		}
+	}
+	if got, want := strings.Join(e.events(), " "), "INC-1:opened INC-1:resolved"; got != want {
+		t.Errorf("delivered %q, want %q: the undecodable intent must not stop the others", got, want)
+	}
+	if !strings.Contains(logs.String(), "cannot be decoded") || !strings.Contains(logs.String(), `"seq":2`) {
+		t.Errorf("the undecodable intent was not logged with its sequence:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), secretish) {
+		t.Errorf("the log shows the stored text of the undecodable intent")
+	}
+	// Skipped for good: after a restart of the dispatcher nothing is
+	// pending and nothing is delivered again.
+	e.stopDispatcher()
+	var pending []store.Intent
+	err = e.db.View(context.Background(), func(tx store.Tx) error {
+		var err error
+		pending, err = tx.PendingIntents(0, 0)
+		return err
+	})
+	if err != nil || len(pending) != 0 {
+		t.Errorf("pending after the skip: %v, %v; want none", pending, err)
+	}
 }

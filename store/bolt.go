@@ -330,8 +330,14 @@ type Tx interface {
 	// pending index.
 	PutIntent(in *Intent) error
 	// PendingIntents lists pending intents with a sequence above after, in
-	// order, through the pending index (no scan of delivered ones).
+	// order, through the pending index (no scan of delivered ones). An
+	// intent whose stored value cannot be decoded does not stop the list:
+	// it counts towards limit, is left out, and the intents that could be
+	// read come back with an *UndecodableError naming it (see SkipIntent).
 	PendingIntents(after uint64, limit int) ([]Intent, error)
+	// SkipIntent takes an intent out of the pending index for good, leaving
+	// its stored value as it is, for an intent that cannot be decoded.
+	SkipIntent(seq uint64) error
 	// IncidentIntents lists an incident's intents in order.
 	IncidentIntents(incidentID string) ([]Intent, error)
 	// ResolvedOfKind records that incidentID of this kind resolved and
@@ -729,15 +735,34 @@ func (t *boltTx) PutIntent(in *Intent) error {
 
 func (t *boltTx) PendingIntents(after uint64, limit int) ([]Intent, error) {
 	var out []Intent
+	var bad *UndecodableError
 	c := t.tx.Bucket(bucketPending).Cursor()
-	for k, _ := c.Seek(u64key(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
-		in, err := t.Intent(binary.BigEndian.Uint64(k))
+	for k, _ := c.Seek(u64key(after + 1)); k != nil && (limit <= 0 || len(out)+bad.count() < limit); k, _ = c.Next() {
+		seq := binary.BigEndian.Uint64(k)
+		in, err := t.Intent(seq) // fails only on a missing or unreadable value
 		if err != nil {
-			return nil, err
+			// One bad value must not hold back every intent after it.
+			if bad == nil {
+				bad = &UndecodableError{}
+			}
+			bad.Seqs = append(bad.Seqs, seq)
+			bad.Errs = append(bad.Errs, err)
+			continue
 		}
 		out = append(out, *in)
 	}
+	if bad != nil {
+		return out, bad
+	}
 	return out, nil
+}
+
+func (t *boltTx) SkipIntent(seq uint64) error {
+	t.wrote = true
+	if err := t.tx.Bucket(bucketPending).Delete(u64key(seq)); err != nil {
+		return fmt.Errorf("skip intent %d: %w", seq, err)
+	}
+	return nil
 }
 
 func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {

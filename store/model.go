@@ -6,6 +6,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -190,6 +191,33 @@ type Intent struct {
 	// Mention is who a Slack message calls on: a person's name or Slack
 	// user ID, or "channel"; empty for nobody.
 	Mention string `json:"mention,omitempty"`
+	// AttemptAt is set, durably, before an attempt whose repetition the
+	// vendor could not fold (a Slack message) is made, and cleared when its
+	// outcome is written: an intent found with it set after a restart (or
+	// after an attempt that ended without an answer) is in doubt, and the
+	// vendor is asked whether the message exists before it is sent again.
+	AttemptAt *time.Time `json:"attempt_at,omitempty"`
+	// AttemptKey is the Key of the message the attempt sent: the head's,
+	// when this intent was collapsed into another's message.
+	AttemptKey string `json:"attempt_key,omitempty"`
+}
+
+// UndecodableError names outbox entries whose stored value could not be
+// read back; the intents around them are returned all the same.
+type UndecodableError struct {
+	Seqs []uint64
+	Errs []error // one per sequence
+}
+
+func (e *UndecodableError) Error() string {
+	return fmt.Sprintf("%d outbox intents cannot be decoded (first: %d: %v)", len(e.Seqs), e.Seqs[0], e.Errs[0])
+}
+
+func (e *UndecodableError) count() int {
+	if e == nil {
+		return 0
+	}
+	return len(e.Seqs)
 }
 
 // Unmatched records webhook input that belongs to no incident, such as a

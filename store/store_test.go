@@ -1386,3 +1386,58 @@ func TestListIncidentsPages(t *testing.T) {
 		return nil
 	})
 }
+
+// An intent that cannot be decoded is reported by sequence, the others
+// around it are listed, and SkipIntent takes it out of the pending index.
+func TestPendingIntentsSkipsUndecodable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "responder.db")
+	db := openAt(t, path, store.Options{})
+	update(t, db, func(tx store.Tx) error {
+		for range 3 {
+			if err := tx.Enqueue(&store.Intent{IncidentID: "INC-1", Channel: "log", Target: "log", Event: "opened", CreatedAt: t0}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = raw.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket([]byte("outbox")).Put([]byte{0, 0, 0, 0, 0, 0, 0, 2}, []byte("{not json"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openAt(t, path, store.Options{})
+	view(t, db, func(tx store.Tx) error {
+		got, err := tx.PendingIntents(0, 2)
+		var bad *store.UndecodableError
+		if !errors.As(err, &bad) || !reflect.DeepEqual(bad.Seqs, []uint64{2}) {
+			t.Fatalf("error %v, want an UndecodableError naming 2", err)
+		}
+		if len(got) != 1 || got[0].Seq != 1 {
+			t.Errorf("limit 2 listed %+v, want intent 1 (the bad one counts towards the limit)", got)
+		}
+		got, _ = tx.PendingIntents(0, 0)
+		if len(got) != 2 || got[0].Seq != 1 || got[1].Seq != 3 {
+			t.Errorf("listed %+v, want intents 1 and 3", got)
+		}
+		return nil
+	})
+	update(t, db, func(tx store.Tx) error { return tx.SkipIntent(2) })
+	view(t, db, func(tx store.Tx) error {
+		got, err := tx.PendingIntents(0, 0)
+		if err != nil || len(got) != 2 {
+			t.Errorf("after SkipIntent: %d intents, %v; want 2 and no error", len(got), err)
+		}
+		return nil
+	})
+}
