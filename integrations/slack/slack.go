@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	slackgo "github.com/slack-go/slack"
@@ -29,6 +30,21 @@ const DefaultAPIURL = "https://slack.com/api/"
 
 // DefaultTimeout bounds one API call when Config.HTTPClient is nil.
 const DefaultTimeout = 10 * time.Second
+
+// MetadataEventType is the event_type of the message metadata Responder
+// attaches to every message it posts. Its event_payload carries the
+// delivery's key ("key") and the incident ("incident"): it is how Find tells
+// whether a post whose answer was lost reached Slack.
+const MetadataEventType = "responder_notification"
+
+// Find's search bounds: messages from findLookBack before the delivery
+// was queued (clocks differ), at most findPages pages of findPageSize.
+const (
+	findLookBack = 15 * time.Minute
+	findPages    = 10
+	findPageSize = 200
+	listPages    = 20
+)
 
 // Config is what the Slack notifier needs.
 type Config struct {
@@ -47,6 +63,9 @@ type Config struct {
 // Notifier posts to Slack. It is safe for concurrent use.
 type Notifier struct {
 	api *slackgo.Client
+
+	mu  sync.Mutex
+	ids map[string]string // channel name without "#" -> ID, learned from answers
 }
 
 var _ integrations.Notifier = (*Notifier)(nil)
@@ -78,7 +97,7 @@ func New(cfg Config) (*Notifier, error) {
 		slackgo.OptionAPIURL(cfg.APIURL),
 		slackgo.OptionHTTPClient(answerRecorder{client: hc}),
 	)
-	return &Notifier{api: api}, nil
+	return &Notifier{api: api, ids: map[string]string{}}, nil
 }
 
 func checkToken(tok string) error {
@@ -145,12 +164,12 @@ func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrat
 func (n *Notifier) postRoot(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
 	blocks, text := rootMessage(m)
 	ctx, ans := withAnswer(ctx)
-	ch, ts, err := n.api.PostMessageContext(ctx, m.Target,
+	ch, ts, err := n.api.PostMessageContext(ctx, m.Target, withMetadata(m,
 		slackgo.MsgOptionBlocks(blocks...),
 		slackgo.MsgOptionText(text, false),
 		slackgo.MsgOptionDisableLinkUnfurl(),
 		slackgo.MsgOptionDisableMediaUnfurl(),
-	)
+	)...)
 	op := "slack chat.postMessage to " + m.Target
 	if err != nil {
 		return integrations.Receipt{}, classify(op, err, ans)
@@ -158,7 +177,19 @@ func (n *Notifier) postRoot(ctx context.Context, m integrations.Message) (integr
 	if ch == "" || ts == "" {
 		return integrations.Receipt{}, integrations.Permanent(fmt.Errorf("%s: answer has no channel or ts", op))
 	}
+	n.learn(m.Target, ch)
 	return integrations.Receipt{Channel: ch, Thread: ts}, nil
+}
+
+// withMetadata adds the delivery's identity to a message's options.
+func withMetadata(m integrations.Message, opts ...slackgo.MsgOption) []slackgo.MsgOption {
+	if m.Key == "" {
+		return opts
+	}
+	return append(opts, slackgo.MsgOptionMetadata(slackgo.SlackMetadata{
+		EventType:    MetadataEventType,
+		EventPayload: map[string]any{"key": m.Key, "incident": m.Incident.ID},
+	}))
 }
 
 func (n *Notifier) postReply(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
@@ -173,11 +204,155 @@ func (n *Notifier) postReply(ctx context.Context, m integrations.Message) (integ
 		opts = append(opts, slackgo.MsgOptionTS(m.Thread))
 	}
 	ctx, ans := withAnswer(ctx)
-	ch, _, err := n.api.PostMessageContext(ctx, m.Target, opts...)
+	ch, _, err := n.api.PostMessageContext(ctx, m.Target, withMetadata(m, opts...)...)
 	if err != nil {
 		return integrations.Receipt{}, classify("slack chat.postMessage ("+m.Event+") to "+m.Target, err, ans)
 	}
+	n.learn(m.Target, ch)
 	return integrations.Receipt{Channel: ch, Thread: m.Thread}, nil
+}
+
+// Find tells whether the message m was posted already: an attempt whose
+// answer never came (a crash, a timeout) may have reached Slack. It looks
+// for the message whose metadata carries m.Key: in the thread m.Thread for
+// a reply (conversations.replies), else among the channel's messages since
+// m.At (conversations.history). It returns the found message's receipt, as
+// Notify would have. A root_update (an edit) is never looked for: repeating
+// it changes nothing.
+//
+// It needs the channels:history scope (groups:history for a private
+// channel) and, for a channel given by name, channels:read (groups:read) to
+// learn its ID. Without them Slack refuses and Find returns a permanent
+// error: the caller then posts again, which may duplicate the message.
+func (n *Notifier) Find(ctx context.Context, m integrations.Message) (integrations.Receipt, bool, error) {
+	if m.Key == "" || m.Target == "" || m.Event == integrations.EventRootUpdate {
+		return integrations.Receipt{}, false, nil
+	}
+	oldest := ""
+	if !m.At.IsZero() {
+		from := m.At.Add(-findLookBack)
+		oldest = fmt.Sprintf("%d.%06d", from.Unix(), from.Nanosecond()/1000)
+	}
+	if m.Thread != "" {
+		op := "slack conversations.replies in " + m.Target
+		cursor := ""
+		for range findPages {
+			ctx, ans := withAnswer(ctx)
+			msgs, more, next, err := n.api.GetConversationRepliesContext(ctx, &slackgo.GetConversationRepliesParameters{
+				ChannelID: m.Target, Timestamp: m.Thread, Cursor: cursor, Limit: findPageSize, Oldest: oldest,
+				Inclusive: true, IncludeAllMetadata: true,
+			})
+			if err != nil {
+				return integrations.Receipt{}, false, classify(op, err, ans)
+			}
+			if found(msgs, m.Key) != "" {
+				return integrations.Receipt{Channel: m.Target, Thread: m.Thread}, true, nil
+			}
+			if !more || next == "" {
+				break
+			}
+			cursor = next
+		}
+		return integrations.Receipt{}, false, nil
+	}
+	ch, err := n.channelID(ctx, m.Target)
+	if err != nil {
+		return integrations.Receipt{}, false, err
+	}
+	op := "slack conversations.history in " + m.Target
+	cursor := ""
+	for range findPages {
+		ctx, ans := withAnswer(ctx)
+		resp, err := n.api.GetConversationHistoryContext(ctx, &slackgo.GetConversationHistoryParameters{
+			ChannelID: ch, Cursor: cursor, Limit: findPageSize, Oldest: oldest, Inclusive: true, IncludeAllMetadata: true,
+		})
+		if err != nil {
+			return integrations.Receipt{}, false, classify(op, err, ans)
+		}
+		if ts := found(resp.Messages, m.Key); ts != "" {
+			if m.Event == integrations.EventOpened || m.Event == integrations.EventCustomer {
+				return integrations.Receipt{Channel: ch, Thread: ts}, true, nil
+			}
+			return integrations.Receipt{Channel: ch}, true, nil // a reply posted on its own
+		}
+		if !resp.HasMore || resp.ResponseMetaData.NextCursor == "" {
+			break
+		}
+		cursor = resp.ResponseMetaData.NextCursor
+	}
+	return integrations.Receipt{}, false, nil
+}
+
+// found returns the ts of the message whose metadata carries key.
+func found(msgs []slackgo.Message, key string) string {
+	for _, msg := range msgs {
+		if md := msg.Metadata; md.EventType == MetadataEventType && md.EventPayload["key"] == key {
+			return msg.Timestamp
+		}
+	}
+	return ""
+}
+
+// learn remembers the ID of a channel given by name.
+func (n *Notifier) learn(target, id string) {
+	if id == "" || looksLikeID(target) {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids[strings.TrimPrefix(target, "#")] = id
+}
+
+// looksLikeID tells a channel ID (C0123ABCD; G, D for private and direct)
+// from a name (names are lower case).
+func looksLikeID(s string) bool {
+	if len(s) < 9 || !strings.ContainsRune("CGD", rune(s[0])) {
+		return false
+	}
+	for _, r := range s {
+		if (r < 'A' || r > 'Z') && (r < '0' || r > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// channelID is the ID of the channel target (an ID, "name" or "#name"):
+// the conversations methods take only IDs. A name not seen in an answer
+// yet is looked up with conversations.list.
+func (n *Notifier) channelID(ctx context.Context, target string) (string, error) {
+	if looksLikeID(target) {
+		return target, nil
+	}
+	name := strings.TrimPrefix(target, "#")
+	n.mu.Lock()
+	id, ok := n.ids[name]
+	n.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	op := "slack conversations.list for " + target
+	cursor := ""
+	for range listPages {
+		ctx, ans := withAnswer(ctx)
+		chans, next, err := n.api.GetConversationsContext(ctx, &slackgo.GetConversationsParameters{
+			Cursor: cursor, ExcludeArchived: true, Limit: findPageSize, Types: []string{"public_channel", "private_channel"},
+		})
+		if err != nil {
+			return "", classify(op, err, ans)
+		}
+		for _, c := range chans {
+			if c.Name == name {
+				n.learn(target, c.ID)
+				return c.ID, nil
+			}
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	return "", integrations.Permanent(fmt.Errorf("%s: no such channel", op))
 }
 
 func (n *Notifier) updateRoot(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {

@@ -910,3 +910,100 @@ func golden(t *testing.T, name string, got any) {
 		t.Errorf("body differs from %s (run go test -update to accept):\ngot:\n%s\nwant:\n%s", path, buf.Bytes(), want)
 	}
 }
+
+// Every message carries its delivery key as metadata, and Find finds a
+// root by it in the channel (given by name: its ID is looked up) and a reply
+// in its thread, with the receipt Notify gave; a message never posted is
+// not found.
+func TestFindPostedMessage(t *testing.T) {
+	f := newFixture(t)
+	inc := incident()
+	root := opened(inc, "#ops")
+	root.Key = "INC-4/slack/1"
+	got := f.notify(t, root)
+	reply := integrations.Message{Key: "INC-4/slack/2", Event: integrations.EventAcknowledged, Text: "acknowledged by maria",
+		Target: got.Channel, Thread: got.Thread, At: openedAt, Incident: inc}
+	f.notify(t, reply)
+
+	msgs := f.srv.Messages(f.ops)
+	if len(msgs) != 1 || msgs[0].Metadata == nil || msgs[0].Metadata.EventType != slack.MetadataEventType ||
+		msgs[0].Metadata.EventPayload["key"] != "INC-4/slack/1" || msgs[0].Metadata.EventPayload["incident"] != "INC-4" {
+		t.Fatalf("root metadata: %+v", msgs)
+	}
+	if md := msgs[0].Replies[0].Metadata; md == nil || md.EventPayload["key"] != "INC-4/slack/2" {
+		t.Fatalf("reply metadata: %+v", md)
+	}
+
+	// A fresh notifier knows no channel ID: it looks #ops up.
+	fresh := newNotifier(t, token, f.srv.URL())
+	for _, tc := range []struct {
+		name  string
+		m     integrations.Message
+		found bool
+		want  integrations.Receipt
+	}{
+		{"root", root, true, got},
+		{"reply", reply, true, integrations.Receipt{Channel: got.Channel, Thread: got.Thread}},
+		{"root never posted", func() integrations.Message { m := root; m.Key = "INC-4/slack/9"; return m }(), false, integrations.Receipt{}},
+		{"reply never posted", func() integrations.Message { m := reply; m.Key = "INC-4/slack/8"; return m }(), false, integrations.Receipt{}},
+		{"root update is never looked for", integrations.Message{Key: "INC-4/slack/3", Event: integrations.EventRootUpdate,
+			Target: got.Channel, Thread: got.Thread, Incident: inc}, false, integrations.Receipt{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, ok, err := fresh.Find(context.Background(), tc.m)
+			if err != nil || ok != tc.found || r != tc.want {
+				t.Errorf("Find = %+v, %v, %v; want %+v, %v, nil", r, ok, err, tc.want, tc.found)
+			}
+		})
+	}
+	if n := len(f.srv.Posts()); n != 2 {
+		t.Errorf("%d posts after the lookups, want still 2", n)
+	}
+}
+
+// Find pages through a busy channel, and a message older than its look-back
+// is not searched for.
+func TestFindPagesThroughHistory(t *testing.T) {
+	f := newFixture(t)
+	inc := incident()
+	root := opened(inc, f.ops)
+	root.Key = "INC-4/slack/1"
+	root.At = time.Now()
+	f.notify(t, root)
+	for i := range 450 { // newer messages push the root to the third page
+		m := opened(inc, f.ops)
+		m.Key = fmt.Sprintf("INC-5/slack/%d", i)
+		f.notify(t, m)
+	}
+	if _, ok, err := f.n.Find(context.Background(), root); !ok || err != nil {
+		t.Errorf("Find = %v, %v; want found", ok, err)
+	}
+	late := root
+	late.At = time.Now().Add(time.Hour) // queued an hour after the post: out of the look-back
+	if _, ok, err := f.n.Find(context.Background(), late); ok || err != nil {
+		t.Errorf("Find outside the look-back = %v, %v; want not found", ok, err)
+	}
+}
+
+// Without the history scope Slack refuses the lookup: Find says so with a
+// permanent error (the caller then posts again); an outage is temporary.
+func TestFindErrors(t *testing.T) {
+	f := newFixture(t)
+	m := opened(incident(), f.ops)
+	f.srv.FailNext(1, http.StatusServiceUnavailable)
+	_, _, err := f.n.Find(context.Background(), m)
+	if retry, _ := integrations.Retryable(err); err == nil || !retry {
+		t.Errorf("during an outage: %v, want a temporary error", err)
+	}
+	f.srv.WithoutHistoryScope()
+	_, ok, err := f.n.Find(context.Background(), m)
+	if retry, _ := integrations.Retryable(err); ok || err == nil || retry || !strings.Contains(err.Error(), "missing_scope") {
+		t.Errorf("without the scope: %v, %v; want a permanent missing_scope error", ok, err)
+	}
+	if _, _, err := f.n.Find(context.Background(), opened(incident(), "#nowhere")); err == nil {
+		t.Errorf("unknown channel name: no error")
+	}
+	if strings.Contains(fmt.Sprint(err), token) {
+		t.Errorf("error shows the token")
+	}
+}

@@ -1,13 +1,18 @@
 // Package slacktest is an in-process fake of the part of Slack's Web API
-// that Responder uses, chat.postMessage and chat.update, for tests in any
-// package. It listens on 127.0.0.1 only.
+// that Responder uses, for tests in any package: chat.postMessage and
+// chat.update, and for finding a message whose post was in doubt,
+// conversations.history, conversations.replies and conversations.list. It
+// listens on 127.0.0.1 only.
 //
 // It is stateful and strict like Slack: channels exist only once added,
 // every message gets a unique, increasing ts, replies must name a message of
-// the same channel, chat.update must name an existing message by channel ID
-// and ts, blocks are checked against Slack's limits, and a wrong token is
-// refused. Errors are answered as Slack does, HTTP 200 with
-// {"ok":false,"error":"..."}; outages and rate limits can be injected.
+// the same channel, chat.update and the conversations methods must name a
+// channel by ID, blocks are checked against Slack's limits, and a wrong token
+// is refused. Message metadata (event_type, event_payload) is kept and shown
+// by the conversations methods only with include_all_metadata, as Slack
+// does. Errors are answered as Slack does, HTTP 200 with
+// {"ok":false,"error":"..."}; outages, rate limits, a missing history scope
+// and slow answers can be injected.
 //
 //	srv := slacktest.New("xoxb-test")
 //	defer srv.Close()
@@ -17,6 +22,7 @@
 package slacktest
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -24,6 +30,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,11 +38,20 @@ import (
 	"unicode/utf8"
 )
 
-// Method names as they appear in Post.Method.
+// Method names as they appear in Post.Method, and the read methods.
 const (
 	MethodPostMessage = "chat.postMessage"
 	MethodUpdate      = "chat.update"
+	MethodHistory     = "conversations.history"
+	MethodReplies     = "conversations.replies"
+	MethodList        = "conversations.list"
 )
+
+// Metadata is a message's metadata (Slack's event_type and event_payload).
+type Metadata struct {
+	EventType    string         `json:"event_type"`
+	EventPayload map[string]any `json:"event_payload"`
+}
 
 // Message is a message as the fake holds it now.
 type Message struct {
@@ -48,6 +64,8 @@ type Message struct {
 	Blocks json.RawMessage
 	// Edits counts the chat.update calls that changed the message.
 	Edits int
+	// Metadata is the metadata posted with the message; nil for none.
+	Metadata *Metadata
 	// Replies are a root's thread replies, oldest first.
 	Replies []Message
 }
@@ -60,6 +78,7 @@ type Post struct {
 	ThreadTS string // the root's ts for a reply
 	Text     string
 	Blocks   json.RawMessage // nil when the call sent none
+	Metadata *Metadata       // nil when the call sent none
 	At       time.Time       // when the fake received the call
 }
 
@@ -71,15 +90,17 @@ type Server struct {
 	mu        sync.Mutex
 	channels  map[string]*channel // by ID
 	names     map[string]string   // name without "#" -> ID
-	base      int64               // the seconds part of the first ts
-	seq       int64
+	lastTS    int64               // the last ts given, in microseconds
 	failN     int
 	failCode  int
 	limitN    int
 	limitSecs int
 	minGap    time.Duration
+	delay     time.Duration
+	noHistory bool
 	posts     []Post
 	requests  int
+	reads     int
 }
 
 type channel struct {
@@ -93,6 +114,7 @@ type message struct {
 	ts, threadTS string
 	text         string
 	blocks       json.RawMessage
+	metadata     *Metadata
 	edits        int
 	replies      []*message
 }
@@ -104,7 +126,6 @@ func New(token string) *Server {
 		token:    token,
 		channels: map[string]*channel{},
 		names:    map[string]string{},
-		base:     time.Now().Unix(),
 	}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -160,6 +181,30 @@ func (s *Server) StrictRate(minGap time.Duration) {
 	s.minGap = minGap
 }
 
+// AnswerDelay makes every accepted chat.postMessage wait d after the
+// message is stored before it is answered: a client that gives up or dies
+// meanwhile has posted without knowing it, as over a slow network.
+func (s *Server) AnswerDelay(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.delay = d
+}
+
+// WithoutHistoryScope makes conversations.history and conversations.replies
+// answer missing_scope, as for an app without channels:history.
+func (s *Server) WithoutHistoryScope() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.noHistory = true
+}
+
+// Reads counts the accepted calls of the conversations methods.
+func (s *Server) Reads() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reads
+}
+
 // Messages returns the roots of the channel (ID, "name" or "#name"),
 // oldest first, each with its replies; nil for an unknown channel.
 func (s *Server) Messages(ch string) []Message {
@@ -202,7 +247,19 @@ func (s *Server) Requests() int {
 }
 
 func (m *message) export() Message {
-	return Message{TS: m.ts, ThreadTS: m.threadTS, Text: m.text, Blocks: cloneRaw(m.blocks), Edits: m.edits}
+	return Message{TS: m.ts, ThreadTS: m.threadTS, Text: m.text, Blocks: cloneRaw(m.blocks), Edits: m.edits,
+		Metadata: m.metadata.clone()}
+}
+
+func (md *Metadata) clone() *Metadata {
+	if md == nil {
+		return nil
+	}
+	out := &Metadata{EventType: md.EventType, EventPayload: map[string]any{}}
+	for k, v := range md.EventPayload {
+		out.EventPayload[k] = v
+	}
+	return out
 }
 
 func cloneRaw(b json.RawMessage) json.RawMessage {
@@ -225,8 +282,10 @@ func (s *Server) lookup(ch string) *channel {
 
 // nextTS is a new ts, greater than every earlier one. s.mu is held.
 func (s *Server) nextTS() string {
-	s.seq++
-	return fmt.Sprintf("%d.%06d", s.base+s.seq/1_000_000, s.seq%1_000_000)
+	// Like Slack's: the time of posting, in microseconds, made unique.
+	us := max(time.Now().UnixMicro(), s.lastTS+1)
+	s.lastTS = us
+	return fmt.Sprintf("%d.%06d", us/1_000_000, us%1_000_000)
 }
 
 // request is a chat call's parameters, from a form or a JSON body.
@@ -237,12 +296,29 @@ type request struct {
 	ts       string
 	threadTS string
 	blocks   json.RawMessage
+	metadata *Metadata
+	// The conversations methods' parameters.
+	cursor      string
+	limit       string
+	oldest      string
+	latest      string
+	inclusive   bool
+	allMetadata bool
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	at := time.Now()
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	delay := s.handle(w, r, at)
+	s.mu.Unlock()
+	if delay > 0 {
+		time.Sleep(delay) // the message is stored; its answer is late
+	}
+}
+
+// handle answers one call with s.mu held, except for the body: it returns
+// how long to hold the answer back.
+func (s *Server) handle(w http.ResponseWriter, r *http.Request, at time.Time) time.Duration {
 	s.requests++
 
 	if s.failN > 0 {
@@ -251,63 +327,79 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(s.failCode)
 		_, _ = fmt.Fprintf(w, "<html><body><h1>%d %s</h1><p>slacktest: injected failure</p></body></html>\n",
 			s.failCode, http.StatusText(s.failCode))
-		return
+		return 0
 	}
 	if s.limitN > 0 {
 		s.limitN--
 		rateLimited(w, s.limitSecs)
-		return
+		return 0
 	}
 
 	method, ok := strings.CutPrefix(r.URL.Path, "/api/")
-	if !ok || (method != MethodPostMessage && method != MethodUpdate) {
+	switch {
+	case !ok:
 		answer(w, map[string]any{"ok": false, "error": "unknown_method"})
-		return
+		return 0
+	case method == MethodPostMessage, method == MethodUpdate, method == MethodHistory, method == MethodReplies, method == MethodList:
+	default:
+		answer(w, map[string]any{"ok": false, "error": "unknown_method"})
+		return 0
 	}
 	if r.Method != http.MethodPost {
 		answer(w, map[string]any{"ok": false, "error": "invalid_request", "detail": "slacktest: POST only"})
-		return
+		return 0
 	}
 	req, errCode := parse(r)
 	if errCode != "" {
 		answer(w, map[string]any{"ok": false, "error": errCode})
-		return
+		return 0
 	}
 	switch {
 	case req.token == "":
 		answer(w, map[string]any{"ok": false, "error": "not_authed"})
-		return
+		return 0
 	case req.token != s.token:
 		answer(w, map[string]any{"ok": false, "error": "invalid_auth"})
-		return
+		return 0
 	}
-	if method == MethodPostMessage {
-		s.postMessage(w, req, at)
-	} else {
+	switch method {
+	case MethodPostMessage:
+		if s.postMessage(w, req, at) {
+			return s.delay
+		}
+	case MethodUpdate:
 		s.update(w, req, at)
+	case MethodHistory:
+		s.history(w, req)
+	case MethodReplies:
+		s.replies(w, req)
+	case MethodList:
+		s.list(w, req)
 	}
+	return 0
 }
 
-func (s *Server) postMessage(w http.ResponseWriter, req request, at time.Time) {
+// postMessage answers chat.postMessage and reports whether it posted.
+func (s *Server) postMessage(w http.ResponseWriter, req request, at time.Time) bool {
 	c := s.lookup(req.channel)
 	if c == nil {
 		answer(w, map[string]any{"ok": false, "error": "channel_not_found"})
-		return
+		return false
 	}
 	if s.minGap > 0 && !c.last.IsZero() && at.Sub(c.last) < s.minGap {
 		rateLimited(w, 1)
-		return
+		return false
 	}
 	if code := checkContent(req); code != "" {
 		answer(w, map[string]any{"ok": false, "error": code})
-		return
+		return false
 	}
-	m := &message{text: req.text, blocks: req.blocks}
+	m := &message{text: req.text, blocks: req.blocks, metadata: req.metadata}
 	if req.threadTS != "" {
 		root, ok := c.byTS[req.threadTS]
 		if !ok {
 			answer(w, map[string]any{"ok": false, "error": "thread_not_found"})
-			return
+			return false
 		}
 		if root.threadTS != "" { // a reply's ts: Slack threads under its root
 			root = c.byTS[root.threadTS]
@@ -322,8 +414,9 @@ func (s *Server) postMessage(w http.ResponseWriter, req request, at time.Time) {
 	c.byTS[m.ts] = m
 	c.last = at
 	s.posts = append(s.posts, Post{Method: MethodPostMessage, Channel: c.id, TS: m.ts, ThreadTS: m.threadTS,
-		Text: m.text, Blocks: cloneRaw(m.blocks), At: at})
-	answer(w, map[string]any{"ok": true, "channel": c.id, "ts": m.ts, "message": m.json()})
+		Text: m.text, Blocks: cloneRaw(m.blocks), Metadata: m.metadata.clone(), At: at})
+	answer(w, map[string]any{"ok": true, "channel": c.id, "ts": m.ts, "message": m.json(true)})
+	return true
 }
 
 func (s *Server) update(w http.ResponseWriter, req request, at time.Time) {
@@ -345,21 +438,189 @@ func (s *Server) update(w http.ResponseWriter, req request, at time.Time) {
 	if req.blocks != nil {
 		m.blocks = req.blocks
 	}
+	if req.metadata != nil {
+		m.metadata = req.metadata
+	}
 	m.edits++
 	s.posts = append(s.posts, Post{Method: MethodUpdate, Channel: c.id, TS: m.ts, ThreadTS: m.threadTS,
-		Text: req.text, Blocks: cloneRaw(req.blocks), At: at})
-	answer(w, map[string]any{"ok": true, "channel": c.id, "ts": m.ts, "text": m.text, "message": m.json()})
+		Text: req.text, Blocks: cloneRaw(req.blocks), Metadata: req.metadata.clone(), At: at})
+	answer(w, map[string]any{"ok": true, "channel": c.id, "ts": m.ts, "text": m.text, "message": m.json(true)})
 }
 
-func (m *message) json() map[string]any {
+// json is the message as Slack shows it; metadata only when asked for.
+func (m *message) json(withMetadata bool) map[string]any {
 	out := map[string]any{"type": "message", "text": m.text, "ts": m.ts, "user": "U0SLACKTEST", "bot_id": "B0SLACKTEST"}
 	if m.threadTS != "" {
 		out["thread_ts"] = m.threadTS
+		out["parent_user_id"] = "U0SLACKTEST"
+	}
+	if len(m.replies) > 0 {
+		out["thread_ts"] = m.ts
+		out["reply_count"] = len(m.replies)
+		out["latest_reply"] = m.replies[len(m.replies)-1].ts
 	}
 	if m.blocks != nil {
 		out["blocks"] = m.blocks
 	}
+	if m.edits > 0 {
+		out["edited"] = map[string]any{"user": "U0SLACKTEST", "ts": m.ts}
+	}
+	if withMetadata && m.metadata != nil {
+		out["metadata"] = m.metadata.clone()
+	}
 	return out
+}
+
+// Paging of the conversations methods, as Slack documents it.
+const (
+	defaultHistoryLimit = 100
+	defaultRepliesLimit = 1000
+	defaultListLimit    = 100
+	maxLimit            = 999
+)
+
+// page cuts items (already filtered and in answer order) at the request's
+// cursor and limit; the cursor is an opaque offset.
+func page[T any](items []T, req request, def int) (out []T, next string, code string) {
+	limit := def
+	if req.limit != "" {
+		n, err := strconv.Atoi(req.limit)
+		if err != nil || n < 1 {
+			return nil, "", "invalid_limit"
+		}
+		limit = min(n, maxLimit)
+	}
+	start := 0
+	if req.cursor != "" {
+		raw, err := base64.StdEncoding.DecodeString(req.cursor)
+		off, ok := strings.CutPrefix(string(raw), "offset:")
+		n, err2 := strconv.Atoi(off)
+		if err != nil || !ok || err2 != nil || n < 0 || n > len(items) {
+			return nil, "", "invalid_cursor"
+		}
+		start = n
+	}
+	end := min(start+limit, len(items))
+	if end < len(items) {
+		next = base64.StdEncoding.EncodeToString([]byte("offset:" + strconv.Itoa(end)))
+	}
+	return items[start:end], next, ""
+}
+
+// inRange applies oldest and latest (exclusive unless inclusive).
+func inRange(ts string, req request) bool {
+	v, _ := strconv.ParseFloat(ts, 64)
+	if req.oldest != "" {
+		o, _ := strconv.ParseFloat(req.oldest, 64)
+		if v < o || (v == o && !req.inclusive) {
+			return false
+		}
+	}
+	if req.latest != "" {
+		l, _ := strconv.ParseFloat(req.latest, 64)
+		if v > l || (v == l && !req.inclusive) {
+			return false
+		}
+	}
+	return true
+}
+
+// readable checks a conversations call's channel (an ID, as Slack wants)
+// and the history scope; it answers the refusal itself.
+func (s *Server) readable(w http.ResponseWriter, req request) *channel {
+	if s.noHistory {
+		answer(w, map[string]any{"ok": false, "error": "missing_scope", "needed": "channels:history,groups:history", "provided": "chat:write"})
+		return nil
+	}
+	c, ok := s.channels[req.channel]
+	if !ok {
+		answer(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return nil
+	}
+	return c
+}
+
+// history answers conversations.history: the channel's roots, newest
+// first (thread replies are not in it).
+func (s *Server) history(w http.ResponseWriter, req request) {
+	c := s.readable(w, req)
+	if c == nil {
+		return
+	}
+	var items []map[string]any
+	for i := len(c.roots) - 1; i >= 0; i-- {
+		if m := c.roots[i]; inRange(m.ts, req) {
+			items = append(items, m.json(req.allMetadata))
+		}
+	}
+	got, next, code := page(items, req, defaultHistoryLimit)
+	if code != "" {
+		answer(w, map[string]any{"ok": false, "error": code})
+		return
+	}
+	s.reads++
+	answer(w, map[string]any{"ok": true, "messages": nonNil(got), "has_more": next != "", "pin_count": 0,
+		"response_metadata": map[string]any{"next_cursor": next}})
+}
+
+// replies answers conversations.replies: the thread's root, then its
+// replies oldest first.
+func (s *Server) replies(w http.ResponseWriter, req request) {
+	c := s.readable(w, req)
+	if c == nil {
+		return
+	}
+	root, ok := c.byTS[req.ts]
+	if !ok {
+		answer(w, map[string]any{"ok": false, "error": "thread_not_found"})
+		return
+	}
+	if root.threadTS != "" {
+		root = c.byTS[root.threadTS]
+	}
+	items := []map[string]any{root.json(req.allMetadata)}
+	for _, m := range root.replies {
+		if inRange(m.ts, req) {
+			items = append(items, m.json(req.allMetadata))
+		}
+	}
+	got, next, code := page(items, req, defaultRepliesLimit)
+	if code != "" {
+		answer(w, map[string]any{"ok": false, "error": code})
+		return
+	}
+	s.reads++
+	answer(w, map[string]any{"ok": true, "messages": nonNil(got), "has_more": next != "",
+		"response_metadata": map[string]any{"next_cursor": next}})
+}
+
+// list answers conversations.list: every channel, as public channels.
+func (s *Server) list(w http.ResponseWriter, req request) {
+	ids := make([]string, 0, len(s.channels))
+	for id := range s.channels {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var items []map[string]any
+	for _, id := range ids {
+		c := s.channels[id]
+		items = append(items, map[string]any{"id": c.id, "name": c.name, "is_channel": true, "is_private": false,
+			"is_archived": false, "is_member": true})
+	}
+	got, next, code := page(items, req, defaultListLimit)
+	if code != "" {
+		answer(w, map[string]any{"ok": false, "error": code})
+		return
+	}
+	s.reads++
+	answer(w, map[string]any{"ok": true, "channels": nonNil(got), "response_metadata": map[string]any{"next_cursor": next}})
+}
+
+func nonNil(items []map[string]any) []map[string]any {
+	if items == nil {
+		return []map[string]any{}
+	}
+	return items
 }
 
 func rateLimited(w http.ResponseWriter, secs int) {
@@ -397,6 +658,7 @@ func parse(r *http.Request) (request, string) {
 			TS       string          `json:"ts"`
 			ThreadTS string          `json:"thread_ts"`
 			Blocks   json.RawMessage `json:"blocks"`
+			Metadata *Metadata       `json:"metadata"`
 		}
 		if err := json.Unmarshal(body, &v); err != nil {
 			return req, "invalid_json"
@@ -404,7 +666,7 @@ func parse(r *http.Request) (request, string) {
 		if req.token == "" {
 			return req, "not_authed" // a JSON body must carry the token in the header
 		}
-		req.channel, req.text, req.ts, req.threadTS = v.Channel, v.Text, v.TS, v.ThreadTS
+		req.channel, req.text, req.ts, req.threadTS, req.metadata = v.Channel, v.Text, v.TS, v.ThreadTS, v.Metadata
 		if len(v.Blocks) > 0 && string(v.Blocks) != "null" {
 			req.blocks = v.Blocks
 		}
@@ -420,11 +682,23 @@ func parse(r *http.Request) (request, string) {
 		if b := form.Get("blocks"); b != "" {
 			req.blocks = json.RawMessage(b)
 		}
+		if md := form.Get("metadata"); md != "" {
+			var m Metadata
+			if err := json.Unmarshal([]byte(md), &m); err != nil || m.EventType == "" {
+				return req, "invalid_metadata_format"
+			}
+			req.metadata = &m
+		}
+		req.cursor, req.limit, req.oldest, req.latest = form.Get("cursor"), form.Get("limit"), form.Get("oldest"), form.Get("latest")
+		req.inclusive = truthy(form.Get("inclusive"))
+		req.allMetadata = truthy(form.Get("include_all_metadata"))
 	default:
 		return req, "invalid_form_data"
 	}
 	return req, ""
 }
+
+func truthy(v string) bool { return v == "1" || v == "true" }
 
 // Slack's limits (https://docs.slack.dev/reference/block-kit/blocks).
 const (

@@ -294,3 +294,91 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("%d replies, want 16", len(seen))
 	}
 }
+
+// The conversations methods answer like Slack: by channel ID only, history
+// newest first without thread replies, replies root first, metadata only
+// with include_all_metadata, paged with a cursor.
+func TestConversations(t *testing.T) {
+	s := slacktest.New(token)
+	defer s.Close()
+	ops := s.AddChannel("ops")
+	meta := func(key string) string {
+		return `{"event_type":"responder_notification","event_payload":{"key":"` + key + `"}}`
+	}
+	var roots []string
+	for i := range 3 {
+		a := form(t, s, slacktest.MethodPostMessage, post(ops, fmt.Sprintf("root %d", i), "metadata", meta(fmt.Sprint("r", i))))
+		roots = append(roots, a.str("ts"))
+	}
+	form(t, s, slacktest.MethodPostMessage, post(ops, "reply", "thread_ts", roots[0], "metadata", meta("x")))
+	if a := form(t, s, slacktest.MethodPostMessage, post(ops, "bad", "metadata", `{"event_payload":{}}`)); a.str("error") != "invalid_metadata_format" {
+		t.Errorf("metadata without event_type: %v", a.body)
+	}
+
+	read := func(method string, v url.Values) answer {
+		v.Set("token", token)
+		return form(t, s, method, v)
+	}
+	if a := read(slacktest.MethodHistory, url.Values{"channel": {"#ops"}}); a.str("error") != "channel_not_found" {
+		t.Errorf("history by name: %v, want channel_not_found", a.body)
+	}
+	a := read(slacktest.MethodHistory, url.Values{"channel": {ops}, "limit": {"2"}})
+	msgs, _ := a.body["messages"].([]any)
+	if len(msgs) != 2 || msgs[0].(map[string]any)["ts"] != roots[2] || a.body["has_more"] != true {
+		t.Fatalf("history page 1: %v", a.body)
+	}
+	if _, ok := msgs[0].(map[string]any)["metadata"]; ok {
+		t.Errorf("metadata shown without include_all_metadata")
+	}
+	cursor := a.body["response_metadata"].(map[string]any)["next_cursor"].(string)
+	a = read(slacktest.MethodHistory, url.Values{"channel": {ops}, "limit": {"2"}, "cursor": {cursor}, "include_all_metadata": {"1"}})
+	msgs, _ = a.body["messages"].([]any)
+	if len(msgs) != 1 || msgs[0].(map[string]any)["ts"] != roots[0] || a.body["has_more"] != false {
+		t.Fatalf("history page 2: %v", a.body)
+	}
+	if md, _ := msgs[0].(map[string]any)["metadata"].(map[string]any); md["event_payload"].(map[string]any)["key"] != "r0" {
+		t.Errorf("metadata %v, want key r0", md)
+	}
+	a = read(slacktest.MethodHistory, url.Values{"channel": {ops}, "oldest": {roots[1]}})
+	if msgs, _ := a.body["messages"].([]any); len(msgs) != 1 {
+		t.Errorf("history after oldest (exclusive): %d messages, want 1", len(msgs))
+	}
+	a = read(slacktest.MethodReplies, url.Values{"channel": {ops}, "ts": {roots[0]}, "include_all_metadata": {"true"}})
+	msgs, _ = a.body["messages"].([]any)
+	if len(msgs) != 2 || msgs[0].(map[string]any)["ts"] != roots[0] || msgs[1].(map[string]any)["text"] != "reply" {
+		t.Fatalf("replies: %v", a.body)
+	}
+	if a := read(slacktest.MethodReplies, url.Values{"channel": {ops}, "ts": {"1.000001"}}); a.str("error") != "thread_not_found" {
+		t.Errorf("replies of an unknown ts: %v", a.body)
+	}
+	a = read(slacktest.MethodList, url.Values{})
+	if chans, _ := a.body["channels"].([]any); len(chans) != 1 || chans[0].(map[string]any)["name"] != "ops" {
+		t.Errorf("list: %v", a.body)
+	}
+	if s.Reads() != 5 {
+		t.Errorf("%d reads counted, want 5 (refusals are not reads)", s.Reads())
+	}
+	s.WithoutHistoryScope()
+	if a := read(slacktest.MethodHistory, url.Values{"channel": {ops}}); a.str("error") != "missing_scope" {
+		t.Errorf("without the scope: %v", a.body)
+	}
+}
+
+// With an answer delay the message is stored before the answer leaves: a
+// client that gives up has posted all the same.
+func TestAnswerDelay(t *testing.T) {
+	s := slacktest.New(token)
+	defer s.Close()
+	ops := s.AddChannel("ops")
+	s.AnswerDelay(500 * time.Millisecond)
+	client := &http.Client{Timeout: 50 * time.Millisecond}
+	v := post(ops, "hello")
+	resp, err := client.PostForm(s.URL()+slacktest.MethodPostMessage, v)
+	if err == nil {
+		_ = resp.Body.Close()
+		t.Fatalf("answered before the delay")
+	}
+	if msgs := s.Messages(ops); len(msgs) != 1 {
+		t.Errorf("%d messages stored, want 1 although the client saw no answer", len(msgs))
+	}
+}
