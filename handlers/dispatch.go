@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -80,6 +83,7 @@ type Dispatcher struct {
 	depth   atomic.Int64
 	oldest  atomic.Int64 // creation time (unix nanoseconds) of the oldest pending intent; 0 for none
 	sent    *prometheus.CounterVec
+	found   *prometheus.CounterVec
 
 	// Owned by the Run goroutine.
 	pending  map[uint64]*store.Intent
@@ -144,6 +148,22 @@ type delivery struct {
 	receipt integrations.Receipt
 	err     error
 	at      time.Time
+	// doubt: whether the vendor has the message is not known after this
+	// attempt (it was cut off without an answer, or could not be checked);
+	// the next attempt asks the vendor first.
+	doubt bool
+	// found: the attempt found the message at the vendor (an earlier
+	// attempt had delivered it) and sent nothing.
+	found bool
+}
+
+// finder is a notifier that can tell whether a message reached the vendor
+// when an attempt's outcome is in doubt (integrations/slack looks for the
+// key it put in the message's metadata). Such a notifier's attempts are
+// recorded on disk before they are made, so that a crash leaves them in
+// doubt rather than forgotten.
+type finder interface {
+	Find(ctx context.Context, m integrations.Message) (integrations.Receipt, bool, error)
 }
 
 // NewDispatcher builds a dispatcher for the given notifiers, keyed by
@@ -167,6 +187,10 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 			Name: "responder_notifications_total",
 			Help: "Notification deliveries finished, by channel and state (sent or failed).",
 		}, []string{"channel", "state"}),
+		found: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_notifications_found_total",
+			Help: "Deliveries in doubt (after a crash or an attempt without an answer) found already at the vendor, and so not sent again.",
+		}, []string{"channel"}),
 		pending:  map[uint64]*store.Intent{},
 		lanes:    map[string]*lane{},
 		waiting:  map[string][]*lane{},
@@ -179,7 +203,7 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 		d.notifiers[n.Name()] = n
 	}
 	if reg != nil {
-		reg.MustRegister(d.sent, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		reg.MustRegister(d.sent, d.found, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "responder_outbox_pending",
 			Help: "Notification intents waiting for delivery.",
 		}, func() float64 { return float64(d.depth.Load()) }), prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -506,10 +530,27 @@ func (d *Dispatcher) visit(ctx context.Context, l *lane, now time.Time) {
 		}
 	}
 	group := []*store.Intent{in}
-	if in.Channel == channelSlack && in.Event == integrations.EventAlertJoined {
+	switch {
+	case in.AttemptAt != nil:
+		group = doubtGroup(l) // the message that may exist, as it was
+	case in.Channel == channelSlack && in.Event == integrations.EventAlertJoined:
 		group = d.collapse(l, now)
 	}
 	d.start(ctx, l, group)
+}
+
+// doubtGroup is the head in doubt and the intents that went into the same
+// message with it (collapsed alert_joined replies).
+func doubtGroup(l *lane) []*store.Intent {
+	head := l.queue[0]
+	group := []*store.Intent{head}
+	for _, in := range l.queue[1:] {
+		if in.AttemptAt == nil || in.AttemptKey != head.AttemptKey || in.State != store.IntentPending {
+			break
+		}
+		group = append(group, in)
+	}
+	return group
 }
 
 // updateOldest sets the oldest-pending gauge from the lanes' first pending
@@ -560,22 +601,90 @@ func (d *Dispatcher) start(ctx context.Context, l *lane, group []*store.Intent) 
 	head := group[0]
 	d.inFlight[head.Channel]++
 	n := d.notifiers[head.Channel]
+	f, _ := n.(finder)
+	inDoubt := head.AttemptAt != nil
+	// The attempt is recorded before it is made, when the vendor can be
+	// asked about it later; copies, as the Run goroutine owns the intents.
+	var marks []store.Intent
+	if f != nil && !inDoubt {
+		at := d.now()
+		for _, in := range group {
+			c := *in
+			c.AttemptAt, c.AttemptKey = &at, head.Key
+			marks = append(marks, c)
+		}
+	}
 	// Deliveries outlive a stop request by at most one attempt's timeout,
 	// so that their outcome can be written.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
 	go func() {
 		defer cancel()
-		r := delivery{lane: l, group: group}
-		if n == nil {
-			r.err = integrations.Permanent(fmt.Errorf("no %s integration is configured", head.Channel))
-		} else if m, err := d.message(dctx, group); err != nil {
-			r.err = err
-		} else {
-			r.receipt, r.err = n.Notify(dctx, m)
-		}
+		r := delivery{lane: l, group: group, doubt: inDoubt}
+		d.attempt(dctx, &r, n, f, marks)
 		r.at = d.now()
 		d.results <- r
 	}()
+}
+
+// attempt makes one delivery: it records the attempt (marks), asks the
+// vendor first when an earlier attempt is in doubt, then notifies.
+func (d *Dispatcher) attempt(ctx context.Context, r *delivery, n integrations.Notifier, f finder, marks []store.Intent) {
+	head := r.group[0]
+	if n == nil {
+		r.err = integrations.Permanent(fmt.Errorf("no %s integration is configured", head.Channel))
+		return
+	}
+	m, err := d.message(ctx, r.group)
+	if err != nil {
+		r.err = err
+		return
+	}
+	if len(marks) > 0 {
+		err := d.store.Update(ctx, func(tx store.Tx) error {
+			for i := range marks {
+				if err := tx.PutIntent(&marks[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// Not attempted: nothing was sent, nothing is in doubt.
+			r.err = integrations.Temporary(fmt.Errorf("record the attempt before sending: %w", err), 0)
+			return
+		}
+	}
+	if r.doubt && f != nil {
+		receipt, found, err := f.Find(ctx, m)
+		switch retry, _ := integrations.Retryable(err); {
+		case err != nil && retry:
+			r.err = fmt.Errorf("check whether an earlier attempt was delivered: %w", err)
+			return // still in doubt: asked again next time, never sent blind
+		case err != nil:
+			d.log.Warn().Err(err).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
+				Msg("cannot check whether an earlier attempt was delivered: sending again, which may duplicate it")
+		case found:
+			r.receipt, r.found, r.doubt = receipt, true, false
+			return
+		}
+	}
+	r.receipt, r.err = n.Notify(ctx, m)
+	// Cut off without an answer: the vendor may have the message.
+	r.doubt = f != nil && r.err != nil && unanswered(r.err)
+}
+
+// unanswered reports whether a failed attempt may have reached the vendor
+// without its answer reaching us: a timeout, or a connection that broke
+// after it was made. A refused connection or an answer (an HTTP status, an
+// API error) says the message was not taken.
+func unanswered(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op != "dial"
+	}
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // message renders a delivery from the incident as it is now.
@@ -647,6 +756,13 @@ func (d *Dispatcher) finish(r delivery) {
 	}
 	for _, in := range r.group {
 		in.Attempts++
+		if r.doubt && r.err != nil && retry {
+			// In doubt until the vendor is asked: the next attempt asks.
+			t := r.at
+			in.AttemptAt, in.AttemptKey = &t, head.Key
+		} else {
+			in.AttemptAt, in.AttemptKey = nil, ""
+		}
 		switch {
 		case r.err == nil:
 			t := r.at
@@ -679,7 +795,16 @@ func (d *Dispatcher) finish(r delivery) {
 			if head.State == store.IntentPending {
 				e.Time("next_attempt", head.NextAt)
 			}
+			if r.found {
+				e.Bool("found_at_vendor", true) // an earlier attempt in doubt had delivered it
+			}
+			if r.doubt && head.State == store.IntentPending {
+				e.Bool("in_doubt", true)
+			}
 		}).Msg("delivery")
+	if r.found {
+		d.found.WithLabelValues(head.Channel).Inc()
+	}
 	if head.State != store.IntentPending {
 		d.sent.WithLabelValues(head.Channel, head.State).Add(float64(len(r.group)))
 	}
