@@ -13,6 +13,7 @@ GOLANGCI_LINT := $(GOBIN)/golangci-lint
 ALERTMANAGER  := /usr/bin/prometheus-alertmanager
 
 .PHONY: build test vet lint fmt-check fuzz fuzz-short bench check-config deps tools alertmanager clean
+.PHONY: crash-test
 
 ## build: the static binary at bin/responder (the Dockerfile runs the same command)
 build:
@@ -48,6 +49,22 @@ fuzz:
 ## bench: benchmarks of the ingest path and the store (see docs/benchmarks.md)
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./store/ ./handlers/
+
+## crash-test: the crash harness with 100 kill -9 cycles (RESPONDER_CRASH_CYCLES),
+## the bbolt CLI's check of the file, and the fsync-before-2xx order under
+## strace (docs/reliability.md); installs strace and the bbolt CLI if missing
+crash-test:
+	@if ! command -v strace >/dev/null; then \
+		echo "installing strace from Debian"; \
+		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq strace >/dev/null; \
+	fi
+	@v=$$($(GO) list -m -f '{{.Version}}' go.etcd.io/bbolt); \
+	if ! [ -x $(GOBIN)/bbolt ] || ! $(GO) version -m $(GOBIN)/bbolt | grep -q "go.etcd.io/bbolt.*$$v"; then \
+		echo "installing the bbolt CLI $$v"; GOFLAGS= $(GO) install go.etcd.io/bbolt/cmd/bbolt@$$v; \
+	fi
+	RESPONDER_CRASH_CYCLES=$${RESPONDER_CRASH_CYCLES:-100} RESPONDER_BBOLT_CLI=$(GOBIN)/bbolt \
+		$(GO) test -count=1 -timeout 30m -v -run 'TestCrashSafety|TestFsyncBeforeAnswerUnderStrace|TestAnswerWaitsForDurableCommit' ./cmd/responder/
 
 deps: tools alertmanager
 

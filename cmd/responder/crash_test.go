@@ -686,7 +686,9 @@ func (h *crashHarness) checkFile(t *testing.T) {
 	out, err := exec.Command(cli, "check", h.dbPath).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Errorf("%s check %s: %v\n%s", cli, h.dbPath, err, out)
+		return
 	}
+	t.Logf("bbolt check: %s", bytes.TrimSpace(out))
 }
 
 func crashBboltCLI() string {
