@@ -386,3 +386,56 @@ func TestSlackAttemptInDoubtAfterCrashIsFound(t *testing.T) {
 		t.Errorf("found metric %q, want 1", got)
 	}
 }
+
+// slowLog is a log notifier that takes a moment per message and records
+// the most deliveries it ever had in flight at once.
+type slowLog struct {
+	recorder
+	inFlight, most atomic.Int32
+}
+
+func (s *slowLog) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
+	n := s.inFlight.Add(1)
+	defer s.inFlight.Add(-1)
+	for {
+		most := s.most.Load()
+		if n <= most || s.most.CompareAndSwap(most, n) {
+			break
+		}
+	}
+	time.Sleep(2 * time.Millisecond)
+	return s.recorder.Notify(ctx, m)
+}
+
+// With one delivery slot for many lanes, lanes wait for the slot and all
+// are served, each in its own order, never two deliveries at once.
+func TestLanesWaitForADeliverySlot(t *testing.T) {
+	slow := &slowLog{}
+	e := newEnv(t, func(s envSetup) {
+		s.dispatch.Concurrency = 1
+		*s.notifiers = []integrations.Notifier{slow}
+	})
+	var ids []string
+	for range 20 {
+		ids = append(ids, e.declareS("S3"))
+	}
+	for _, id := range ids {
+		e.post(http.MethodPost, "/api/v1/incidents/"+id+"/ack", `{"by":"maria"}`, http.StatusOK)
+	}
+	e.flush()
+	slow.mu.Lock()
+	defer slow.mu.Unlock()
+	order := map[string][]string{}
+	for _, m := range slow.msgs {
+		order[m.Incident.ID] = append(order[m.Incident.ID], m.Event)
+	}
+	for _, id := range ids {
+		if got := strings.Join(order[id], " "); !strings.HasPrefix(got, integrations.EventOpened) ||
+			!strings.Contains(got, integrations.EventAcknowledged) {
+			t.Errorf("%s: delivered %q, want opened first and then acknowledged", id, got)
+		}
+	}
+	if most := slow.most.Load(); most != 1 {
+		t.Errorf("%d deliveries in flight at once, want 1", most)
+	}
+}
