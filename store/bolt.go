@@ -338,7 +338,8 @@ type Tx interface {
 	// SkipIntent takes an intent out of the pending index for good, leaving
 	// its stored value as it is, for an intent that cannot be decoded.
 	SkipIntent(seq uint64) error
-	// IncidentIntents lists an incident's intents in order.
+	// IncidentIntents lists an incident's intents in order; one that cannot
+	// be read is listed as failed with only its sequence.
 	IncidentIntents(incidentID string) ([]Intent, error)
 	// ResolvedOfKind records that incidentID of this kind resolved and
 	// returns the first incident of the kind ever resolved (incidentID
@@ -774,9 +775,14 @@ func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
 	out := []Intent{}
 	c := t.tx.Bucket(bucketIntents).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-		in, err := t.Intent(binary.BigEndian.Uint64(k[8:]))
+		seq := binary.BigEndian.Uint64(k[8:])
+		in, err := t.Intent(seq)
 		if err != nil {
-			return nil, err
+			// Shown as failed rather than failing the incident's whole view;
+			// the dispatcher skips it the same way (see SkipIntent).
+			out = append(out, Intent{Seq: seq, IncidentID: incidentID, State: IntentFailed,
+				LastError: "stored notification record is unreadable"})
+			continue
 		}
 		out = append(out, *in)
 	}

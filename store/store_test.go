@@ -1438,6 +1438,14 @@ func TestPendingIntentsSkipsUndecodable(t *testing.T) {
 		if err != nil || len(got) != 2 {
 			t.Errorf("after SkipIntent: %d intents, %v; want 2 and no error", len(got), err)
 		}
+		// The incident's view lists the bad one as failed instead of failing.
+		all, err := tx.IncidentIntents("INC-1")
+		if err != nil || len(all) != 3 {
+			t.Fatalf("incident intents: %d, %v; want 3 and no error", len(all), err)
+		}
+		if b := all[1]; b.Seq != 2 || b.State != store.IntentFailed || b.LastError == "" {
+			t.Errorf("unreadable intent listed as %+v, want seq 2 failed with an error", b)
+		}
 		return nil
 	})
 }
