@@ -237,6 +237,10 @@ func (d *Dispatcher) load() error {
 			d.lastSeq = max(d.lastSeq, in.Seq)
 			if _, known := d.pending[in.Seq]; !known {
 				d.pending[in.Seq] = &in
+				// A Retry-After outlives a restart: hold its target again.
+				if k := in.Channel + "\x00" + in.Target; in.HoldsTarget && in.NextAt.After(d.hold[k]) {
+					d.hold[k] = in.NextAt
+				}
 			}
 		}
 		d.depth.Store(int64(len(d.pending)))
@@ -441,7 +445,8 @@ func (d *Dispatcher) finish(r delivery) {
 	head := r.group[0]
 	d.inFlight[head.Channel]--
 	retry, after := integrations.Retryable(r.err)
-	if retry && after > 0 {
+	holds := retry && after > 0
+	if holds {
 		// A Retry-After speaks for the whole target (a Slack channel, the
 		// vendor's API), not just this message.
 		d.hold[head.Channel+"\x00"+head.Target] = r.at.Add(after)
@@ -461,6 +466,7 @@ func (d *Dispatcher) finish(r delivery) {
 				after = d.backoff(head.Attempts)
 			}
 			in.NextAt = r.at.Add(after)
+			in.HoldsTarget = holds
 		default:
 			in.State, in.LastError = store.IntentFailed, r.err.Error()
 		}
