@@ -471,6 +471,17 @@ func (d *Dispatcher) finish(r delivery) {
 			in.State, in.LastError = store.IntentFailed, r.err.Error()
 		}
 	}
+	if r.err == nil {
+		// The vendor answers again: the deliveries to the same target that
+		// wait out a backoff go now, paced by the rate limit, instead of
+		// each at the end of its own backoff (up to BackoffMax later).
+		for _, in := range d.pending {
+			if in.Channel == head.Channel && in.Target == head.Target && in.State == store.IntentPending &&
+				in.Attempts > 0 && !in.HoldsTarget && in.NextAt.After(r.at) {
+				in.NextAt = r.at
+			}
+		}
+	}
 	level := zerolog.InfoLevel
 	switch {
 	case r.err != nil && retry:
