@@ -4,8 +4,10 @@ package handlers
 // each way a vendor fails, with the daemon restarted in the middle. The
 // virtual clock (simClock) stands still while the dispatcher works and is
 // moved by the test from one due time to the next, so half an hour of
-// outage costs a second or two of wall time and every gap between two
-// attempts is measured exactly, whatever the load on the machine.
+// outage costs a few seconds of wall time and every gap between two
+// attempts is measured in virtual time, whatever the load on the machine.
+// Attempts are recorded where the dispatcher calls a vendor's notifier
+// (watched): a refused connection never reaches a fake.
 
 import (
 	"context"
@@ -693,92 +695,116 @@ func outageVendors() []string {
 	return []string{channelSlack, channelEmail, channelZoom, channelOpsGenie}
 }
 
-// Each vendor down for half an hour of virtual time, in each way a vendor
-// fails, while incidents open, are acknowledged and resolve; the daemon is
-// restarted in the middle of the outage. Afterwards every notification is
-// delivered once, the retries kept to their cap (or to the vendor's
-// Retry-After, for the whole target), and the backlog went out soon after
-// the vendor came back.
+// outageScenario is one test of TestVendorOutage: how its run is built
+// and what it does with it.
+type outageScenario struct {
+	name    string
+	cfg     DispatchConfig
+	inHours bool
+	proxied string // the vendor behind a fault proxy, if any
+	hung    bool   // its calls hang: it runs with the others that do
+	test    func(t *testing.T, r *outageRun)
+}
+
+// TestVendorOutage runs the vendor outage scenarios: each vendor down, in
+// each way a vendor fails, with a restart in the middle (vendor/mode), the
+// backlog of a Slack channel draining at Slack's rate, and max_age across
+// a restart. They run at once, whatever -parallel says, as they spend most
+// of their wall time waiting for the dispatcher, not computing; those whose
+// calls hang go last, together, so that their short Timeout does not catch
+// the calls of the others on a loaded machine. Every run is built before
+// any sends (see newOutageRun).
 func TestVendorOutage(t *testing.T) {
-	var cases []struct{ vendor, mode string }
+	var scenarios []outageScenario
 	for _, vendor := range outageVendors() {
 		for _, mode := range []string{modeUnavailable, modeRefused, modeRateLimited, modeTimeout} {
 			if vendor == channelEmail && mode == modeRateLimited {
 				continue // SMTP has no Retry-After: its 4xx is modeUnavailable
 			}
-			cases = append(cases, struct{ vendor, mode string }{vendor, mode})
-		}
-	}
-	runs := make([]*outageRun, len(cases))
-	for i, tc := range cases {
-		cfg := outageConfig()
-		if tc.mode == modeTimeout {
-			cfg.Timeout = 150 * time.Millisecond // each attempt waits this long in real time
-		}
-		proxied := ""
-		if tc.mode == modeRefused || tc.mode == modeTimeout {
-			proxied = tc.vendor
-		}
-		runs[i] = newOutageRun(t, cfg, false, proxied)
-	}
-	run := func(i int) {
-		tc := cases[i]
-		t.Run(tc.vendor+"/"+tc.mode, func(t *testing.T) {
-			r := runs[i]
-			r.start(t)
-
-			// Before the outage: an incident reaches every vendor.
-			r.fire("warm", "am_firing_v034.json")
-			r.until(r.drain(10 * time.Minute).Add(time.Minute))
-			if n := r.accepted(tc.vendor); n == 0 {
-				t.Fatalf("%s took nothing before the outage", tc.vendor)
+			sc := outageScenario{name: vendor + "/" + mode, cfg: outageConfig(), test: outageOf(vendor, mode)}
+			if mode == modeRefused || mode == modeTimeout {
+				sc.proxied = vendor
 			}
-
-			down, up := r.failure(tc.vendor, tc.mode)
-			t0 := r.clk.Now()
-			down()
-			a := r.fire("a", "am_firing_v034.json")
-			r.until(t0.Add(time.Minute))
-			r.fire("b", "am_firing_v034.json")
-			r.until(t0.Add(5 * time.Minute))
-			r.ack(a)
-			r.until(t0.Add(10 * time.Minute))
-			r.resolve("b")
-			r.until(t0.Add(15 * time.Minute))
-			// A new incident, then the restart: whatever held its target
-			// (a Retry-After) must hold it after the restart too.
-			r.fire("c", "am_firing_v034.json")
-			restartAt := r.clk.Now()
-			r.restart()
-			r.until(t0.Add(30 * time.Minute))
-			recovered := r.clk.Now()
-			up()
-			done := r.drain(time.Hour)
-
-			r.checkDelivered(tc.vendor)
-			r.checkOnce()
-			r.checkRetries(tc.vendor, t0, recovered, restartAt, done)
-			checkNoSecrets(t, r.e, r.v)
-			t.Logf("%s %s: %d attempts to %s over %s of outage; backlog out %s after recovery",
-				tc.vendor, tc.mode, r.attemptsTo(tc.vendor, t0, recovered), tc.vendor, recovered.Sub(t0), done.Sub(recovered))
-		})
+			if mode == modeTimeout {
+				sc.hung = true
+				sc.cfg.Timeout = 150 * time.Millisecond // each attempt waits this long in real time
+			}
+			scenarios = append(scenarios, sc)
+		}
 	}
-	// The cases run at once, whatever -parallel says: they spend most of
-	// their wall time waiting for the dispatcher, not computing. Those with
-	// hung calls go last, together: their short Timeout must not catch the
-	// calls of the others on a loaded machine.
+	maxAge := outageConfig()
+	maxAge.MaxAge = time.Hour
+	scenarios = append(scenarios,
+		// In real time for its last part: it goes with the hung ones, which
+		// leave the machine idle.
+		outageScenario{name: "slack/backlog-at-rate-limit", cfg: outageConfig(), inHours: true, hung: true, test: testBacklogDrainsAtSlackRate},
+		outageScenario{name: "slack/max-age-across-restart", cfg: maxAge, inHours: true, test: testMaxAgeAcrossRestart},
+	)
+	runs := make([]*outageRun, len(scenarios))
+	for i, sc := range scenarios {
+		runs[i] = newOutageRun(t, sc.cfg, sc.inHours, sc.proxied)
+	}
 	for _, hung := range []bool{false, true} {
 		var wg sync.WaitGroup
-		for i, tc := range cases {
-			if (tc.mode == modeTimeout) == hung {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					run(i)
-				}()
+		for i, sc := range scenarios {
+			if sc.hung != hung {
+				continue
 			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.Run(sc.name, func(t *testing.T) {
+					runs[i].start(t)
+					sc.test(t, runs[i])
+				})
+			}()
 		}
 		wg.Wait()
+	}
+}
+
+// outageOf takes vendor down in mode for half an hour of virtual time
+// while incidents open, are acknowledged and resolve, and restarts the
+// daemon in the middle of it. Afterwards every notification is delivered
+// once, the retries kept to their cap (or to the vendor's Retry-After, for
+// the whole target), and the backlog went out soon after the vendor came
+// back.
+func outageOf(vendor, mode string) func(t *testing.T, r *outageRun) {
+	return func(t *testing.T, r *outageRun) {
+		// Before the outage: an incident reaches every vendor.
+		r.fire("warm", "am_firing_v034.json")
+		r.until(r.drain(10 * time.Minute).Add(time.Minute))
+		if n := r.accepted(vendor); n == 0 {
+			t.Fatalf("%s took nothing before the outage", vendor)
+		}
+
+		down, up := r.failure(vendor, mode)
+		t0 := r.clk.Now()
+		down()
+		a := r.fire("a", "am_firing_v034.json")
+		r.until(t0.Add(time.Minute))
+		r.fire("b", "am_firing_v034.json")
+		r.until(t0.Add(5 * time.Minute))
+		r.ack(a)
+		r.until(t0.Add(10 * time.Minute))
+		r.resolve("b")
+		r.until(t0.Add(15 * time.Minute))
+		// A new incident, then the restart: whatever held its target
+		// (a Retry-After) must hold it after the restart too.
+		r.fire("c", "am_firing_v034.json")
+		restartAt := r.clk.Now()
+		r.restart()
+		r.until(t0.Add(30 * time.Minute))
+		recovered := r.clk.Now()
+		up()
+		done := r.drain(time.Hour)
+
+		r.checkDelivered(vendor)
+		r.checkOnce()
+		r.checkRetries(vendor, t0, recovered, restartAt, done)
+		checkNoSecrets(t, r.e, r.v)
+		t.Logf("%s %s: %d attempts to %s over %s of outage; backlog out %s after recovery",
+			vendor, mode, r.attemptsTo(vendor, t0, recovered), vendor, recovered.Sub(t0), done.Sub(recovered))
 	}
 }
 
@@ -868,7 +894,8 @@ func (r *outageRun) checkOnce() {
 
 // checkRetries walks the attempts of every delivery to the vendor that was
 // down, in virtual time:
-//   - no retry sooner than half the first backoff (no hot loop);
+//   - while it is down, no retry sooner than half the first backoff (no
+//     hot loop; once it is back, waiting deliveries may go at once);
 //   - after a plain failure, the next attempt within BackoffMax, unless a
 //     Retry-After held the target longer;
 //   - after a Retry-After, no attempt to that target before it ends, from
@@ -938,7 +965,7 @@ func (r *outageRun) checkRetries(vendor string, t0, recovered, restartAt, done t
 			gap := a.at.Sub(prev.at)
 			gaps++
 			longest = max(longest, gap)
-			if gap < r.cfg.BackoffBase/2 {
+			if gap < r.cfg.BackoffBase/2 && a.at.Before(recovered) {
 				r.t.Errorf("%s %s retried %s after the previous attempt, sooner than half the first backoff", vendor, a.event, gap)
 			}
 			latest := prev.at.Add(r.cfg.BackoffMax)
@@ -964,7 +991,7 @@ func (r *outageRun) checkRetries(vendor string, t0, recovered, restartAt, done t
 	if limit := recovered.Add(wait + time.Duration(len(all))*time.Second + slop); done.After(limit) {
 		r.t.Errorf("the backlog went out %s after %s came back; want within %s", done.Sub(recovered), vendor, limit.Sub(recovered))
 	}
-	r.t.Logf("%d deliveries to %s retried; longest gap %s", gaps, vendor, longest)
+	r.t.Logf("%d retries of %d deliveries to %s; longest wait between two attempts %s", gaps, len(keys), vendor, longest)
 }
 
 // After a long Slack outage with a restart in it, the backlog of one
@@ -972,9 +999,7 @@ func (r *outageRun) checkRetries(vendor string, t0, recovered, restartAt, done t
 // anything faster than a message per 900ms per channel (a tenth under the
 // 1 per second the dispatcher keeps to, for the jitter of loopback calls):
 // no 429 at all, and in about backlog/rate once Slack answers again.
-func TestOutageBacklogDrainsAtSlackRate(t *testing.T) {
-	r := newOutageRun(t, outageConfig(), true, "")
-	r.start(t)
+func testBacklogDrainsAtSlackRate(t *testing.T, r *outageRun) {
 	const backlog = 6
 	down, up := r.failure(channelSlack, modeUnavailable)
 	t0 := r.clk.Now()
@@ -1047,11 +1072,7 @@ func (r *outageRun) untilAccepted(vendor string, from time.Time, within time.Dur
 // A notification that outlives max_age while the daemon is down is marked
 // failed, with its last error, as soon as the daemon is back, and never
 // tried again, though the vendor is up by then; a younger one goes.
-func TestOutageMaxAgeAcrossRestart(t *testing.T) {
-	cfg := outageConfig()
-	cfg.MaxAge = time.Hour
-	r := newOutageRun(t, cfg, true, "")
-	r.start(t)
+func testMaxAgeAcrossRestart(t *testing.T, r *outageRun) {
 	down, up := r.failure(channelSlack, modeUnavailable)
 	t0 := r.clk.Now()
 	down()
@@ -1073,7 +1094,7 @@ func TestOutageMaxAgeAcrossRestart(t *testing.T) {
 	r.restart()
 	young := r.fire("young", "am_firing_old.json")
 	r.drain(time.Hour)
-	r.until(r.clk.Now().Add(2 * cfg.BackoffMax)) // time for a wrong retry to show
+	r.until(r.clk.Now().Add(2 * r.cfg.BackoffMax)) // time for a wrong retry to show
 
 	inc := r.e.incident(old)
 	var slackIntents int
