@@ -988,8 +988,19 @@ func (r *outageRun) checkRetries(vendor string, t0, recovered, restartAt, done t
 	if len(holds) > 0 {
 		wait = max(wait, outageRetryAfter)
 	}
-	if limit := recovered.Add(wait + time.Duration(len(all))*time.Second + slop); done.After(limit) {
-		r.t.Errorf("the backlog went out %s after %s came back; want within %s", done.Sub(recovered), vendor, limit.Sub(recovered))
+	// Counted from the last failure: a call that timed out after the
+	// vendor came back (a loaded machine) waits its backoff again.
+	from := recovered
+	for _, as := range byKey {
+		for _, a := range as {
+			if a.err != nil && a.at.After(from) {
+				from = a.at
+			}
+		}
+	}
+	if limit := from.Add(wait + time.Duration(len(all))*time.Second + slop); done.After(limit) {
+		r.t.Errorf("the backlog went out %s after %s came back (last failure %s after); want within %s",
+			done.Sub(recovered), vendor, from.Sub(recovered), limit.Sub(recovered))
 	}
 	r.t.Logf("%d retries of %d deliveries to %s; longest wait between two attempts %s", gaps, len(keys), vendor, longest)
 }
