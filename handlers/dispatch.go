@@ -95,6 +95,7 @@ type Dispatcher struct {
 	inFlight map[string]int             // deliveries in flight per channel
 	limiters map[string]*rate.Limiter
 	hold     map[string]time.Time // channel+target -> no delivery before (a vendor's Retry-After)
+	failing  map[string]bool      // channel+target -> its last delivery failed and may be retried
 	unsaved  []delivery           // finished deliveries whose state is not yet written
 	oldestAt time.Time            // when the oldest-pending gauge was last computed
 	skip     []uint64             // undecodable intents still in the pending index
@@ -115,11 +116,26 @@ type lane struct {
 	index   int       // its place in the schedule heap; -1 when not in it
 }
 
+func (l *lane) headSeq() uint64 {
+	if len(l.queue) == 0 {
+		return 0
+	}
+	return l.queue[0].Seq
+}
+
 // schedule is a min-heap of lanes by due time (container/heap).
 type schedule []*lane
 
-func (s schedule) Len() int           { return len(s) }
-func (s schedule) Less(i, j int) bool { return s[i].due.Before(s[j].due) }
+func (s schedule) Len() int { return len(s) }
+
+// Less orders by due time, then by the head's sequence, so that of lanes
+// due together (a Retry-After hold ending) the oldest message goes first.
+func (s schedule) Less(i, j int) bool {
+	if !s[i].due.Equal(s[j].due) {
+		return s[i].due.Before(s[j].due)
+	}
+	return s[i].headSeq() < s[j].headSeq()
+}
 func (s schedule) Swap(i, j int) {
 	s[i], s[j] = s[j], s[i]
 	s[i].index, s[j].index = i, j
@@ -198,6 +214,7 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 		inFlight: map[string]int{},
 		limiters: map[string]*rate.Limiter{},
 		hold:     map[string]time.Time{},
+		failing:  map[string]bool{},
 	}
 	for _, n := range notifiers {
 		d.notifiers[n.Name()] = n
@@ -335,6 +352,10 @@ func (d *Dispatcher) load() error {
 			d.lastSeq = max(d.lastSeq, in.Seq)
 			if _, known := d.pending[in.Seq]; !known {
 				d.add(&in)
+				// A Retry-After outlives a restart: hold its target again.
+				if k := targetOf(&in); in.HoldsTarget && in.NextAt.After(d.hold[k]) {
+					d.hold[k] = in.NextAt
+				}
 			}
 		}
 		d.depth.Store(int64(len(d.pending)))
@@ -368,6 +389,12 @@ func (d *Dispatcher) skipUndecodable() error {
 
 func laneOf(in *store.Intent) string {
 	return in.IncidentID + "\x00" + in.Channel + "\x00" + in.Target
+}
+
+// targetOf is what a vendor's Retry-After speaks for: a Slack channel, an
+// email list, the vendor's API.
+func targetOf(in *store.Intent) string {
+	return in.Channel + "\x00" + in.Target
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -512,7 +539,7 @@ func (d *Dispatcher) visit(ctx context.Context, l *lane, now time.Time) {
 		d.waiting[in.Channel] = append(d.waiting[in.Channel], l)
 		return
 	}
-	if until := d.hold[in.Channel+"\x00"+in.Target]; until.After(now) {
+	if until := d.hold[targetOf(in)]; until.After(now) {
 		d.schedule(l, until) // the vendor asked the whole target to wait
 		return
 	}
@@ -749,10 +776,18 @@ func (d *Dispatcher) finish(r delivery) {
 	head := r.group[0]
 	d.inFlight[head.Channel]--
 	retry, after := integrations.Retryable(r.err)
-	if retry && after > 0 {
+	holds := retry && after > 0
+	if holds {
 		// A Retry-After speaks for the whole target (a Slack channel, the
 		// vendor's API), not just this message.
-		d.hold[head.Channel+"\x00"+head.Target] = r.at.Add(after)
+		d.hold[targetOf(head)] = r.at.Add(after)
+	}
+	switch {
+	case r.err != nil && retry:
+		d.failing[targetOf(head)] = true
+	case r.err == nil && d.failing[targetOf(head)]:
+		delete(d.failing, targetOf(head))
+		d.recovered(head, r.at)
 	}
 	for _, in := range r.group {
 		in.Attempts++
@@ -776,6 +811,7 @@ func (d *Dispatcher) finish(r delivery) {
 				after = d.backoff(head.Attempts)
 			}
 			in.NextAt = r.at.Add(after)
+			in.HoldsTarget = holds
 		default:
 			in.State, in.LastError = store.IntentFailed, r.err.Error()
 		}
@@ -810,6 +846,24 @@ func (d *Dispatcher) finish(r delivery) {
 	}
 	d.unsaved = append(d.unsaved, r)
 	_ = d.save() // logged; kept for the next round
+}
+
+// recovered is told that a target which failed answers again: the heads
+// of its lanes that wait out a backoff go now, paced by the rate limit and
+// any Retry-After hold, instead of each at the end of its own backoff (up
+// to BackoffMax later). It runs once per recovery, not on every success.
+func (d *Dispatcher) recovered(sent *store.Intent, at time.Time) {
+	for _, l := range d.lanes {
+		if len(l.queue) == 0 || l.busy {
+			continue
+		}
+		in := l.queue[0]
+		if targetOf(in) == targetOf(sent) && in.State == store.IntentPending && in.Attempts > 0 &&
+			!in.HoldsTarget && in.NextAt.After(at) {
+			in.NextAt = at
+			d.schedule(l, at)
+		}
+	}
 }
 
 // expire gives up on an intent that waited longer than MaxAge.

@@ -41,6 +41,10 @@ type vendors struct {
 	og    *opsgenietest.Server
 	smtp  *smtptest.Server
 	logs  *lockedBuffer
+	// front, when set before withVendors, gives the address ("host:port")
+	// the notifiers of a vendor (slack, zoom, opsgenie, email) dial instead
+	// of its fake's: a proxy that can fail the way networks do.
+	front func(vendor, addr string) string
 }
 
 type lockedBuffer struct {
@@ -94,18 +98,19 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 	v.smtp = smtptest.Start(t, smtptest.WithAuth("responder", smtpPassword))
 	v.logs = &lockedBuffer{}
 	host, port := v.smtp.Addr()
+	host, port = v.viaHostPort(t, "email", host, port)
 
 	client := &http.Client{Timeout: 5 * time.Second}
-	sn, err := slack.New(slack.Config{Token: slackToken, APIURL: v.slack.URL(), HTTPClient: client})
+	sn, err := slack.New(slack.Config{Token: slackToken, APIURL: v.viaURL(t, "slack", v.slack.URL()), HTTPClient: client})
 	if err != nil {
 		t.Fatal(err)
 	}
 	zn, err := zoom.New(zoom.Config{AccountID: "acct", ClientID: "zoom-client", ClientSecret: zoomSecret,
-		TokenURL: v.zoom.TokenURL(), APIURL: v.zoom.APIURL(), HTTPClient: client})
+		TokenURL: v.viaURL(t, "zoom", v.zoom.TokenURL()), APIURL: v.viaURL(t, "zoom", v.zoom.APIURL()), HTTPClient: client})
 	if err != nil {
 		t.Fatal(err)
 	}
-	on, err := opsgenie.New(opsgenie.Config{APIKey: ogKey, APIURL: v.og.Host(), HTTPClient: client,
+	on, err := opsgenie.New(opsgenie.Config{APIKey: ogKey, APIURL: v.via("opsgenie", v.og.Host()), HTTPClient: client,
 		Responder: opsgenie.Responder{Type: "team", Name: "sre-oncall"}})
 	if err != nil {
 		t.Fatal(err)

@@ -138,6 +138,9 @@ type envSetup struct {
 	store     *store.Options
 	dispatch  *DispatchConfig
 	notifiers *[]integrations.Notifier
+	// dispatchClock is the dispatcher's clock: e.dispatchClock unless an
+	// option gives another (a virtual clock that a test moves itself).
+	dispatchClock *func() time.Time
 }
 
 type envOption func(envSetup)
@@ -165,9 +168,10 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	var so store.Options
 	var dc DispatchConfig
 	notifiers := []integrations.Notifier{e.notes}
+	dclock := e.dispatchClock
 	e.path = filepath.Join(t.TempDir(), "responder.db")
 	for _, o := range opts {
-		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, store: &so, dispatch: &dc, notifiers: &notifiers})
+		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock})
 	}
 	e.tokens = len(cfg.Tokens) > 0
 	db, err := store.Open(e.path, so)
@@ -182,7 +186,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		if deps.Registry == nil {
 			deps.Registry = prometheus.NewRegistry()
 		}
-		d := NewDispatcher(dc, db, notifiers, deps.Log, e.dispatchClock, cfg.ExternalURL, deps.Registry)
+		d := NewDispatcher(dc, db, notifiers, deps.Log, dclock, cfg.ExternalURL, deps.Registry)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { d.Run(ctx); close(done) }()

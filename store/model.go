@@ -188,6 +188,9 @@ type Intent struct {
 	NextAt     time.Time  `json:"next_attempt_at"`
 	SentAt     *time.Time `json:"sent_at,omitempty"`
 	MergedInto uint64     `json:"merged_into,omitempty"` // delivered as part of another intent's message
+	// HoldsTarget: NextAt is the vendor's Retry-After, which holds every
+	// delivery to the same channel and target, after a restart too.
+	HoldsTarget bool `json:"holds_target,omitempty"`
 	// Mention is who a Slack message calls on: a person's name or Slack
 	// user ID, or "channel"; empty for nobody.
 	Mention string `json:"mention,omitempty"`

@@ -1,8 +1,8 @@
 // Package smtptest runs a real SMTP server on loopback for tests. It records
 // every message it accepts, can require AUTH PLAIN and TLS (STARTTLS or
 // implicit, with a certificate made up at start), and can be told to refuse
-// or drop the next deliveries, so that a test sees what a mail server would
-// really answer.
+// or drop the next deliveries, or to refuse everything for a while (Down),
+// so that a test sees what a mail server would really answer.
 //
 //	srv := smtptest.Start(t, smtptest.WithAuth("alice", "secret"))
 //	host, port := srv.Addr()
@@ -95,6 +95,8 @@ type Server struct {
 	reject     []*smtp.SMTPError
 	drop       int
 	rcptReject map[string]*smtp.SMTPError
+	down       *smtp.SMTPError // set by Down: every MAIL FROM is refused until Up
+	refusals   int             // transactions refused by Down
 }
 
 // Start starts a server on 127.0.0.1 on a free port and registers its Close
@@ -223,6 +225,31 @@ func (s *Server) RejectRecipient(addr string, code int, msg string) {
 	s.rcptReject[key] = smtpError(code, msg)
 }
 
+// Down makes the server refuse every transaction at MAIL FROM with code
+// and msg until Up, as a mail server that is overloaded or whose queue is
+// full answers (451 4.3.0, 452 4.3.1, 421 4.3.2); the session stays open, as
+// it does with such servers. It panics on a code that is not 4xx or 5xx.
+func (s *Server) Down(code int, msg string) {
+	e := smtpError(code, msg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = e
+}
+
+// Up ends what Down started.
+func (s *Server) Up() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = nil
+}
+
+// Refusals counts the transactions refused by Down.
+func (s *Server) Refusals() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.refusals
+}
+
 // DropNext makes the server close the connection, without an answer, after
 // reading the body of each of the next n messages: the client cannot know
 // whether they were delivered. Dropped messages are not recorded.
@@ -277,6 +304,17 @@ func (s *Server) takeFailure() (drop bool, refuse *smtp.SMTPError) {
 		return false, refuse
 	}
 	return false, nil
+}
+
+// mailFailure is the error of a MAIL FROM during an outage, or nil.
+func (s *Server) mailFailure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down == nil {
+		return nil
+	}
+	s.refusals++
+	return s.down
 }
 
 func (s *Server) rcptFailure(addr string) error {
@@ -337,6 +375,9 @@ func (ss *session) authorized() error {
 
 func (ss *session) Mail(from string, _ *smtp.MailOptions) error {
 	if err := ss.authorized(); err != nil {
+		return err
+	}
+	if err := ss.s.mailFailure(); err != nil {
 		return err
 	}
 	ss.from, ss.to = from, nil

@@ -9,6 +9,7 @@ import (
 	"net/textproto"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +150,29 @@ func TestCloseRefusesConnections(t *testing.T) {
 	srv.Close() // twice is fine
 	if err := send(t, srv, nil, []string{"a@example.com"}, alternative); err == nil {
 		t.Error("delivered to a closed server")
+	}
+}
+
+// Down refuses every transaction with the temporary code until Up, and
+// keeps nothing of what it refused.
+func TestDownUntilUp(t *testing.T) {
+	srv := smtptest.Start(t)
+	srv.Down(451, "4.3.0 queue full, try again later")
+	for i := range 3 {
+		err := send(t, srv, nil, []string{"a@example.com"}, alternative)
+		var tpe *textproto.Error
+		if !errors.As(err, &tpe) || tpe.Code != 451 || !strings.Contains(tpe.Msg, "queue full") {
+			t.Fatalf("attempt %d during the outage: %v, want 451 queue full", i, err)
+		}
+	}
+	if n := len(srv.Messages()); n != 0 || srv.Refusals() != 3 {
+		t.Fatalf("%d messages kept, %d refusals; want 0 and 3", n, srv.Refusals())
+	}
+	srv.Up()
+	if err := send(t, srv, nil, []string{"a@example.com"}, alternative); err != nil {
+		t.Fatalf("after Up: %v", err)
+	}
+	if n := len(srv.Messages()); n != 1 || srv.Refusals() != 3 {
+		t.Errorf("%d messages, %d refusals after Up; want 1 and 3", n, srv.Refusals())
 	}
 }

@@ -127,6 +127,7 @@ type Server struct {
 	closes   []Close
 	alerts   map[string]*Alert
 	fails    []failure
+	down     *failure // set by Down: every request fails until Up
 }
 
 // New starts a fake OpsGenie on 127.0.0.1 that accepts apiKey. Close it
@@ -155,6 +156,24 @@ func (s *Server) FailNext(n, status int) { s.inject(n, failure{status: status}) 
 // retryAfter > 0.
 func (s *Server) RateLimitNext(n int, retryAfter time.Duration) {
 	s.inject(n, failure{status: http.StatusTooManyRequests, retryAfter: retryAfter})
+}
+
+// Down starts an outage: every request answers status, with OpsGenie's
+// error body and headers, until Up. A 429 is a lasting throttle
+// (X-RateLimit-State: THROTTLED) with Retry-After in whole seconds when
+// retryAfter > 0. The requests are recorded with the status answered.
+// Failures queued by FailNext and the like wait until the outage ends.
+func (s *Server) Down(status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = &failure{status: status, retryAfter: retryAfter}
+}
+
+// Up ends an outage started by Down.
+func (s *Server) Up() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = nil
 }
 
 // StallNext makes the next n requests hang until the client gives up. The
@@ -237,7 +256,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 	s.mu.Lock()
 	var a answer
-	if len(s.fails) > 0 {
+	if f := s.down; f != nil {
+		a = answer{status: f.status, retryAfter: f.retryAfter, body: errorBody(f.status)}
+	} else if len(s.fails) > 0 {
 		f := s.fails[0]
 		s.fails = s.fails[1:]
 		a = answer{status: f.status, retryAfter: f.retryAfter, stall: f.stall, body: errorBody(f.status)}

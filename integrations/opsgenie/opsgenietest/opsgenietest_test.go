@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/responder-sre/responder/integrations/opsgenie/opsgenietest"
 )
@@ -67,5 +68,42 @@ func TestFakeAnswersLikeOpsGenie(t *testing.T) {
 	}
 	if r := srv.Requests()[0]; r.AuthOK || r.Status != 401 {
 		t.Errorf("first request recorded as %+v", r)
+	}
+}
+
+// Down answers every request with the status until Up, as OpsGenie does
+// when it is down or throttles; nothing is accepted meanwhile.
+func TestDownUntilUp(t *testing.T) {
+	srv := opsgenietest.New("key")
+	defer srv.Close()
+	create := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+srv.Host()+"/v2/alerts", strings.NewReader(`{"message":"x","alias":"a"}`))
+		req.Header.Set("Authorization", "GenieKey key")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	srv.Down(http.StatusServiceUnavailable, 0)
+	if r := create(); r.StatusCode != 503 || r.Header.Get("X-Request-Id") == "" {
+		t.Errorf("down: %d, request id %q", r.StatusCode, r.Header.Get("X-Request-Id"))
+	}
+	srv.Down(http.StatusTooManyRequests, 2*time.Minute)
+	if r := create(); r.StatusCode != 429 || r.Header.Get("Retry-After") != "120" || r.Header.Get("X-RateLimit-State") != "THROTTLED" {
+		t.Errorf("throttled: %d, Retry-After %q, state %q", r.StatusCode, r.Header.Get("Retry-After"), r.Header.Get("X-RateLimit-State"))
+	}
+	if n := len(srv.Creates()); n != 0 {
+		t.Errorf("%d creates accepted during the outage", n)
+	}
+	srv.Up()
+	if r := create(); r.StatusCode != 202 {
+		t.Errorf("after Up: %d, want 202", r.StatusCode)
+	}
+	reqs := srv.Requests()
+	if len(srv.Creates()) != 1 || len(reqs) != 3 || reqs[0].Status != 503 || reqs[1].Status != 429 || reqs[2].Status != 202 {
+		t.Errorf("%d creates; requests recorded %+v", len(srv.Creates()), reqs)
 	}
 }

@@ -85,6 +85,7 @@ type Server struct {
 	nextID      int64
 	tokenFails  []failure
 	meetingFail []failure
+	down        *failure // set by Down: every request fails until Up
 }
 
 // New starts a fake Zoom on 127.0.0.1 that accepts exactly these account
@@ -133,6 +134,33 @@ func (s *Server) StallNext(n int) <-chan struct{} {
 	ch := make(chan struct{}, n)
 	s.inject(&s.meetingFail, n, failure{stall: ch})
 	return ch
+}
+
+// Down starts an outage of the whole API: every request, to the token and
+// the create-meeting endpoints alike, answers status until Up. A 429 carries
+// Retry-After in whole seconds when retryAfter > 0, as a lasting rate limit
+// does. The requests are recorded with the status answered. Failures queued
+// by FailNext and the like wait until the outage ends.
+func (s *Server) Down(status int, retryAfter time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = &failure{status: status, retryAfter: retryAfter}
+}
+
+// Up ends an outage started by Down.
+func (s *Server) Up() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.down = nil
+}
+
+// failure returns the answer an outage or an injected failure of q imposes
+// on the request; the caller holds s.mu.
+func (s *Server) failure(q *[]failure) (failure, bool) {
+	if s.down != nil {
+		return *s.down, true
+	}
+	return next(q)
 }
 
 // FailTokenNext makes the next n token requests answer status.
@@ -233,7 +261,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	rec := TokenRequest{ClientID: id, GrantType: r.PostForm.Get("grant_type"), AccountID: r.PostForm.Get("account_id")}
 
 	s.mu.Lock()
-	f, injected := next(&s.tokenFails)
+	f, injected := s.failure(&s.tokenFails)
 	var status int
 	var body map[string]any
 	switch {
@@ -284,7 +312,7 @@ func (s *Server) meeting(w http.ResponseWriter, r *http.Request) {
 	_ = json.Unmarshal(raw, &m.Body)
 
 	s.mu.Lock()
-	f, injected := next(&s.meetingFail)
+	f, injected := s.failure(&s.meetingFail)
 	var code int
 	var msg string
 	switch {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/responder-sre/responder/integrations/zoom/zoomtest"
 )
@@ -76,5 +77,59 @@ func TestFakeAnswersLikeZoom(t *testing.T) {
 	}
 	if ms := srv.Meetings(); len(ms) != 6 || ms[5].Status != 201 || ms[5].Request.Topic != "x" {
 		t.Errorf("recorded %d meetings, last %+v", len(ms), ms[len(ms)-1])
+	}
+}
+
+// Down fails every request, token and meeting alike, with the status and
+// Retry-After given, until Up; the refused requests are recorded.
+func TestDownUntilUp(t *testing.T) {
+	srv := zoomtest.New("acct", "id", "secret")
+	defer srv.Close()
+	tokenReq := func() *http.Request {
+		v := url.Values{"grant_type": {"account_credentials"}, "account_id": {"acct"}}
+		req, _ := http.NewRequest(http.MethodPost, srv.TokenURL(), strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("id", "secret")
+		return req
+	}
+	meetingReq := func() *http.Request {
+		req, _ := http.NewRequest(http.MethodPost, srv.APIURL()+"/users/me/meetings", strings.NewReader(`{"topic":"x","type":2}`))
+		req.Header.Set("Authorization", "Bearer whatever")
+		return req
+	}
+	do := func(req *http.Request) (int, string) {
+		t.Helper()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		return resp.StatusCode, resp.Header.Get("Retry-After")
+	}
+
+	srv.Down(http.StatusServiceUnavailable, 0)
+	srv.FailNext(1, http.StatusBadRequest) // waits for the outage to end
+	for _, req := range []*http.Request{tokenReq(), meetingReq(), tokenReq()} {
+		if status, ra := do(req); status != 503 || ra != "" {
+			t.Errorf("during the outage: %d Retry-After %q, want 503 without", status, ra)
+		}
+	}
+	srv.Down(http.StatusTooManyRequests, 90*time.Second)
+	if status, ra := do(meetingReq()); status != 429 || ra != "90" {
+		t.Errorf("rate limited: %d Retry-After %q, want 429 and 90", status, ra)
+	}
+	srv.Up()
+	if status, _ := do(meetingReq()); status != 400 {
+		t.Errorf("first request after Up: %d, want the queued 400", status)
+	}
+	if status, _ := do(tokenReq()); status != 200 {
+		t.Errorf("token after Up: %d, want 200", status)
+	}
+	ms := srv.Meetings()
+	if len(ms) != 3 || ms[0].Status != 503 || ms[1].Status != 429 || ms[2].Status != 400 {
+		t.Errorf("meetings recorded %+v", ms)
+	}
+	if tr := srv.TokenRequests(); len(tr) != 3 || tr[0].Status != 503 || tr[2].Status != 200 {
+		t.Errorf("token requests recorded %+v", tr)
 	}
 }
