@@ -38,11 +38,14 @@ const (
 	ScopeWrite  = "write"
 )
 
-// Token is one accepted bearer token.
+// Token is one accepted bearer token. RatePerSecond > 0 limits the
+// requests made with it to a token bucket of Burst requests.
 type Token struct {
-	Name   string
-	Value  string
-	Scopes []string
+	Name          string
+	Value         string
+	Scopes        []string
+	RatePerSecond float64
+	Burst         int
 }
 
 // Config is what the handlers take from the configuration.
@@ -53,6 +56,9 @@ type Config struct {
 	Tokens      []Token
 	Routes      Routes
 	Scenarios   map[string]Scenario // drill scenarios by name
+	// MaxAlerts is the most alerts of one Alertmanager webhook that are
+	// stored; the rest count as truncated. 0 keeps them all.
+	MaxAlerts int
 }
 
 // Deps are the parts the server is built from.
@@ -87,9 +93,10 @@ type Server struct {
 }
 
 type hashedToken struct {
-	name   string
-	sum    [sha256.Size]byte
-	scopes map[string]bool
+	name    string
+	sum     [sha256.Size]byte
+	scopes  map[string]bool
+	limiter *tokenLimiter // nil: unlimited
 }
 
 // New builds the server and its routes.
@@ -110,7 +117,8 @@ func New(cfg Config, d Deps) *Server {
 		metrics: newMetrics(d.Registry, d.Store),
 	}
 	for _, t := range cfg.Tokens {
-		ht := hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: map[string]bool{}}
+		ht := hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: map[string]bool{},
+			limiter: newTokenLimiter(t.RatePerSecond, t.Burst)}
 		for _, sc := range t.Scopes {
 			ht.scopes[sc] = true
 		}
@@ -128,7 +136,7 @@ func New(cfg Config, d Deps) *Server {
 		Registerer: d.Registry,
 		// Unknown paths share one label, so that scans cannot grow the series.
 		DoNotUseRequestPathFor404: true,
-	}), s.logRequests)
+	}), s.logRequests, s.refuseQueryCredentials)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -183,6 +191,10 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 			if found == nil {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder", error="invalid_token"`)
 				return errorf(http.StatusUnauthorized, "invalid bearer token")
+			}
+			// Every request made with the token counts, allowed or not.
+			if err := s.limit(c, found); err != nil {
+				return err
 			}
 			if !found.scopes[scope] {
 				return errorf(http.StatusForbidden, "token %q lacks the %q scope", found.name, scope)
