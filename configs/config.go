@@ -270,5 +270,34 @@ func (s Secret) MarshalJSON() ([]byte, error) {
 // MarshalText redacts the secret (zerolog and encoding/* use it).
 func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
 
+// Secrets lists the value of every secret in the configuration (tokens,
+// keys, passwords), so that the log can make sure none is ever written.
+// Call it after Load: secrets from *_file are read by Validate.
+func (c *Config) Secrets() []string {
+	var out []string
+	add := func(s Secret) {
+		if s != "" {
+			out = append(out, s.Value())
+		}
+	}
+	for _, t := range c.Auth.Tokens {
+		add(t.Token)
+	}
+	n := c.Notifications
+	if n.Slack != nil {
+		add(n.Slack.Token)
+	}
+	if n.Email != nil {
+		add(n.Email.Password)
+	}
+	if n.Zoom != nil && n.Zoom.API != nil {
+		add(n.Zoom.API.ClientSecret)
+	}
+	if n.OpsGenie != nil {
+		add(n.OpsGenie.APIKey)
+	}
+	return out
+}
+
 // Value is the secret itself, for the one place that needs it.
 func (s Secret) Value() string { return string(s) }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -113,10 +116,17 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		BodyLimit:   cfg.HTTP.BodyLimitBytes,
 		RetryAfter:  cfg.Store.RetryAfter,
 		ExternalURL: cfg.ExternalURL,
+		MaxAlerts:   cfg.Alertmanager.MaxAlerts,
 	}}
 	b.deps.Policy = pol
+	if cfg.HTTP.TLS.Enabled() {
+		if b.tls, err = cfg.HTTP.TLS.ServerConfig(); err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+	}
 	for _, t := range cfg.Auth.Tokens {
-		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes})
+		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes,
+			RatePerSecond: t.RatePerSecond, Burst: t.Burst})
 	}
 	b.handlers.Scenarios = map[string]handlers.Scenario{}
 	for name, sc := range cfg.Drills.Scenarios {
@@ -140,6 +150,7 @@ type built struct {
 	deps      handlers.Deps
 	dispatch  handlers.DispatchConfig
 	notifiers []integrations.Notifier // vendors; the log notifier is added by serve
+	tls       *tls.Config             // nil: plain HTTP
 }
 
 // buildNotifications builds the configured vendor notifiers and the routes
@@ -192,9 +203,12 @@ func buildNotifications(b *built) error {
 	return nil
 }
 
-func newLogger(cfg configs.LogConfig, w io.Writer) zerolog.Logger {
+// newLogger builds the daemon's one logger on w, with every secret of the
+// configuration replaced by <secret> in whatever it writes.
+func newLogger(cfg configs.LogConfig, w io.Writer, secrets []string) zerolog.Logger {
+	f, isFile := w.(*os.File)
+	w = redactingWriter(w, secrets)
 	if cfg.Format == "console" {
-		f, isFile := w.(*os.File)
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isFile || !isatty.IsTerminal(f.Fd())}
 	}
 	lvl, err := zerolog.ParseLevel(cfg.Level)
@@ -202,6 +216,50 @@ func newLogger(cfg configs.LogConfig, w io.Writer) zerolog.Logger {
 		lvl = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// redactingWriter writes to w with every secret replaced by <secret>: the
+// last guard behind "never log a secret", for text a library put into an
+// error (a vendor echoing a request, a URL). zerolog hands each event to
+// Write whole, so a secret is never split across two writes. Secrets
+// shorter than minRedacted are left alone: they would blank ordinary words.
+func redactingWriter(w io.Writer, secrets []string) io.Writer {
+	const minRedacted = 6
+	var forms []string
+	seen := map[string]bool{}
+	for _, s := range secrets {
+		// The secret as written, and as JSON escapes it inside a string.
+		enc, _ := json.Marshal(s)
+		for _, form := range []string{s, strings.Trim(string(enc), `"`)} {
+			if len(form) >= minRedacted && !seen[form] {
+				seen[form] = true
+				forms = append(forms, form)
+			}
+		}
+	}
+	if len(forms) == 0 {
+		return w
+	}
+	// The longest first, so that a secret holding another is replaced whole.
+	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	pairs := make([]string, 0, 2*len(forms))
+	for _, f := range forms {
+		pairs = append(pairs, f, "<secret>")
+	}
+	return &redactor{w: w, r: strings.NewReplacer(pairs...)}
+}
+
+type redactor struct {
+	w io.Writer
+	r *strings.Replacer
+}
+
+func (r *redactor) Write(p []byte) (int, error) {
+	out := r.r.Replace(string(p))
+	if _, err := io.WriteString(r.w, out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
@@ -222,7 +280,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		printConfigError(stderr, *configPath, err)
 		return 1
 	}
-	log := newLogger(b.cfg.Log, stderr)
+	log := newLogger(b.cfg.Log, stderr, b.cfg.Secrets())
 	if err := runServer(ctx, b, getenv, log); err != nil {
 		log.Error().Err(err).Msg("responder stopped")
 		return 1
@@ -292,9 +350,15 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 	}
+	scheme := "http"
+	if b.tls != nil {
+		hs.TLSConfig = b.tls
+		ln = tls.NewListener(ln, b.tls)
+		scheme = "https"
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info().Str("listen", ln.Addr().String()).Str("data", dbPath).Str("version", version).
+	log.Info().Str("listen", ln.Addr().String()).Str("scheme", scheme).Str("data", dbPath).Str("version", version).
 		Int("tokens", len(b.handlers.Tokens)).Msg("responder serving")
 
 	select {
