@@ -59,6 +59,9 @@ type Config struct {
 	// MaxAlerts is the most alerts of one Alertmanager webhook that are
 	// stored; the rest count as truncated. 0 keeps them all.
 	MaxAlerts int
+	// Secrets are the configured secret values (tokens, vendor keys,
+	// passwords): no API answer ever shows one.
+	Secrets []string
 }
 
 // Deps are the parts the server is built from.
@@ -128,6 +131,7 @@ func New(cfg Config, d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.JSONSerializer = redactingJSON{r: NewRedactor(cfg.Secrets)}
 	// Log the peer's address, not what X-Forwarded-For claims.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.recoverPanics, echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{

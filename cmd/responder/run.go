@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"time"
 
@@ -117,6 +115,7 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		RetryAfter:  cfg.Store.RetryAfter,
 		ExternalURL: cfg.ExternalURL,
 		MaxAlerts:   cfg.Alertmanager.MaxAlerts,
+		Secrets:     cfg.Secrets(),
 	}}
 	b.deps.Policy = pol
 	if cfg.HTTP.TLS.Enabled() {
@@ -207,7 +206,7 @@ func buildNotifications(b *built) error {
 // configuration replaced by <secret> in whatever it writes.
 func newLogger(cfg configs.LogConfig, w io.Writer, secrets []string) zerolog.Logger {
 	f, isFile := w.(*os.File)
-	w = redactingWriter(w, secrets)
+	w = handlers.NewRedactor(secrets).Writer(w)
 	if cfg.Format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isFile || !isatty.IsTerminal(f.Fd())}
 	}
@@ -216,50 +215,6 @@ func newLogger(cfg configs.LogConfig, w io.Writer, secrets []string) zerolog.Log
 		lvl = zerolog.InfoLevel
 	}
 	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
-}
-
-// redactingWriter writes to w with every secret replaced by <secret>: the
-// last guard behind "never log a secret", for text a library put into an
-// error (a vendor echoing a request, a URL). zerolog hands each event to
-// Write whole, so a secret is never split across two writes. Secrets
-// shorter than minRedacted are left alone: they would blank ordinary words.
-func redactingWriter(w io.Writer, secrets []string) io.Writer {
-	const minRedacted = 6
-	var forms []string
-	seen := map[string]bool{}
-	for _, s := range secrets {
-		// The secret as written, and as JSON escapes it inside a string.
-		enc, _ := json.Marshal(s)
-		for _, form := range []string{s, strings.Trim(string(enc), `"`)} {
-			if len(form) >= minRedacted && !seen[form] {
-				seen[form] = true
-				forms = append(forms, form)
-			}
-		}
-	}
-	if len(forms) == 0 {
-		return w
-	}
-	// The longest first, so that a secret holding another is replaced whole.
-	sort.SliceStable(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
-	pairs := make([]string, 0, 2*len(forms))
-	for _, f := range forms {
-		pairs = append(pairs, f, "<secret>")
-	}
-	return &redactor{w: w, r: strings.NewReplacer(pairs...)}
-}
-
-type redactor struct {
-	w io.Writer
-	r *strings.Replacer
-}
-
-func (r *redactor) Write(p []byte) (int, error) {
-	out := r.r.Replace(string(p))
-	if _, err := io.WriteString(r.w, out); err != nil {
-		return 0, err
-	}
-	return len(p), nil
 }
 
 func serve(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
