@@ -188,6 +188,23 @@ func TestSlowClients(t *testing.T) {
 		}
 	})
 
+	t.Run("header flood: 431 from net/http", func(t *testing.T) {
+		conn := dial(t, d.addr)
+		go func() {
+			// 100 KiB of headers, over the default max_header_bytes.
+			_, _ = conn.Write([]byte("GET /api/v1/incidents HTTP/1.1\r\nHost: responder\r\n" + strings.Repeat("X-Flood: "+strings.Repeat("f", 90)+"\r\n", 1024) + "\r\n"))
+		}()
+		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("no answer to a header flood: %v", err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("header flood: %d, want 431", resp.StatusCode)
+		}
+	})
+
 	t.Run("idle timeout", func(t *testing.T) {
 		conn := dial(t, d.addr)
 		if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: responder\r\n\r\n")); err != nil {
