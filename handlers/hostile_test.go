@@ -397,6 +397,12 @@ func checkVerbatim(t *testing.T, e *testEnv, body []byte, labels map[string]stri
 			t.Errorf("label %s = %q, want %q verbatim", k, got, want)
 		}
 	}
+	// The post-mortem draft is Markdown, sent as such: a browser must not
+	// take the HTML an alert put in it for a page.
+	pm := e.do(http.MethodGet, "/api/v1/incidents/"+v.ID+"/postmortem", tokRead, nil)
+	if pm.status != http.StatusOK || !strings.HasPrefix(pm.header.Get("Content-Type"), "text/markdown") || pm.header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("post-mortem: %d, Content-Type %q, X-Content-Type-Options %q", pm.status, pm.header.Get("Content-Type"), pm.header.Get("X-Content-Type-Options"))
+	}
 	for _, raw := range [][]byte{body, e.do(http.MethodGet, "/api/v1/incidents/"+v.ID, tokRead, nil).body, e.do(http.MethodGet, "/api/v1/incidents", tokRead, nil).body} {
 		if bytes.Contains(raw, []byte("<script>")) || bytes.Contains(raw, []byte("<img")) {
 			t.Errorf("an answer carries raw HTML: %.200s", raw)

@@ -140,7 +140,7 @@ func New(cfg Config, d Deps) *Server {
 		Registerer: d.Registry,
 		// Unknown paths share one label, so that scans cannot grow the series.
 		DoNotUseRequestPathFor404: true,
-	}), s.logRequests, s.refuseQueryCredentials)
+	}), s.logRequests, noSniff, s.refuseQueryCredentials)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -244,6 +244,15 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			Str("remote", c.RealIP()).
 			Msg("request")
 		return nil
+	}
+}
+
+// noSniff tells browsers to take every answer as the type it says (JSON,
+// Markdown), never to guess HTML from text that alerts put in it.
+func noSniff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+		return next(c)
 	}
 }
 
