@@ -4,7 +4,10 @@ GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X main.version=$(VERSION)
-FUZZTIME  ?= 5s
+# make fuzz runs every Fuzz target for FUZZTIME; make test (fuzz-short) for
+# FUZZSHORT. Either runs the targets one after another.
+FUZZTIME  ?= 10m
+FUZZSHORT ?= 5s
 # Minimizing a large interesting input can eat a whole short run; bound it by count.
 FUZZMINIMIZE ?= 200x
 BENCHTIME ?= 1s
@@ -39,9 +42,11 @@ lint: tools
 check-config:
 	$(GO) run ./cmd/responder check-config configs/example.yml
 
-## fuzz-short / fuzz: every Fuzz target in the tree, FUZZTIME each
+## fuzz: every Fuzz target in the tree, FUZZTIME (10m) each; fuzz-short: FUZZSHORT (5s) each.
+## A finding fails the run and is written to the package's testdata/fuzz/FuzzName/,
+## where plain go test replays it: commit it with the fix.
 fuzz-short:
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZSHORT)
 
 fuzz:
 	@FUZZTIME=$(FUZZTIME) FUZZMINIMIZE=$(FUZZMINIMIZE) GO=$(GO) bash .ci/fuzz

@@ -24,6 +24,7 @@ type Config struct {
 	Log           LogConfig           `yaml:"log"`
 	HTTP          HTTPConfig          `yaml:"http"`
 	Auth          AuthConfig          `yaml:"auth"`
+	Alertmanager  AlertmanagerConfig  `yaml:"alertmanager"`
 	Store         StoreConfig         `yaml:"store"`
 	Policy        PolicyConfig        `yaml:"policy"`
 	Notifications NotificationsConfig `yaml:"notifications"`
@@ -60,6 +61,24 @@ type HTTPConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	TLS               TLSConfig     `yaml:"tls"`
+}
+
+// TLSConfig serves the API over TLS (1.2 or later) when both files are set.
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Enabled reports whether TLS is configured.
+func (t TLSConfig) Enabled() bool { return t.CertFile != "" || t.KeyFile != "" }
+
+// AlertmanagerConfig bounds what one Alertmanager webhook may ask of the
+// store.
+type AlertmanagerConfig struct {
+	// MaxAlerts is the most alerts of one webhook that are stored; the
+	// others are counted as truncated, like Alertmanager's own max_alerts.
+	MaxAlerts int `yaml:"max_alerts"`
 }
 
 // AuthConfig lists the bearer tokens the API accepts.
@@ -73,6 +92,10 @@ type TokenConfig struct {
 	Token     Secret   `yaml:"token"`
 	TokenFile string   `yaml:"token_file"`
 	Scopes    []string `yaml:"scopes"`
+	// RatePerSecond and Burst limit the requests made with this token (a
+	// token bucket); 0 is unlimited.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+	Burst         int     `yaml:"burst"`
 
 	fromFile bool // Token was read from TokenFile by Validate
 }
@@ -246,6 +269,35 @@ func (s Secret) MarshalJSON() ([]byte, error) {
 
 // MarshalText redacts the secret (zerolog and encoding/* use it).
 func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Secrets lists the value of every secret in the configuration (tokens,
+// keys, passwords), so that the log can make sure none is ever written.
+// Call it after Load: secrets from *_file are read by Validate.
+func (c *Config) Secrets() []string {
+	var out []string
+	add := func(s Secret) {
+		if s != "" {
+			out = append(out, s.Value())
+		}
+	}
+	for _, t := range c.Auth.Tokens {
+		add(t.Token)
+	}
+	n := c.Notifications
+	if n.Slack != nil {
+		add(n.Slack.Token)
+	}
+	if n.Email != nil {
+		add(n.Email.Password)
+	}
+	if n.Zoom != nil && n.Zoom.API != nil {
+		add(n.Zoom.API.ClientSecret)
+	}
+	if n.OpsGenie != nil {
+		add(n.OpsGenie.APIKey)
+	}
+	return out
+}
 
 // Value is the secret itself, for the one place that needs it.
 func (s Secret) Value() string { return string(s) }

@@ -174,6 +174,19 @@ var badFiles = []struct {
 		"policy.rules[0].severity",
 		"store.queue_size",
 	}},
+	{file: "bad-token-rates.yml", want: []string{
+		"auth.tokens[0].rate_per_second",
+		"auth.tokens[1].rate_per_second",
+		"auth.tokens[2].burst",
+		"auth.tokens[3].burst",
+	}},
+	{file: "bad-tls-half.yml", want: []string{
+		"alertmanager.max_alerts",
+		"http.tls",
+	}},
+	{file: "bad-tls-files.yml", want: []string{
+		"http.tls",
+	}},
 	{file: "bad-multi-document.yml", want: []string{
 		"yaml",
 	}},
@@ -736,6 +749,8 @@ func TestExampleShowsEveryOption(t *testing.T) {
 		"notifications.zoom.api.client_id": true, "notifications.zoom.api.client_secret": true,
 		"notifications.zoom.api.client_secret_file": true, "notifications.zoom.api.token_url": true,
 		"notifications.zoom.api.api_url": true, "notifications.zoom.api.user": true,
+		// TLS needs files that exist.
+		"http.tls": true, "http.tls.cert_file": true, "http.tls.key_file": true,
 	}
 	for _, key := range configKeys(reflect.TypeFor[configs.Config](), "") {
 		if commented[key] {

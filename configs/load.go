@@ -2,9 +2,11 @@ package configs
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -306,6 +308,7 @@ const (
 	DefaultBodyLimit    = 1 << 20
 	DefaultReopenWithin = 30 * time.Minute
 	DefaultETAWithin    = 30 * time.Minute
+	DefaultMaxAlerts    = 1000
 )
 
 func (c *Config) applyDefaults() {
@@ -324,8 +327,19 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.Store.MaxBatch, 256)
 	setDefault(&c.Store.LockTimeout, 5*time.Second)
 	setDefault(&c.Store.RetryAfter, time.Second)
+	setDefault(&c.Alertmanager.MaxAlerts, DefaultMaxAlerts)
+	for i := range c.Auth.Tokens {
+		if t := &c.Auth.Tokens[i]; t.RatePerSecond > 0 && t.Burst == 0 {
+			// A bucket that holds one second's worth of requests.
+			t.Burst = max(1, int(math.Ceil(t.RatePerSecond)))
+		}
+	}
 	if c.ExternalURL == "" {
-		c.ExternalURL = "http://" + c.Listen
+		scheme := "http://"
+		if c.HTTP.TLS.Enabled() {
+			scheme = "https://"
+		}
+		c.ExternalURL = scheme + c.Listen
 	}
 	c.Notifications.applyDefaults()
 	pc := &c.Policy
@@ -420,6 +434,9 @@ func (c *Config) Validate() error {
 	}
 	positive(&p, "store.lock_timeout", c.Store.LockTimeout)
 	positive(&p, "store.retry_after", c.Store.RetryAfter)
+	if c.Alertmanager.MaxAlerts < 1 {
+		p.addf("alertmanager.max_alerts", "must be at least 1, got %d", c.Alertmanager.MaxAlerts)
+	}
 	c.buildPolicy(&p)
 	c.Notifications.validate(&p)
 	c.Drills.validate(&p)
@@ -448,6 +465,30 @@ func (c *Config) validateHTTP(p *Problems) {
 	positive(p, "http.write_timeout", h.WriteTimeout)
 	positive(p, "http.idle_timeout", h.IdleTimeout)
 	positive(p, "http.shutdown_timeout", h.ShutdownTimeout)
+	if h.TLS.Enabled() {
+		if _, err := h.TLS.ServerConfig(); err != nil {
+			p.addf("http.tls", "%v", err)
+		}
+	}
+}
+
+// ServerConfig loads the certificate and key into a server TLS
+// configuration that accepts TLS 1.2 and later. Only the files' names appear
+// in its errors, never their contents.
+func (t TLSConfig) ServerConfig() (*tls.Config, error) {
+	switch {
+	case t.CertFile == "" && t.KeyFile == "":
+		return nil, errors.New("cert_file and key_file are not set")
+	case t.CertFile == "":
+		return nil, errors.New("key_file is set without cert_file: set both or neither")
+	case t.KeyFile == "":
+		return nil, errors.New("cert_file is set without key_file: set both or neither")
+	}
+	pair, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("load certificate %s and key %s: %w", t.CertFile, t.KeyFile, err)
+	}
+	return &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}, nil
 }
 
 // listenIsLoopback reports whether the listen address only accepts local
@@ -492,6 +533,14 @@ func (c *Config) validateAuth(p *Problems) {
 		}
 		if len(t.Scopes) == 0 {
 			p.addf(path+".scopes", "must list at least one of ingest, read, write")
+		}
+		switch r := t.RatePerSecond; {
+		case math.IsNaN(r) || math.IsInf(r, 0) || r < 0:
+			p.addf(path+".rate_per_second", "must be a number of requests per second, 0 or more (0 is unlimited), got %v", r)
+		case t.Burst < 0:
+			p.addf(path+".burst", "must not be negative, got %d", t.Burst)
+		case r == 0 && t.Burst != 0:
+			p.addf(path+".burst", "is set without rate_per_second: set a rate, or leave both out for no limit")
 		}
 		for j, s := range t.Scopes {
 			if !knownScopes[s] {

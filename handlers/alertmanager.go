@@ -26,6 +26,10 @@ type amWebhook struct {
 	Version         string `json:"version"`
 	GroupKey        string `json:"groupKey"`
 	TruncatedAlerts uint64 `json:"truncatedAlerts"`
+
+	// capped is how many alerts Responder left out itself (MaxAlerts);
+	// they are counted in TruncatedAlerts too.
+	capped int
 }
 
 // ingestResult is one incident touched by a webhook.
@@ -37,6 +41,25 @@ type ingestResult struct {
 
 type ingestResponse struct {
 	Incidents []ingestResult `json:"incidents"`
+	// Truncated says which alerts were stored when a webhook held more
+	// than max_alerts; Warning says it in words.
+	Truncated *truncation `json:"truncated,omitempty"`
+	Warning   string      `json:"warning,omitempty"`
+}
+
+// truncation is what a webhook over max_alerts kept: the first Kept of
+// Received alerts; the LeftOut others count as truncated alerts.
+type truncation struct {
+	Received  int `json:"received"`
+	Kept      int `json:"kept"`
+	LeftOut   int `json:"left_out"`
+	MaxAlerts int `json:"max_alerts"`
+}
+
+// decoded is what a webhook's decoder tells ingest.
+type decoded struct {
+	alerts    int         // alerts to apply
+	truncated *truncation // nil when every alert is applied
 }
 
 // Webhooks are not held to the people-facing limits on labels: Alertmanager
@@ -117,26 +140,43 @@ func locateAlertError(body []byte, err error) error {
 func (s *Server) postAlertmanager(c echo.Context) error {
 	var msg *amWebhook
 	return s.ingest(c, store.SourceAlertmanager,
-		func(body []byte) (n int, err error) {
+		func(body []byte) (decoded, error) {
+			var err error
 			if msg, err = decodeAlertmanager(body); err != nil {
-				return 0, err
+				return decoded{}, err
 			}
-			return len(msg.Alerts), nil
+			return decoded{alerts: len(msg.Alerts), truncated: capAlerts(msg, s.cfg.MaxAlerts)}, nil
 		},
 		func(tx store.Tx, now time.Time) (*change, error) { return s.ingestAlertmanager(tx, now, msg) })
+}
+
+// capAlerts keeps the first max alerts of msg (all when max is 0) and
+// counts the others as truncated, as Alertmanager's own max_alerts does, so
+// that the incident does not auto-resolve on a partial view. The left-out
+// alerts were checked like the others: a webhook is refused or accepted as
+// a whole.
+func capAlerts(msg *amWebhook, limit int) *truncation {
+	n := len(msg.Alerts)
+	if limit <= 0 || n <= limit {
+		return nil
+	}
+	msg.capped = n - limit
+	msg.Alerts = msg.Alerts[:limit:limit]
+	msg.TruncatedAlerts += uint64(msg.capped) //nolint:gosec // a count of alerts, never negative
+	return &truncation{Received: n, Kept: limit, LeftOut: n - limit, MaxAlerts: limit}
 }
 
 // ingest is the shape every webhook shares: read and decode (nothing is
 // written for a refused body), apply in one durable transaction, count,
 // answer 202 with the incidents touched.
-func (s *Server) ingest(c echo.Context, src store.Source, decode func(body []byte) (alerts int, err error),
+func (s *Server) ingest(c echo.Context, src store.Source, decode func(body []byte) (decoded, error),
 	apply func(tx store.Tx, now time.Time) (*change, error)) error {
 	body, err := s.readBody(c)
 	if err != nil {
 		s.metrics.alertsRejected.WithLabelValues(string(src), "body").Inc()
 		return err
 	}
-	alerts, err := decode(body)
+	d, err := decode(body)
 	if err != nil {
 		s.metrics.alertsRejected.WithLabelValues(string(src), "invalid").Inc()
 		return err
@@ -157,13 +197,19 @@ func (s *Server) ingest(c echo.Context, src store.Source, decode func(body []byt
 		}
 		return err
 	}
-	s.metrics.alertsIngested.WithLabelValues(string(src)).Add(float64(alerts))
+	s.metrics.alertsIngested.WithLabelValues(string(src)).Add(float64(d.alerts))
 	for _, r := range res {
 		if r.Created {
 			s.metrics.incidentsOpened.WithLabelValues(r.Severity, string(src)).Inc()
 		}
 	}
-	return c.JSON(http.StatusAccepted, ingestResponse{Incidents: res})
+	out := ingestResponse{Incidents: res, Truncated: d.truncated}
+	if t := d.truncated; t != nil {
+		s.metrics.alertsRejected.WithLabelValues(string(src), "max_alerts").Add(float64(t.LeftOut))
+		out.Warning = fmt.Sprintf("kept the first %d of %d alerts (max_alerts is %d); the other %d count as truncated: "+
+			"the incident will not auto-resolve until a webhook with every alert arrives", t.Kept, t.Received, t.MaxAlerts, t.LeftOut)
+	}
+	return c.JSON(http.StatusAccepted, out)
 }
 
 // ingestAlertmanager applies one webhook: the group is one incident. It
@@ -208,7 +254,7 @@ func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) 
 	if ch.inc.AlertsTruncated != msg.TruncatedAlerts {
 		ch.inc.AlertsTruncated = msg.TruncatedAlerts
 		if msg.TruncatedAlerts > 0 {
-			if err := ch.record(store.KindNote, fmt.Sprintf("Alertmanager left out %d alerts of this group (max_alerts): the incident will not auto-resolve until it sends them all", msg.TruncatedAlerts), "alertmanager"); err != nil {
+			if err := ch.record(store.KindNote, truncationNote(msg), "alertmanager"); err != nil {
 				return nil, err
 			}
 		}
@@ -222,6 +268,21 @@ func (s *Server) ingestAlertmanager(tx store.Tx, now time.Time, msg *amWebhook) 
 		}
 	}
 	return ch, ch.save()
+}
+
+// truncationNote says in the timeline which alerts of a webhook are missing
+// and who left them out.
+func truncationNote(msg *amWebhook) string {
+	const after = ": the incident will not auto-resolve until a webhook with every alert arrives"
+	if msg.capped == 0 {
+		return fmt.Sprintf("Alertmanager left out %d alerts of this group (its max_alerts)%s", msg.TruncatedAlerts, after)
+	}
+	text := fmt.Sprintf("Responder stored the first %d of %d alerts of this webhook (alertmanager.max_alerts) and counts the other %d as truncated",
+		len(msg.Alerts), len(msg.Alerts)+msg.capped, msg.capped)
+	if sender := msg.TruncatedAlerts - uint64(msg.capped); sender > 0 { //nolint:gosec // a count of alerts, never negative
+		text += fmt.Sprintf("; Alertmanager left out %d more", sender)
+	}
+	return text + after
 }
 
 // hasNewFiring reports whether any firing alert is not already stored as

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -107,6 +108,11 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, errorf(http.StatusRequestEntityTooLarge, "request body is over the limit of %d bytes", s.cfg.BodyLimit)
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			// The server's read timeout passed while the body trickled in.
+			return nil, errorf(http.StatusRequestTimeout, "request body not received in time (http.read_timeout): send it at once")
+		}
 		return nil, badRequest("read request body: %v", err)
 	}
 	return body, nil
@@ -136,6 +142,9 @@ func decodeJSON(body []byte, v any, strict, allowEmpty bool) error {
 		}
 		return badRequest("request body is empty: send a JSON object")
 	}
+	if at := tooDeep(body); at >= 0 {
+		return badRequest("malformed JSON at byte %d: objects and arrays nested more than %d levels deep", at, maxJSONDepth)
+	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	if strict {
 		dec.DisallowUnknownFields()
@@ -150,6 +159,40 @@ func decodeJSON(body []byte, v any, strict, allowEmpty bool) error {
 		return badRequest("malformed JSON: data after the object")
 	}
 	return nil
+}
+
+// maxJSONDepth bounds how deeply a body may nest objects and arrays.
+// Senders nest a handful of levels (an OpsGenie detail holding a list of
+// objects is five); the decoder's own bound is 10,000, deep enough to make
+// decoding into any-typed values cost far more than the body's size.
+const maxJSONDepth = 32
+
+// tooDeep returns the offset of the first bracket that nests deeper than
+// maxJSONDepth, or -1. Brackets inside strings do not count.
+func tooDeep(body []byte) int {
+	depth, inString, escaped := 0, false, false
+	for i, b := range body {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case b == '\\':
+				escaped = true
+			case b == '"':
+				inString = false
+			}
+		case b == '"':
+			inString = true
+		case b == '{' || b == '[':
+			if depth++; depth > maxJSONDepth {
+				return i
+			}
+		case b == '}' || b == ']':
+			depth--
+		}
+	}
+	return -1
 }
 
 func describeJSONError(err error) string {

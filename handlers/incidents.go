@@ -240,9 +240,13 @@ func (s *Server) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, view)
 }
 
+// unknownIncident turns the store's not-found into a 404 naming the id
+// asked for, as sent (percent-encoding kept) and cut short: a path can be
+// long. An id that is not INC-<n> (a path traversal, a name) is refused by
+// the store's parsing before any key is read.
 func unknownIncident(c echo.Context, err error) error {
 	if errors.Is(err, store.ErrNotFound) {
-		return errorf(http.StatusNotFound, "unknown incident %q", c.Param("id"))
+		return errorf(http.StatusNotFound, "unknown incident %q", shorten(c.Param("id"), 64))
 	}
 	return err
 }

@@ -150,11 +150,12 @@ func (a *ogAlert) labels() map[string]string {
 func (s *Server) postOpsGenie(c echo.Context) error {
 	var msg *ogWebhook
 	return s.ingest(c, store.SourceOpsGenie,
-		func(body []byte) (n int, err error) {
+		func(body []byte) (decoded, error) {
+			var err error
 			if msg, err = decodeOpsGenie(body); err != nil {
-				return 0, err
+				return decoded{}, err
 			}
-			return 1, nil
+			return decoded{alerts: 1}, nil
 		},
 		func(tx store.Tx, now time.Time) (*change, error) { return s.ingestOpsGenie(tx, now, msg) })
 }

@@ -38,11 +38,14 @@ const (
 	ScopeWrite  = "write"
 )
 
-// Token is one accepted bearer token.
+// Token is one accepted bearer token. RatePerSecond > 0 limits the
+// requests made with it to a token bucket of Burst requests.
 type Token struct {
-	Name   string
-	Value  string
-	Scopes []string
+	Name          string
+	Value         string
+	Scopes        []string
+	RatePerSecond float64
+	Burst         int
 }
 
 // Config is what the handlers take from the configuration.
@@ -53,6 +56,12 @@ type Config struct {
 	Tokens      []Token
 	Routes      Routes
 	Scenarios   map[string]Scenario // drill scenarios by name
+	// MaxAlerts is the most alerts of one Alertmanager webhook that are
+	// stored; the rest count as truncated. 0 keeps them all.
+	MaxAlerts int
+	// Secrets are the configured secret values (tokens, vendor keys,
+	// passwords): no API answer ever shows one.
+	Secrets []string
 }
 
 // Deps are the parts the server is built from.
@@ -87,9 +96,10 @@ type Server struct {
 }
 
 type hashedToken struct {
-	name   string
-	sum    [sha256.Size]byte
-	scopes map[string]bool
+	name    string
+	sum     [sha256.Size]byte
+	scopes  map[string]bool
+	limiter *tokenLimiter // nil: unlimited
 }
 
 // New builds the server and its routes.
@@ -110,7 +120,8 @@ func New(cfg Config, d Deps) *Server {
 		metrics: newMetrics(d.Registry, d.Store),
 	}
 	for _, t := range cfg.Tokens {
-		ht := hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: map[string]bool{}}
+		ht := hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: map[string]bool{},
+			limiter: newTokenLimiter(t.RatePerSecond, t.Burst)}
 		for _, sc := range t.Scopes {
 			ht.scopes[sc] = true
 		}
@@ -120,6 +131,7 @@ func New(cfg Config, d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	e.JSONSerializer = redactingJSON{r: NewRedactor(cfg.Secrets)}
 	// Log the peer's address, not what X-Forwarded-For claims.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.recoverPanics, echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
@@ -128,7 +140,7 @@ func New(cfg Config, d Deps) *Server {
 		Registerer: d.Registry,
 		// Unknown paths share one label, so that scans cannot grow the series.
 		DoNotUseRequestPathFor404: true,
-	}), s.logRequests)
+	}), s.logRequests, noSniff, s.refuseQueryCredentials)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -184,6 +196,10 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder", error="invalid_token"`)
 				return errorf(http.StatusUnauthorized, "invalid bearer token")
 			}
+			// Every request made with the token counts, allowed or not.
+			if err := s.limit(c, found); err != nil {
+				return err
+			}
 			if !found.scopes[scope] {
 				return errorf(http.StatusForbidden, "token %q lacks the %q scope", found.name, scope)
 			}
@@ -228,6 +244,15 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			Str("remote", c.RealIP()).
 			Msg("request")
 		return nil
+	}
+}
+
+// noSniff tells browsers to take every answer as the type it says (JSON,
+// Markdown), never to guess HTML from text that alerts put in it.
+func noSniff(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("X-Content-Type-Options", "nosniff")
+		return next(c)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -113,10 +114,18 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		BodyLimit:   cfg.HTTP.BodyLimitBytes,
 		RetryAfter:  cfg.Store.RetryAfter,
 		ExternalURL: cfg.ExternalURL,
+		MaxAlerts:   cfg.Alertmanager.MaxAlerts,
+		Secrets:     cfg.Secrets(),
 	}}
 	b.deps.Policy = pol
+	if cfg.HTTP.TLS.Enabled() {
+		if b.tls, err = cfg.HTTP.TLS.ServerConfig(); err != nil {
+			return nil, fmt.Errorf("http.tls: %w", err)
+		}
+	}
 	for _, t := range cfg.Auth.Tokens {
-		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes})
+		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes,
+			RatePerSecond: t.RatePerSecond, Burst: t.Burst})
 	}
 	b.handlers.Scenarios = map[string]handlers.Scenario{}
 	for name, sc := range cfg.Drills.Scenarios {
@@ -140,6 +149,7 @@ type built struct {
 	deps      handlers.Deps
 	dispatch  handlers.DispatchConfig
 	notifiers []integrations.Notifier // vendors; the log notifier is added by serve
+	tls       *tls.Config             // nil: plain HTTP
 }
 
 // buildNotifications builds the configured vendor notifiers and the routes
@@ -192,9 +202,12 @@ func buildNotifications(b *built) error {
 	return nil
 }
 
-func newLogger(cfg configs.LogConfig, w io.Writer) zerolog.Logger {
+// newLogger builds the daemon's one logger on w, with every secret of the
+// configuration replaced by <secret> in whatever it writes.
+func newLogger(cfg configs.LogConfig, w io.Writer, secrets []string) zerolog.Logger {
+	f, isFile := w.(*os.File)
+	w = handlers.NewRedactor(secrets).Writer(w)
 	if cfg.Format == "console" {
-		f, isFile := w.(*os.File)
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isFile || !isatty.IsTerminal(f.Fd())}
 	}
 	lvl, err := zerolog.ParseLevel(cfg.Level)
@@ -222,7 +235,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 		printConfigError(stderr, *configPath, err)
 		return 1
 	}
-	log := newLogger(b.cfg.Log, stderr)
+	log := newLogger(b.cfg.Log, stderr, b.cfg.Secrets())
 	if err := runServer(ctx, b, getenv, log); err != nil {
 		log.Error().Err(err).Msg("responder stopped")
 		return 1
@@ -292,9 +305,15 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 		MaxHeaderBytes:    cfg.HTTP.MaxHeaderBytes,
 		ErrorLog:          stdlog.New(log.With().Str("component", "http").Logger(), "", 0),
 	}
+	scheme := "http"
+	if b.tls != nil {
+		hs.TLSConfig = b.tls
+		ln = tls.NewListener(ln, b.tls)
+		scheme = "https"
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info().Str("listen", ln.Addr().String()).Str("data", dbPath).Str("version", version).
+	log.Info().Str("listen", ln.Addr().String()).Str("scheme", scheme).Str("data", dbPath).Str("version", version).
 		Int("tokens", len(b.handlers.Tokens)).Msg("responder serving")
 
 	select {
