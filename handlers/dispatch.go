@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
@@ -806,14 +807,14 @@ func (d *Dispatcher) finish(r delivery) {
 				in.MergedInto = head.Seq
 			}
 		case retry:
-			in.LastError = r.err.Error()
+			in.LastError = errorText(r.err)
 			if after <= 0 {
 				after = d.backoff(head.Attempts)
 			}
 			in.NextAt = r.at.Add(after)
 			in.HoldsTarget = holds
 		default:
-			in.State, in.LastError = store.IntentFailed, r.err.Error()
+			in.State, in.LastError = store.IntentFailed, errorText(r.err)
 		}
 	}
 	level := zerolog.InfoLevel
@@ -864,6 +865,24 @@ func (d *Dispatcher) recovered(sent *store.Intent, at time.Time) {
 			d.schedule(l, at)
 		}
 	}
+}
+
+// maxErrorText bounds a delivery error as kept on the intent and shown in
+// the timeline: enough to say what went wrong, not a vendor's whole page.
+const maxErrorText = 500
+
+// errorText is a delivery error for the record, cut at maxErrorText bytes
+// on a character boundary.
+func errorText(err error) string {
+	s := err.Error()
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + " [cut]"
 }
 
 // expire gives up on an intent that waited longer than MaxAge.

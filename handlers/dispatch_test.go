@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	bolt "go.etcd.io/bbolt"
@@ -437,5 +438,19 @@ func TestLanesWaitForADeliverySlot(t *testing.T) {
 	}
 	if most := slow.most.Load(); most != 1 {
 		t.Errorf("%d deliveries in flight at once, want 1", most)
+	}
+}
+
+// A vendor's long error page is cut, on a character boundary, before it is
+// kept on the intent and written into the timeline.
+func TestErrorTextIsBounded(t *testing.T) {
+	short := fmt.Errorf("slack chat.postMessage: HTTP 503")
+	if got := errorText(short); got != short.Error() {
+		t.Errorf("short error changed: %q", got)
+	}
+	long := fmt.Errorf("vendor said: %s", strings.Repeat("é", 2*maxErrorText))
+	got := errorText(long)
+	if len(got) > maxErrorText+len(" [cut]") || !strings.HasSuffix(got, " [cut]") || !utf8.ValidString(got) {
+		t.Errorf("long error kept as %d bytes (valid UTF-8 %v): %.40q...", len(got), utf8.ValidString(got), got)
 	}
 }
