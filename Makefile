@@ -15,17 +15,17 @@ GOLANGCI_LINT_VERSION := 2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 ALERTMANAGER  := /usr/bin/prometheus-alertmanager
 
-.PHONY: build test vet lint fmt-check fuzz fuzz-short bench check-config deps tools alertmanager clean
-.PHONY: crash-test
+.PHONY: build test vet lint fmt-check fuzz fuzz-short bench check-config deps tools debian bbolt-cli crash-test clean
 
 ## build: the static binary at bin/responder (the Dockerfile runs the same command)
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/responder ./cmd/responder
 
 ## test: everything CI checks: formatting, vet, lint, race tests (including the
-## real-Alertmanager end-to-end test), each fuzz target briefly, example config
+## real-Alertmanager end-to-end test, 5 kill -9 cycles of the crash harness and
+## the fsync order under strace), each fuzz target briefly, example config
 test: deps fmt-check vet lint
-	$(GO) test -race -count=1 ./...
+	RESPONDER_BBOLT_CLI=$(GOBIN)/bbolt $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory check-config
 
@@ -58,20 +58,17 @@ bench:
 ## crash-test: the crash harness with 100 kill -9 cycles (RESPONDER_CRASH_CYCLES),
 ## the bbolt CLI's check of the file, and the fsync-before-2xx order under
 ## strace (docs/reliability.md); installs strace and the bbolt CLI if missing
-crash-test:
-	@if ! command -v strace >/dev/null; then \
-		echo "installing strace from Debian"; \
-		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq strace >/dev/null; \
-	fi
+crash-test: debian bbolt-cli
+	RESPONDER_CRASH_CYCLES=$${RESPONDER_CRASH_CYCLES:-100} RESPONDER_BBOLT_CLI=$(GOBIN)/bbolt \
+		$(GO) test -count=1 -timeout 30m -v -run 'TestCrashSafety|TestFsyncBeforeAnswerUnderStrace|TestAnswerWaitsForDurableCommit' ./cmd/responder/
+
+bbolt-cli:
 	@v=$$($(GO) list -m -f '{{.Version}}' go.etcd.io/bbolt); \
 	if ! [ -x $(GOBIN)/bbolt ] || ! $(GO) version -m $(GOBIN)/bbolt | grep -q "go.etcd.io/bbolt.*$$v"; then \
 		echo "installing the bbolt CLI $$v"; GOFLAGS= $(GO) install go.etcd.io/bbolt/cmd/bbolt@$$v; \
 	fi
-	RESPONDER_CRASH_CYCLES=$${RESPONDER_CRASH_CYCLES:-100} RESPONDER_BBOLT_CLI=$(GOBIN)/bbolt \
-		$(GO) test -count=1 -timeout 30m -v -run 'TestCrashSafety|TestFsyncBeforeAnswerUnderStrace|TestAnswerWaitsForDurableCommit' ./cmd/responder/
 
-deps: tools alertmanager
+deps: tools bbolt-cli debian
 
 tools:
 	@if ! $(GOLANGCI_LINT) version 2>/dev/null | grep -q "$(GOLANGCI_LINT_VERSION)"; then \
@@ -79,11 +76,17 @@ tools:
 		GOFLAGS= $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v$(GOLANGCI_LINT_VERSION); \
 	fi
 
-alertmanager:
-	@if [ ! -x $(ALERTMANAGER) ] || ! command -v amtool >/dev/null; then \
-		echo "installing prometheus-alertmanager from Debian"; \
+## debian: the Debian packages the tests run: prometheus-alertmanager (the
+## end-to-end test) and strace (the fsync-before-answer order); one
+## apt-get update, and only when one is missing
+debian:
+	@missing=; \
+	{ [ -x $(ALERTMANAGER) ] && command -v amtool >/dev/null; } || missing="$$missing prometheus-alertmanager"; \
+	command -v strace >/dev/null || missing="$$missing strace"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing from Debian:$$missing"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
-		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus-alertmanager >/dev/null; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 clean:

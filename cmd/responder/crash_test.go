@@ -683,7 +683,7 @@ func (h *crashHarness) checkFile(t *testing.T) {
 	}
 	cli := crashBboltCLI()
 	if cli == "" {
-		t.Log("bbolt CLI not installed (make crash-test installs it): only tx.Check ran")
+		t.Log("bbolt CLI not found (make test and make crash-test install it): only tx.Check ran")
 		return
 	}
 	out, err := exec.Command(cli, "check", h.dbPath).CombinedOutput()

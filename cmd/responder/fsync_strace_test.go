@@ -42,7 +42,7 @@ func TestFsyncBeforeAnswerUnderStrace(t *testing.T) {
 	}
 	straceBin, err := exec.LookPath("strace")
 	if err != nil {
-		t.Skip("strace not installed (make crash-test installs it): the fsync order is checked by TestAnswerWaitsForDurableCommit only")
+		t.Skip("strace not installed (make test and make crash-test install it): the fsync order is checked by TestAnswerWaitsForDurableCommit only")
 	}
 	if out, err := exec.Command(straceBin, "-qq", "-e", "trace=none", "true").CombinedOutput(); err != nil {
 		t.Skipf("strace cannot trace here (%v): %s", err, bytes.TrimSpace(out))
