@@ -1,10 +1,15 @@
 package handlers
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -159,10 +164,29 @@ func (s *Server) declare(c echo.Context) error {
 }
 
 // declareIncident opens an incident that a person declared (or a drill),
-// and answers 201 with it.
+// and answers 201 with it. With an Idempotency-Key header, a retry of the
+// same request (its answer lost) gets the incident the first one opened,
+// with Idempotent-Replayed: true, instead of opening a second one.
 func (s *Server) declareIncident(c echo.Context, tmpl store.Incident, by string) error {
+	key, digest, err := s.idempotencyKey(c, tmpl)
+	if err != nil {
+		return err
+	}
 	var view *incidentView
-	err := s.write(c, func(tx store.Tx) error {
+	replayed := false
+	err = s.write(c, func(tx store.Tx) error {
+		replayed = false
+		if key != "" {
+			id, err := replayOf(tx, key, digest, s.now())
+			if err != nil {
+				return err
+			}
+			if id != "" {
+				replayed = true
+				view, err = loadView(tx, id)
+				return err
+			}
+		}
 		inc := tmpl // fn may run more than once: start from the template each time
 		ch, err := s.open(tx, s.now(), &inc)
 		if err != nil {
@@ -174,14 +198,72 @@ func (s *Server) declareIncident(c echo.Context, tmpl store.Incident, by string)
 		if err := ch.save(); err != nil {
 			return err
 		}
+		if key != "" {
+			if err := tx.PutRequest(key, store.Request{At: s.now(), Digest: digest, IncidentID: ch.inc.ID}); err != nil {
+				return err
+			}
+		}
 		view, err = loadView(tx, ch.inc.ID)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
+	if replayed {
+		c.Response().Header().Set(headerReplayed, "true")
+	} else {
+		s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
+	}
 	return c.JSON(http.StatusCreated, view)
+}
+
+// Idempotency keys (draft-ietf-httpapi-idempotency-key-header).
+const (
+	headerIdempotencyKey = "Idempotency-Key"
+	headerReplayed       = "Idempotent-Replayed"
+	maxIdempotencyKey    = 255
+	// idempotencyWindow is how long a key is remembered: a retry comes
+	// within minutes; after a day the same key opens a new incident.
+	idempotencyWindow = 24 * time.Hour
+)
+
+// idempotencyKey reads the request's Idempotency-Key (empty when none is
+// sent) and returns it as stored, scoped to the token that sent it and the
+// path, with a digest of what the request asks for.
+func (s *Server) idempotencyKey(c echo.Context, tmpl store.Incident) (key, digest string, err error) {
+	raw := c.Request().Header.Values(headerIdempotencyKey)
+	if len(raw) == 0 {
+		return "", "", nil
+	}
+	k := strings.Trim(strings.TrimSpace(raw[0]), `"`)
+	if len(raw) > 1 || k == "" || len(k) > maxIdempotencyKey || strings.IndexFunc(k, func(r rune) bool { return r < 0x21 || r > 0x7e }) >= 0 {
+		return "", "", badRequest("%s header: want one key of 1 to %d visible ASCII characters (a UUID is typical)", headerIdempotencyKey, maxIdempotencyKey)
+	}
+	who, _ := c.Get(ctxTokenName).(string)
+	what, err := json.Marshal(tmpl)
+	if err != nil {
+		return "", "", fmt.Errorf("digest of the request: %w", err)
+	}
+	sum := sha256.Sum256(append([]byte(c.Request().URL.Path+"\x00"), what...))
+	return who + "\x00" + c.Request().URL.Path + "\x00" + k, hex.EncodeToString(sum[:]), nil
+}
+
+// replayOf is the incident a request with this key already opened, or ""
+// when the key is new (or older than idempotencyWindow). A key reused for a
+// different request is refused with 422.
+func replayOf(tx store.Tx, key, digest string, now time.Time) (string, error) {
+	prev, err := tx.Request(key)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", nil
+	case err != nil:
+		return "", err
+	case now.Sub(prev.At) > idempotencyWindow:
+		return "", nil
+	case prev.Digest != digest:
+		return "", errorf(http.StatusUnprocessableEntity, "%s header: this key was used for a different request (which opened %s); send a new key for a new request", headerIdempotencyKey, prev.IncidentID)
+	}
+	return prev.IncidentID, nil
 }
 
 func (s *Server) list(c echo.Context) error {

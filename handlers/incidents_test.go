@@ -430,3 +430,72 @@ func TestProcessMetrics(t *testing.T) {
 	find("responder_outbox_oldest_pending_seconds", nil)
 	find("responder_http_requests_total", map[string]string{"url": "/api/v1/incidents/:id/ack", "code": "200"})
 }
+
+// A declaration retried with the same Idempotency-Key (its answer lost)
+// gets the incident the first one opened; the key is per token and path,
+// a key reused for another request is refused, and a bad key is a 400.
+func TestDeclareIdempotencyKey(t *testing.T) {
+	e := newEnv(t, withScenario())
+	key := func(k ...string) http.Header { return http.Header{"Idempotency-Key": k} }
+	body := []byte(`{"title":"Checkout is down","severity":"S2","declared_by":"maria"}`)
+	first := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, body, key("9b1deb4d-3b7d"))
+	if first.status != http.StatusCreated || first.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("first: status %d replayed %q: %s", first.status, first.header.Get("Idempotent-Replayed"), first.body)
+	}
+	var v1 view
+	first.json(t, &v1)
+	before := e.snapshot()
+	again := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, body, key("9b1deb4d-3b7d"))
+	var v2 view
+	again.json(t, &v2)
+	if again.status != http.StatusCreated || again.header.Get("Idempotent-Replayed") != "true" || v2.ID != v1.ID {
+		t.Fatalf("retry: status %d replayed %q id %s, want 201 true %s", again.status, again.header.Get("Idempotent-Replayed"), v2.ID, v1.ID)
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("the retry wrote:\nbefore %s\nafter  %s", before, after)
+	}
+
+	other := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, []byte(`{"title":"Search is slow","declared_by":"maria"}`), key("9b1deb4d-3b7d"))
+	if other.status != http.StatusUnprocessableEntity || !strings.Contains(other.errorText(t), v1.ID) {
+		t.Errorf("key reused for another request: status %d %s, want 422 naming %s", other.status, other.body, v1.ID)
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("the refused request wrote")
+	}
+
+	// Without a key, or with a new one, the same body opens a new incident.
+	for _, h := range []http.Header{nil, key("another-key")} {
+		r := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, body, h)
+		var v view
+		r.json(t, &v)
+		if r.status != http.StatusCreated || v.ID == v1.ID {
+			t.Errorf("header %v: status %d id %s, want a new incident", h, r.status, v.ID)
+		}
+	}
+
+	for _, bad := range [][]string{{""}, {"has space"}, {strings.Repeat("k", 256)}, {"a", "b"}, {"ключ"}} {
+		r := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, body, key(bad...))
+		if r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), "Idempotency-Key") {
+			t.Errorf("key %q: status %d %s, want 400 naming the header", bad, r.status, r.body)
+		}
+	}
+
+	// The key is remembered for a day; after that it opens a new incident.
+	e.advance(idempotencyWindow + time.Minute)
+	late := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, body, key("9b1deb4d-3b7d"))
+	var v3 view
+	late.json(t, &v3)
+	if late.status != http.StatusCreated || late.header.Get("Idempotent-Replayed") != "" || v3.ID == v1.ID {
+		t.Errorf("after the window: status %d replayed %q id %s, want a new incident", late.status, late.header.Get("Idempotent-Replayed"), v3.ID)
+	}
+
+	// Drills go through the same path.
+	d1 := e.doWith(http.MethodPost, "/api/v1/drills", tokWrite, []byte(`{"scenario":"database-failover","by":"maria"}`), key("drill-1"))
+	d2 := e.doWith(http.MethodPost, "/api/v1/drills", tokWrite, []byte(`{"scenario":"database-failover","by":"maria"}`), key("drill-1"))
+	var dv1, dv2 view
+	d1.json(t, &dv1)
+	d2.json(t, &dv2)
+	if d1.status != http.StatusCreated || d2.header.Get("Idempotent-Replayed") != "true" || dv1.ID != dv2.ID {
+		t.Errorf("drill retry: statuses %d %d ids %s %s, want one drill", d1.status, d2.status, dv1.ID, dv2.ID)
+	}
+}

@@ -250,6 +250,12 @@ func (r response) errorText(t *testing.T) string {
 // do sends a request with the token (none when empty) and a JSON body.
 func (e *testEnv) do(method, path, token string, body []byte) response {
 	e.t.Helper()
+	return e.doWith(method, path, token, body, nil)
+}
+
+// doWith is do with extra request headers.
+func (e *testEnv) doWith(method, path, token string, body []byte, header http.Header) response {
+	e.t.Helper()
 	var rd *bytes.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -262,6 +268,9 @@ func (e *testEnv) do(method, path, token string, body []byte) response {
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
 	}
 	rec := httptest.NewRecorder()
 	e.srv.Handler().ServeHTTP(rec, req)

@@ -34,7 +34,8 @@ var (
 	bucketPending   = []byte("outbox_pending")     // sequence of every pending intent -> nothing
 	bucketIntents   = []byte("outbox_by_incident") // incident number + sequence -> nothing
 	bucketKinds     = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
-	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds}
+	bucketRequests  = []byte("requests_by_key")    // who + Idempotency-Key -> Request
+	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests}
 )
 
 const schemaVersion = "1"
@@ -345,6 +346,11 @@ type Tx interface {
 	// returns the first incident of the kind ever resolved (incidentID
 	// itself when it is the first).
 	ResolvedOfKind(kind, incidentID string) (first string, err error)
+	// Request is the request recorded under an idempotency key, or
+	// ErrNotFound.
+	Request(key string) (*Request, error)
+	// PutRequest records a request under its idempotency key.
+	PutRequest(key string, r Request) error
 }
 
 type boltTx struct {
@@ -787,6 +793,30 @@ func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
 		out = append(out, *in)
 	}
 	return out, nil
+}
+
+func (t *boltTx) Request(key string) (*Request, error) {
+	v := t.tx.Bucket(bucketRequests).Get([]byte(key))
+	if v == nil {
+		return nil, fmt.Errorf("request %q: %w", key, ErrNotFound)
+	}
+	var r Request
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("decode request %q: %w", key, err)
+	}
+	return &r, nil
+}
+
+func (t *boltTx) PutRequest(key string, r Request) error {
+	t.wrote = true
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode request %q: %w", key, err)
+	}
+	if err := t.tx.Bucket(bucketRequests).Put([]byte(key), v); err != nil {
+		return fmt.Errorf("put request %q: %w", key, err)
+	}
+	return nil
 }
 
 func (t *boltTx) ResolvedOfKind(kind, incidentID string) (string, error) {

@@ -233,6 +233,15 @@ type Unmatched struct {
 	Detail   string    `json:"detail,omitempty"`
 }
 
+// Request is a request that created an incident, kept under the
+// Idempotency-Key its client sent, so that the client's retry after a lost
+// answer finds the incident instead of creating a second one.
+type Request struct {
+	At         time.Time `json:"at"`
+	Digest     string    `json:"digest"` // of the method, path and body: a key reused for another request is refused
+	IncidentID string    `json:"incident_id"`
+}
+
 // Filter selects incidents for ListIncidents. Zero fields select
 // everything; Limit and MaxScan are set by the caller.
 type Filter struct {

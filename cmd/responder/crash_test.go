@@ -328,6 +328,7 @@ type crashStep struct {
 	kind  string // fire, resolve, declare
 	group *crashGroup
 	title string // declare
+	key   string // declare: its Idempotency-Key
 	body  []byte
 	lost  bool // an earlier send of it got no answer
 	acked bool
@@ -346,8 +347,8 @@ type crashGroup struct {
 }
 
 // crashPoster sends its own groups and declarations, one request at a
-// time, each until it gets a 2xx (a declaration whose answer was lost is
-// not sent again: declaring is not idempotent).
+// time, each until it gets a 2xx (a declaration with its Idempotency-Key,
+// so that a resend after a lost answer finds the incident).
 type crashPoster struct {
 	h        *crashHarness
 	id       int
@@ -383,7 +384,7 @@ func (p *crashPoster) next() *crashStep {
 			"title": title, "severity": "S2", "customer_impact": p.rng.IntN(2) == 0, "declared_by": "crash-harness",
 			"labels": map[string]string{"team": fmt.Sprintf("t%d", p.rng.IntN(crashTeams))},
 		})
-		st := &crashStep{kind: "declare", title: title, body: body}
+		st := &crashStep{kind: "declare", title: title, key: fmt.Sprintf("crash-%d-%d", p.id, p.n), body: body}
 		p.declares = append(p.declares, st)
 		return st
 	}
@@ -420,10 +421,6 @@ func (p *crashPoster) run(ctx context.Context) {
 		case err != nil:
 			h.stats.lost++
 			st.lost = true
-			if st.kind == "declare" {
-				p.cur.acked = false
-				p.cur = nil // not sent again; it may or may not exist
-			}
 		case status == http.StatusServiceUnavailable:
 			h.stats.busy++
 		case status >= 200 && status < 300:
@@ -468,6 +465,9 @@ func (h *crashHarness) send(ctx context.Context, st *crashStep) (int, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+h.token)
+	if st.key != "" {
+		req.Header.Set("Idempotency-Key", st.key)
+	}
 	resp, err := h.client.Do(req)
 	if err != nil {
 		return 0, err
@@ -555,8 +555,8 @@ func (h *crashHarness) get(t *testing.T, path string, v any) {
 
 // checkAPI: every group whose webhook got a 2xx is one incident holding
 // each of its alerts once, resolved when its resolution got a 2xx; every
-// declared incident that got a 2xx exists once, one whose answer was lost
-// at most once; nothing else exists.
+// declared incident that got a 2xx exists once (resent with its
+// Idempotency-Key after a lost answer); nothing else exists.
 func (h *crashHarness) checkAPI(t *testing.T) {
 	t.Helper()
 	var all []crashIncident
@@ -621,8 +621,10 @@ func (h *crashHarness) checkAPI(t *testing.T) {
 			switch {
 			case d.acked && n != 1:
 				t.Errorf("declared %q got a 2xx and exists %d times, want once", d.title, n)
+			case d.acked && d.id != byTitle[d.title][0].ID:
+				t.Errorf("declared %q: answered %s, stored as %s", d.title, d.id, byTitle[d.title][0].ID)
 			case !d.acked && n > 1:
-				t.Errorf("declared %q (answer lost) exists %d times, want at most once", d.title, n)
+				t.Errorf("declared %q (never answered) exists %d times, want at most once", d.title, n)
 			}
 			declared += n
 		}
