@@ -12,7 +12,7 @@ GOLANGCI_LINT_VERSION := 2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 ALERTMANAGER  := /usr/bin/prometheus-alertmanager
 
-.PHONY: build test vet lint fmt-check fuzz fuzz-short bench check-config deps tools alertmanager clean
+.PHONY: build test vet lint fmt-check fuzz fuzz-short bench bench-go bench-load check-config deps tools alertmanager clean
 
 ## build: the static binary at bin/responder (the Dockerfile runs the same command)
 build:
@@ -45,9 +45,16 @@ fuzz-short:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) FUZZMINIMIZE=$(FUZZMINIMIZE) GO=$(GO) bash .ci/fuzz
 
-## bench: benchmarks of the ingest path and the store (see docs/benchmarks.md)
-bench:
+## bench: the Go benchmarks of the ingest path and the store, then the figures
+## of docs/benchmarks.md measured on the real binary with cmd/responder-load
+## (.ci/bench: BENCH_QUICK=1 for a short check, BENCH_OUT=DIR keeps the reports)
+bench: bench-go bench-load
+
+bench-go:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./store/ ./handlers/
+
+bench-load:
+	@GO=$(GO) bash .ci/bench
 
 deps: tools alertmanager
 

@@ -23,10 +23,14 @@ func baselineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:9096", "address to listen on (loopback)")
 	bodyLimit := fs.Int64("body-limit", 1<<20, "largest body accepted, bytes (the daemon's default)")
-	token := fs.String("token", "", "bearer token required with the ingest scope (empty: none, as the daemon on loopback)")
+	tokenOf := tokenFlags(fs, "bearer token required with the ingest scope (empty: none, as the daemon on loopback)")
 	level := fs.String("log-level", "info", "level of the request log written to stderr (the daemon's default: info)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	token, err := tokenOf()
+	if err != nil {
+		return fail(stderr, err)
 	}
 	lvl, err := zerolog.ParseLevel(*level)
 	if err != nil {
@@ -34,8 +38,8 @@ func baselineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Str("component", "baseline").Logger()
 	cfg := handlers.Config{BodyLimit: *bodyLimit, RetryAfter: time.Second, ExternalURL: "http://" + *listen}
-	if *token != "" {
-		cfg.Tokens = []handlers.Token{{Name: "bench", Value: *token, Scopes: []string{handlers.ScopeIngest}}}
+	if token != "" {
+		cfg.Tokens = []handlers.Token{{Name: "bench", Value: token, Scopes: []string{handlers.ScopeIngest}}}
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", *listen)

@@ -50,8 +50,7 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var c loadConfig
 	fs.StringVar(&c.url, "url", "http://127.0.0.1:9095", "base URL of the daemon (or baseline)")
-	fs.StringVar(&c.token, "token", "", "bearer token with the ingest scope")
-	tokenFile := fs.String("token-file", "", "file holding the bearer token")
+	token := tokenFlags(fs, "bearer token with the ingest scope")
 	fs.IntVar(&c.connections, "connections", 64, "connections (closed loop: each sends its next request when the last is answered; open loop: the most requests in flight)")
 	fs.Float64Var(&c.rate, "rate", 0, "open loop: alerts per second on a fixed timetable (0: closed loop)")
 	fs.DurationVar(&c.duration, "duration", 20*time.Second, "how long to send")
@@ -70,13 +69,10 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *tokenFile != "" {
-		b, err := readFile(*tokenFile)
-		if err != nil {
-			_, _ = fmt.Fprintf(stderr, "responder-load: %v\n", err)
-			return 2
-		}
-		c.token = strings.TrimSpace(string(b))
+	var err error
+	if c.token, err = token(); err != nil {
+		_, _ = fmt.Fprintf(stderr, "responder-load: %v\n", err)
+		return 2
 	}
 	if c.connections < 1 || c.duration <= 0 || c.rate < 0 || c.timeout <= 0 {
 		_, _ = fmt.Fprintln(stderr, "responder-load: --connections, --duration and --timeout must be above 0, --rate at least 0")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -72,6 +73,23 @@ func writeFile(path string, b []byte) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
+}
+
+// tokenFlags adds --token and --token-file to fs; the function returned
+// gives the token (from the file when one is named), after fs.Parse.
+func tokenFlags(fs *flag.FlagSet, usage string) func() (string, error) {
+	token := fs.String("token", "", usage)
+	file := fs.String("token-file", "", "file holding the token (instead of --token, to keep it off the command line)")
+	return func() (string, error) {
+		if *file == "" {
+			return *token, nil
+		}
+		b, err := readFile(*file)
+		if err != nil {
+			return "", err
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
 }
 
 func fail(stderr io.Writer, err error) int {

@@ -131,13 +131,17 @@ func stormCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fs := flag.NewFlagSet("storm-check", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:9095", "base URL of the daemon")
-	token := fs.String("token", "", "bearer token with the read scope")
+	tokenOf := tokenFlags(fs, "bearer token with the read scope")
 	loadPath := fs.String("load", "", "the load run's JSON report")
 	slackPath := fs.String("slack", "", "the fake Slack's report")
 	within := fs.Duration("within", 5*time.Second, "each incident's first announcement within this of its first alert")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	token, err := tokenOf()
+	if err != nil {
+		return fail(stderr, err)
 	}
 	var load report
 	var sl slackReport
@@ -150,7 +154,7 @@ func stormCheckCmd(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fail(stderr, fmt.Errorf("decode %s: %w", path, err))
 		}
 	}
-	incs, err := listIncidents(ctx, *base, *token)
+	incs, err := listIncidents(ctx, *base, token)
 	if err != nil {
 		return fail(stderr, err)
 	}
