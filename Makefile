@@ -8,6 +8,7 @@ FUZZTIME  ?= 5s
 # Minimizing a large interesting input can eat a whole short run; bound it by count.
 FUZZMINIMIZE ?= 200x
 BENCHTIME ?= 1s
+BENCHCOUNT ?= 1
 GOLANGCI_LINT_VERSION := 2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 ALERTMANAGER  := /usr/bin/prometheus-alertmanager
@@ -51,7 +52,7 @@ fuzz:
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./store/ ./handlers/
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./store/ ./handlers/
 
 bench-load:
 	@GO=$(GO) bash .ci/bench
