@@ -21,6 +21,7 @@ const usage = `usage: responder-load COMMAND [flags]   (COMMAND -h for its flags
   wait-drain   wait until the daemon's outbox is empty (its /metrics)
   storm-check  check a storm run: incidents, lost alerts, Slack rate and announcement delay
   stat         the median (or min, max) of a field over JSON reports
+  log-latency  percentiles of the latency the daemon logged for requests of one status
   port         print a free TCP port on 127.0.0.1
 `
 
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return stormCheckCmd(ctx, args, stdout, stderr)
 	case "stat":
 		return statCmd(args, stdout, stderr)
+	case "log-latency":
+		return logLatencyCmd(args, stdout, stderr)
 	case "port":
 		return portCmd(ctx, stdout, stderr)
 	case "help":

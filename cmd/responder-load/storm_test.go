@@ -112,3 +112,19 @@ func TestStatAndParseStatus(t *testing.T) {
 		t.Errorf("this process: %+v %v", s, err)
 	}
 }
+
+func TestLogLatency(t *testing.T) {
+	log := `{"level":"info","method":"POST","path":"/api/v1/alerts/alertmanager","status":503,"latency":1.5,"message":"request"}
+{"level":"info","method":"POST","path":"/api/v1/alerts/alertmanager","status":202,"latency":9,"message":"request"}
+{"level":"info","method":"GET","path":"/readyz","status":503,"latency":7,"message":"request"}
+not json
+{"level":"info","method":"POST","path":"/api/v1/alerts/alertmanager","status":503,"latency":0.25,"message":"request"}
+`
+	h, err := logLatency(strings.NewReader(log), 503, ingestPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Count() != 2 || h.Max() != 1500*time.Microsecond || h.Quantile(0.5) < 250*time.Microsecond || h.Quantile(0.5) > 254*time.Microsecond {
+		t.Errorf("count %d, max %v, median %v", h.Count(), h.Max(), h.Quantile(0.5))
+	}
+}
