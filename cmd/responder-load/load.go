@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -146,6 +147,11 @@ type report struct {
 	SendLag latencySummary `json:"send_lag_ms"`
 
 	RSS *rssReport `json:"rss,omitempty"`
+	// ClientCPUCores is the CPU the load tool itself used, in cores: on a
+	// small machine it competes with the daemon.
+	ClientCPUCores float64 `json:"client_cpu_cores"`
+	// Machine is how busy the whole machine was (from /proc/stat).
+	Machine *machineReport `json:"machine,omitempty"`
 	// FirstSent is when each group's first request went out (Unix
 	// nanoseconds), by groupKey; the storm check measures announcements
 	// from it.
@@ -218,6 +224,8 @@ func runLoad(ctx context.Context, c loadConfig, p *payloads) (*report, error) {
 			return nil, err
 		}
 	}
+	cpuBefore, _ := readCPU(os.Getpid())
+	machineBefore, machineErr := readMachineCPU()
 	start := time.Now()
 	l.stopAt = start.Add(c.duration)
 	l.giveUpAt = l.stopAt.Add(c.timeout)
@@ -303,6 +311,18 @@ func runLoad(ctx context.Context, c loadConfig, p *payloads) (*report, error) {
 	}
 	if rss != nil {
 		rep.RSS = rss.stop()
+	}
+	if cpuAfter, err := readCPU(os.Getpid()); err == nil {
+		rep.ClientCPUCores = math.Round(float64(cpuAfter-cpuBefore)/100/elapsed.Seconds()*100) / 100
+	}
+	if after, err := readMachineCPU(); err == nil && machineErr == nil {
+		m := machineBetween(machineBefore, after, elapsed.Seconds())
+		m.OtherCores = m.BusyCores - rep.ClientCPUCores
+		if rep.RSS != nil {
+			m.OtherCores -= rep.RSS.CPUCores
+		}
+		m.OtherCores = math.Round(max(m.OtherCores, 0)*100) / 100
+		rep.Machine = &m
 	}
 	return rep, nil
 }
@@ -431,9 +451,14 @@ func (r *report) print(w io.Writer) {
 		printLatency(w, "send lag", r.SendLag)
 	}
 	if r.RSS != nil {
-		_, _ = fmt.Fprintf(w, "  rss of %d  peak %.1f MiB, at the end %.1f MiB (anon %.1f, file %.1f), %d samples\n",
-			r.RSS.PID, r.RSS.PeakMiB, r.RSS.EndMiB, r.RSS.EndAnonMiB, r.RSS.EndFileMiB, r.RSS.Samples)
+		_, _ = fmt.Fprintf(w, "  rss of %d  peak %.1f MiB, at the end %.1f MiB (anon %.1f, file %.1f), %d samples; it used %.2f cores\n",
+			r.RSS.PID, r.RSS.PeakMiB, r.RSS.EndMiB, r.RSS.EndAnonMiB, r.RSS.EndFileMiB, r.RSS.Samples, r.RSS.CPUCores)
 	}
+	_, _ = fmt.Fprintf(w, "  this tool used %.2f cores", r.ClientCPUCores)
+	if m := r.Machine; m != nil {
+		_, _ = fmt.Fprintf(w, "; the machine: %.2f cores busy (%.2f by other programs), %.2f idle, %.2f stolen", m.BusyCores, m.OtherCores, m.IdleCores, m.StealCores)
+	}
+	_, _ = fmt.Fprintln(w)
 }
 
 func printLatency(w io.Writer, name string, s latencySummary) {

@@ -17,7 +17,7 @@ import (
 func statCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("stat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	agg := fs.String("agg", "median", "median, min, max or all (every value, space-separated)")
+	agg := fs.String("agg", "median", "median, mean, min, max or all (every value, space-separated)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -42,6 +42,10 @@ func statCmd(args []string, stdout, stderr io.Writer) int {
 	switch *agg {
 	case "median":
 		out = median(vals)
+	case "mean":
+		for _, v := range vals {
+			out += v / float64(len(vals))
+		}
 	case "min":
 		out = slices.Min(vals)
 	case "max":
@@ -54,7 +58,7 @@ func statCmd(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stdout, strings.Join(parts, " "))
 		return 0
 	default:
-		_, _ = fmt.Fprintf(stderr, "responder-load stat: --agg %q: want median, min, max or all\n", *agg)
+		_, _ = fmt.Fprintf(stderr, "responder-load stat: --agg %q: want median, mean, min, max or all\n", *agg)
 		return 2
 	}
 	_, _ = fmt.Fprintln(stdout, strconv.FormatFloat(out, 'f', -1, 64))

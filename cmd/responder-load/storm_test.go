@@ -88,7 +88,7 @@ func TestStatAndParseStatus(t *testing.T) {
 		}
 		files = append(files, f)
 	}
-	for agg, want := range map[string]string{"median": "2", "min": "1", "max": "3", "all": "3 1 2"} {
+	for agg, want := range map[string]string{"median": "2", "mean": "2", "min": "1", "max": "3", "all": "3 1 2"} {
 		var out, errOut strings.Builder
 		if code := statCmd(append([]string{"--agg", agg, "a.b"}, files...), &out, &errOut); code != 0 || strings.TrimSpace(out.String()) != want {
 			t.Errorf("%s: exit %d, %q %s; want %s", agg, code, out.String(), errOut.String(), want)
@@ -107,6 +107,25 @@ func TestStatAndParseStatus(t *testing.T) {
 	}
 	if _, err := parseStatus([]byte("Name:\tkthread\n")); err == nil {
 		t.Error("a status without VmRSS parsed")
+	}
+	if ticks, err := parseStat([]byte("1234 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 250 50 0 0 20 0 1 0 100 2000 300")); err != nil || ticks != 300 {
+		t.Errorf("stat: %d ticks %v, want 300", ticks, err)
+	}
+	if _, err := parseStat([]byte("1234 (x) S 1 2")); err == nil {
+		t.Error("a short stat parsed")
+	}
+	a, err := parseProcStat([]byte("cpu  100 10 50 1000 20 5 5 7 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"))
+	if err != nil || a != (cpuTimes{busy: 170, idle: 1020, steal: 7}) {
+		t.Errorf("/proc/stat: %+v %v", a, err)
+	}
+	if m := machineBetween(cpuTimes{}, cpuTimes{busy: 300, idle: 100, steal: 20}, 2); m.BusyCores != 1.5 || m.IdleCores != 0.5 || m.StealCores != 0.1 {
+		t.Errorf("machine: %+v", m)
+	}
+	if _, err := parseProcStat([]byte("intr 1 2 3")); err == nil {
+		t.Error("a /proc/stat without cpu totals parsed")
+	}
+	if _, err := readCPU(os.Getpid()); err != nil {
+		t.Errorf("cpu time of this process: %v", err)
 	}
 	if s, err := readRSS(os.Getpid()); err != nil || s.rss <= 0 {
 		t.Errorf("this process: %+v %v", s, err)
