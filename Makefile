@@ -11,11 +11,12 @@ FUZZSHORT ?= 5s
 # Minimizing a large interesting input can eat a whole short run; bound it by count.
 FUZZMINIMIZE ?= 200x
 BENCHTIME ?= 1s
+BENCHCOUNT ?= 1
 GOLANGCI_LINT_VERSION := 2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 ALERTMANAGER  := /usr/bin/prometheus-alertmanager
 
-.PHONY: build test vet lint fmt-check fuzz fuzz-short bench check-config deps tools debian bbolt-cli crash-test clean
+.PHONY: build test vet lint fmt-check fuzz fuzz-short bench bench-go bench-load check-config deps tools debian bbolt-cli crash-test clean
 
 ## build: the static binary at bin/responder (the Dockerfile runs the same command)
 build:
@@ -51,9 +52,16 @@ fuzz-short:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) FUZZMINIMIZE=$(FUZZMINIMIZE) GO=$(GO) bash .ci/fuzz
 
-## bench: benchmarks of the ingest path and the store (see docs/benchmarks.md)
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./store/ ./handlers/
+## bench: the Go benchmarks of the ingest path and the store, then the figures
+## of docs/benchmarks.md measured on the real binary with cmd/responder-load
+## (.ci/bench: BENCH_QUICK=1 for a short check, BENCH_OUT=DIR keeps the reports)
+bench: bench-go bench-load
+
+bench-go:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./store/ ./handlers/
+
+bench-load:
+	@GO=$(GO) bash .ci/bench
 
 ## crash-test: the crash harness with 100 kill -9 cycles (RESPONDER_CRASH_CYCLES),
 ## the bbolt CLI's check of the file, and the fsync-before-2xx order under
