@@ -61,6 +61,7 @@ type HTTPConfig struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
+	MaxIngestInFlight int           `yaml:"max_ingest_in_flight"`
 	TLS               TLSConfig     `yaml:"tls"`
 }
 

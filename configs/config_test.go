@@ -184,6 +184,9 @@ var badFiles = []struct {
 		"alertmanager.max_alerts",
 		"http.tls",
 	}},
+	{file: "bad-limits.yml", want: []string{
+		"http.max_ingest_in_flight",
+	}},
 	{file: "bad-tls-files.yml", want: []string{
 		"http.tls",
 	}},
@@ -297,6 +300,7 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 		IdleTimeout:       2 * time.Minute,
 		ShutdownTimeout:   30 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		MaxIngestInFlight: 512,
 	})
 	check(t, "store", cfg.Store, configs.StoreConfig{QueueSize: 1024, MaxBatch: 256, LockTimeout: 5 * time.Second, RetryAfter: time.Second})
 	check(t, "policy.rules", cfg.Policy.Rules, []configs.RuleConfig{
@@ -331,6 +335,7 @@ func TestLoadGoodFull(t *testing.T) {
 		IdleTimeout:       time.Minute,
 		ShutdownTimeout:   5 * time.Second,
 		MaxHeaderBytes:    8192,
+		MaxIngestInFlight: 64,
 	})
 	check(t, "store", cfg.Store, configs.StoreConfig{QueueSize: 16, MaxBatch: 4, LockTimeout: 250 * time.Millisecond, RetryAfter: 3 * time.Second})
 	check(t, "notifications.log", cfg.Notifications.Log, true)

@@ -323,6 +323,7 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.HTTP.IdleTimeout, 2*time.Minute)
 	setDefault(&c.HTTP.ShutdownTimeout, 30*time.Second)
 	setDefault(&c.HTTP.MaxHeaderBytes, 64<<10)
+	setDefault(&c.HTTP.MaxIngestInFlight, 512)
 	setDefault(&c.Store.QueueSize, 1024)
 	setDefault(&c.Store.MaxBatch, 256)
 	setDefault(&c.Store.LockTimeout, 5*time.Second)
@@ -456,6 +457,9 @@ func (c *Config) validateHTTP(p *Problems) {
 	h := c.HTTP
 	if h.BodyLimitBytes < 1024 {
 		p.addf("http.body_limit_bytes", "must be at least 1024, got %d", h.BodyLimitBytes)
+	}
+	if h.MaxIngestInFlight < 1 {
+		p.addf("http.max_ingest_in_flight", "must be at least 1, got %d", h.MaxIngestInFlight)
 	}
 	if h.MaxHeaderBytes < 4096 {
 		p.addf("http.max_header_bytes", "must be at least 4096, got %d", h.MaxHeaderBytes)

@@ -94,12 +94,14 @@ type Dispatcher struct {
 	waiting  map[string][]*lane         // by channel: due lanes waiting for a free delivery slot
 	waiters  map[uint64][]*store.Intent // intents that wait for the intent of this sequence (After)
 	inFlight map[string]int             // deliveries in flight per channel
-	limiters map[string]*rate.Limiter
-	hold     map[string]time.Time // channel+target -> no delivery before (a vendor's Retry-After)
-	failing  map[string]bool      // channel+target -> its last delivery failed and may be retried
-	unsaved  []delivery           // finished deliveries whose state is not yet written
-	oldestAt time.Time            // when the oldest-pending gauge was last computed
-	skip     []uint64             // undecodable intents still in the pending index
+	limiters map[string]*rate.Limiter   // by Slack channel
+	// slackSending: a message to this Slack channel is in flight.
+	slackSending map[string]bool
+	hold         map[string]time.Time // channel+target -> no delivery before (a vendor's Retry-After)
+	failing      map[string]bool      // channel+target -> its last delivery failed and may be retried
+	unsaved      []delivery           // finished deliveries whose state is not yet written
+	oldestAt     time.Time            // when the oldest-pending gauge was last computed
+	skip         []uint64             // undecodable intents still in the pending index
 }
 
 // lane is the pending intents of one incident, channel and target, in
@@ -208,14 +210,15 @@ func NewDispatcher(cfg DispatchConfig, st Store, notifiers []integrations.Notifi
 			Name: "responder_notifications_found_total",
 			Help: "Deliveries in doubt (after a crash or an attempt without an answer) found already at the vendor, and so not sent again.",
 		}, []string{"channel"}),
-		pending:  map[uint64]*store.Intent{},
-		lanes:    map[string]*lane{},
-		waiting:  map[string][]*lane{},
-		waiters:  map[uint64][]*store.Intent{},
-		inFlight: map[string]int{},
-		limiters: map[string]*rate.Limiter{},
-		hold:     map[string]time.Time{},
-		failing:  map[string]bool{},
+		pending:      map[uint64]*store.Intent{},
+		lanes:        map[string]*lane{},
+		waiting:      map[string][]*lane{},
+		waiters:      map[uint64][]*store.Intent{},
+		inFlight:     map[string]int{},
+		limiters:     map[string]*rate.Limiter{},
+		hold:         map[string]time.Time{},
+		failing:      map[string]bool{},
+		slackSending: map[string]bool{},
 	}
 	for _, n := range notifiers {
 		d.notifiers[n.Name()] = n
@@ -545,15 +548,16 @@ func (d *Dispatcher) visit(ctx context.Context, l *lane, now time.Time) {
 		return
 	}
 	if in.Channel == channelSlack {
-		lim := d.limiters[in.Target]
-		if lim == nil {
-			lim = rate.NewLimiter(rate.Limit(d.cfg.SlackRate), d.cfg.SlackBurst)
-			d.limiters[in.Target] = lim
+		// One message at a time per channel, and the rate counted from the
+		// previous answer (see finish): Slack measures the gap between
+		// arrivals, which a count from the start of each send would let
+		// jitter below 1/rate.
+		if d.slackSending[in.Target] {
+			d.schedule(l, now.Add(d.slackGap()))
+			return
 		}
-		r := lim.ReserveN(now, 1)
-		if delay := r.DelayFrom(now); delay > 0 {
-			r.CancelAt(now)
-			d.schedule(l, now.Add(delay))
+		if tokens := d.limiter(in.Target).TokensAt(now); tokens < 1 {
+			d.schedule(l, now.Add(time.Duration((1-tokens)*float64(d.slackGap()))))
 			return
 		}
 	}
@@ -565,6 +569,21 @@ func (d *Dispatcher) visit(ctx context.Context, l *lane, now time.Time) {
 		group = d.collapse(l, now)
 	}
 	d.start(ctx, l, group)
+}
+
+// limiter is the token bucket of a Slack channel.
+func (d *Dispatcher) limiter(channel string) *rate.Limiter {
+	lim := d.limiters[channel]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(d.cfg.SlackRate), d.cfg.SlackBurst)
+		d.limiters[channel] = lim
+	}
+	return lim
+}
+
+// slackGap is the time one message takes from a Slack channel's bucket.
+func (d *Dispatcher) slackGap() time.Duration {
+	return time.Duration(float64(time.Second) / d.cfg.SlackRate)
 }
 
 // doubtGroup is the head in doubt and the intents that went into the same
@@ -628,6 +647,9 @@ func (d *Dispatcher) start(ctx context.Context, l *lane, group []*store.Intent) 
 	l.busy = true
 	head := group[0]
 	d.inFlight[head.Channel]++
+	if head.Channel == channelSlack {
+		d.slackSending[head.Target] = true
+	}
 	n := d.notifiers[head.Channel]
 	f, _ := n.(finder)
 	inDoubt := head.AttemptAt != nil
@@ -776,6 +798,12 @@ func (d *Dispatcher) backoff(attempt int) time.Duration {
 func (d *Dispatcher) finish(r delivery) {
 	head := r.group[0]
 	d.inFlight[head.Channel]--
+	if head.Channel == channelSlack {
+		// The channel's token is taken when the answer comes, so that the
+		// next message leaves at least 1/rate after this one arrived.
+		delete(d.slackSending, head.Target)
+		d.limiter(head.Target).ReserveN(r.at, 1)
+	}
 	retry, after := integrations.Retryable(r.err)
 	holds := retry && after > 0
 	if holds {

@@ -472,3 +472,50 @@ func TestTokenRateLimit(t *testing.T) {
 		t.Errorf("the limited token's next request: %d, want 429", r.status)
 	}
 }
+
+// Beyond http.max_ingest_in_flight, a webhook is refused with 503 and
+// Retry-After before its body is read, and nothing is written; once a slot
+// is free again webhooks are taken.
+func TestIngestInFlightLimit(t *testing.T) {
+	e := newEnv(t, func(s envSetup) { s.cfg.MaxIngestInFlight = 1 })
+	body := readTestdata(t, "am_firing_v034.json")
+	pr, pw := io.Pipe()
+	first := make(chan int, 1)
+	go func() {
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/alerts/alertmanager", pr)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tokIngest)
+		rec := httptest.NewRecorder()
+		e.srv.Handler().ServeHTTP(rec, req)
+		first <- rec.Code
+	}()
+	// The write returns once the first request reads its body: it holds
+	// the only slot.
+	if _, err := pw.Write(body[:1]); err != nil {
+		t.Fatal(err)
+	}
+	before := e.snapshot()
+	r := e.do(http.MethodPost, "/api/v1/alerts/alertmanager", tokIngest, body)
+	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" ||
+		!strings.Contains(r.errorText(t), "http.max_ingest_in_flight") {
+		t.Errorf("second webhook while the slot is held: %d Retry-After %q %s, want 503 naming the limit",
+			r.status, r.header.Get("Retry-After"), r.body)
+	}
+	if after := e.snapshot(); after != before {
+		t.Errorf("the refused webhook wrote")
+	}
+	// People's requests do not take webhook slots.
+	if r := e.do(http.MethodGet, "/api/v1/incidents", tokRead, nil); r.status != http.StatusOK {
+		t.Errorf("list while the webhook slot is held: %d", r.status)
+	}
+	if _, err := pw.Write(body[1:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = pw.Close()
+	if code := <-first; code != http.StatusAccepted {
+		t.Fatalf("first webhook: %d, want 202", code)
+	}
+	if r := e.do(http.MethodPost, "/api/v1/alerts/alertmanager", tokIngest, body); r.status != http.StatusAccepted {
+		t.Errorf("webhook after the slot was freed: %d %s", r.status, r.body)
+	}
+}

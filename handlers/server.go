@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,12 +51,15 @@ type Token struct {
 
 // Config is what the handlers take from the configuration.
 type Config struct {
-	BodyLimit   int64
-	RetryAfter  time.Duration
-	ExternalURL string
-	Tokens      []Token
-	Routes      Routes
-	Scenarios   map[string]Scenario // drill scenarios by name
+	BodyLimit int64
+	// MaxIngestInFlight bounds the webhook requests handled at once; more
+	// are refused with 503 before their body is read. Zero: no bound.
+	MaxIngestInFlight int
+	RetryAfter        time.Duration
+	ExternalURL       string
+	Tokens            []Token
+	Routes            Routes
+	Scenarios         map[string]Scenario // drill scenarios by name
 	// MaxAlerts is the most alerts of one Alertmanager webhook that are
 	// stored; the rest count as truncated. 0 keeps them all.
 	MaxAlerts int
@@ -147,8 +151,9 @@ func New(cfg Config, d Deps) *Server {
 	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
 
 	api := e.Group("/api/v1")
-	api.POST("/alerts/alertmanager", s.postAlertmanager, s.auth(ScopeIngest))
-	api.POST("/alerts/opsgenie", s.postOpsGenie, s.auth(ScopeIngest))
+	admit := s.admit() // one pool of slots for both webhooks
+	api.POST("/alerts/alertmanager", s.postAlertmanager, s.auth(ScopeIngest), admit)
+	api.POST("/alerts/opsgenie", s.postOpsGenie, s.auth(ScopeIngest), admit)
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))
@@ -205,6 +210,29 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 			}
 			c.Set(ctxTokenName, found.name)
 			return next(c)
+		}
+	}
+}
+
+// admit sheds webhook requests beyond MaxIngestInFlight with a 503 and
+// Retry-After before their body is read or decoded: under overload the
+// daemon spends its CPU on the requests it can write, not on bodies the
+// write queue would refuse. Alertmanager and OpsGenie retry a 503.
+func (s *Server) admit() echo.MiddlewareFunc {
+	slots := make(chan struct{}, max(s.cfg.MaxIngestInFlight, 1))
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if s.cfg.MaxIngestInFlight <= 0 {
+			return next
+		}
+		return func(c echo.Context) error {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+				return next(c)
+			default:
+				c.Response().Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
+				return errorf(http.StatusServiceUnavailable, "busy: %d webhook requests are being written (http.max_ingest_in_flight), retry later", s.cfg.MaxIngestInFlight)
+			}
 		}
 	}
 }

@@ -111,11 +111,12 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		return nil, err
 	}
 	b := &built{cfg: cfg, handlers: handlers.Config{
-		BodyLimit:   cfg.HTTP.BodyLimitBytes,
-		RetryAfter:  cfg.Store.RetryAfter,
-		ExternalURL: cfg.ExternalURL,
-		MaxAlerts:   cfg.Alertmanager.MaxAlerts,
-		Secrets:     cfg.Secrets(),
+		BodyLimit:         cfg.HTTP.BodyLimitBytes,
+		MaxIngestInFlight: cfg.HTTP.MaxIngestInFlight,
+		RetryAfter:        cfg.Store.RetryAfter,
+		ExternalURL:       cfg.ExternalURL,
+		MaxAlerts:         cfg.Alertmanager.MaxAlerts,
+		Secrets:           cfg.Secrets(),
 	}}
 	b.deps.Policy = pol
 	if cfg.HTTP.TLS.Enabled() {
