@@ -200,10 +200,18 @@ func (s *Server) errorPage(c echo.Context, err error) error {
 type loginData struct {
 	Next  string
 	Error string
+	// PlainHTTP: the page came over plain HTTP from another host, where a
+	// browser drops the Secure session cookie.
+	PlainHTTP bool
 }
 
 func (s *Server) loginPage(c echo.Context) error {
-	return s.render(c, http.StatusOK, "login", "Log in", loginData{Next: safeNext(c.QueryParam("next"))})
+	return s.showLogin(c, http.StatusOK, safeNext(c.QueryParam("next")), "")
+}
+
+func (s *Server) showLogin(c echo.Context, status int, next, msg string) error {
+	r := c.Request()
+	return s.render(c, status, "login", "Log in", loginData{Next: next, Error: msg, PlainHTTP: r.TLS == nil && secureCookie(r)})
 }
 
 // login checks the token like the API does and starts a logged-in session
@@ -215,15 +223,14 @@ func (s *Server) login(c echo.Context) error {
 	}
 	tok := s.findToken(strings.TrimSpace(c.FormValue("token")))
 	if tok == nil {
-		return s.render(c, http.StatusUnauthorized, "login", "Log in", loginData{Next: next, Error: "invalid token"})
+		return s.showLogin(c, http.StatusUnauthorized, next, "invalid token")
 	}
 	if err := s.limit(c, tok); err != nil {
 		_, msg := s.statusOf(err, c)
-		return s.render(c, http.StatusTooManyRequests, "login", "Log in", loginData{Next: next, Error: msg})
+		return s.showLogin(c, http.StatusTooManyRequests, next, msg)
 	}
 	if !tok.scopes[ScopeRead] {
-		return s.render(c, http.StatusForbidden, "login", "Log in", loginData{Next: next,
-			Error: fmt.Sprintf("token %q lacks the %q scope: the pages need it", tok.name, ScopeRead)})
+		return s.showLogin(c, http.StatusForbidden, next, fmt.Sprintf("token %q lacks the %q scope: the pages need it", tok.name, ScopeRead))
 	}
 	s.newSession(c, tok.name)
 	s.log.Info().Str("token", tok.name).Str("remote", c.RealIP()).Msg("web login")

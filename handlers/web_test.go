@@ -116,7 +116,9 @@ func TestWebLogin(t *testing.T) {
 	if loc := p.header.Get("Location"); loc != "/login?next=%2F" {
 		t.Errorf("redirect to %q, want the login page", loc)
 	}
-	wantStatus(t, "login page", b.get("/login?next=/new"), http.StatusOK)
+	p = b.get("/login?next=/new")
+	wantStatus(t, "login page", p, http.StatusOK)
+	wantBody(t, "login page over plain HTTP from another host", p, `id="plain-http"`, `name="next" value="/new"`)
 
 	p = b.post("/login", url.Values{"token": {"not-a-token"}, "next": {"/new"}})
 	wantStatus(t, "bad token", p, http.StatusUnauthorized)
@@ -176,6 +178,9 @@ func TestWebCookieOverPlainLoopback(t *testing.T) {
 	e := newEnv(t)
 	b := newBrowser(e)
 	b.remote = "127.0.0.1:40000"
+	if p := b.get("/login"); strings.Contains(p.body, `id="plain-http"`) {
+		t.Error("the plain-HTTP warning shows on loopback")
+	}
 	b.login(tokAll)
 	if b.cookie == nil || b.cookie.Secure || !b.cookie.HttpOnly || b.cookie.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("cookie over plain HTTP from loopback: %+v, want HttpOnly, Strict, not Secure", b.cookie)
@@ -395,4 +400,20 @@ func TestWebWithoutTokens(t *testing.T) {
 	wantStatus(t, "declare without a name", p, http.StatusBadRequest)
 	wantBody(t, "declare without a name", p, "declared_by: required")
 	wantStatus(t, "declare", b.post("/incidents", url.Values{"title": {"x"}, "declared_by": {"ann"}}), http.StatusSeeOther)
+}
+
+func TestSafeNext(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                     "/",
+		"/incidents/INC-1":     "/incidents/INC-1",
+		"/?status=open":        "/?status=open",
+		"//evil.example/x":     "/",
+		"/\\evil.example":      "/",
+		"https://evil.example": "/",
+		"javascript:alert(1)":  "/",
+	} {
+		if got := safeNext(in); got != want {
+			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)
+		}
+	}
 }
