@@ -217,11 +217,11 @@ func (s *Server) showLogin(c echo.Context, status int, next, msg string) error {
 // login checks the token like the API does and starts a logged-in session
 // under a new id.
 func (s *Server) login(c echo.Context) error {
-	next := safeNext(c.FormValue("next"))
+	next := safeNext(postValue(c, "next"))
 	if len(s.tokens) == 0 {
 		return c.Redirect(http.StatusSeeOther, next)
 	}
-	tok := s.findToken(strings.TrimSpace(c.FormValue("token")))
+	tok := s.findToken(strings.TrimSpace(postValue(c, "token")))
 	if tok == nil {
 		return s.showLogin(c, http.StatusUnauthorized, next, "invalid token")
 	}
@@ -348,17 +348,17 @@ func (s *Server) newFailed(c echo.Context, form string, err error) error {
 }
 
 func (s *Server) declareForm(c echo.Context) error {
-	lbls, err := parseLabels(c.FormValue("labels"))
+	lbls, err := parseLabels(postValue(c, "labels"))
 	if err != nil {
 		return s.newFailed(c, "declare", err)
 	}
 	view, _, err := s.declareFrom(c, declareRequest{
-		Title:          c.FormValue("title"),
-		Severity:       c.FormValue("severity"),
-		Description:    c.FormValue("description"),
+		Title:          postValue(c, "title"),
+		Severity:       postValue(c, "severity"),
+		Description:    postValue(c, "description"),
 		Labels:         lbls,
-		CustomerImpact: c.FormValue("customer_impact") == "on",
-		DeclaredBy:     c.FormValue("declared_by"),
+		CustomerImpact: postValue(c, "customer_impact") == "on",
+		DeclaredBy:     postValue(c, "declared_by"),
 	})
 	if err != nil {
 		return s.newFailed(c, "declare", err)
@@ -368,9 +368,9 @@ func (s *Server) declareForm(c echo.Context) error {
 
 func (s *Server) drillForm(c echo.Context) error {
 	view, _, err := s.drillFrom(c, drillRequest{
-		Scenario: c.FormValue("scenario"),
-		Severity: c.FormValue("severity"),
-		By:       c.FormValue("by"),
+		Scenario: postValue(c, "scenario"),
+		Severity: postValue(c, "severity"),
+		By:       postValue(c, "by"),
 	})
 	if err != nil {
 		return s.newFailed(c, "drill", err)
@@ -445,22 +445,22 @@ func (s *Server) formDone(c echo.Context, form string, err error) error {
 }
 
 func (s *Server) ackForm(c echo.Context) error {
-	_, err := s.doAck(c, ackRequest{By: c.FormValue("by")})
+	_, err := s.doAck(c, ackRequest{By: postValue(c, "by")})
 	return s.formDone(c, "ack", err)
 }
 
 func (s *Server) resolveForm(c echo.Context) error {
-	_, err := s.doResolve(c, resolveRequest{By: c.FormValue("by"), Summary: c.FormValue("summary")})
+	_, err := s.doResolve(c, resolveRequest{By: postValue(c, "by"), Summary: postValue(c, "summary")})
 	return s.formDone(c, "resolve", err)
 }
 
 // rolesForm sets the roles filled in; an empty field keeps its holder.
 func (s *Server) rolesForm(c echo.Context) error {
-	req := rolesRequest{By: c.FormValue("by")}
-	if v := c.FormValue("recovery_lead"); strings.TrimSpace(v) != "" {
+	req := rolesRequest{By: postValue(c, "by")}
+	if v := postValue(c, "recovery_lead"); strings.TrimSpace(v) != "" {
 		req.RecoveryLead = &v
 	}
-	if v := c.FormValue("comms_lead"); strings.TrimSpace(v) != "" {
+	if v := postValue(c, "comms_lead"); strings.TrimSpace(v) != "" {
 		req.CommsLead = &v
 	}
 	_, err := s.doSetRoles(c, req)
@@ -468,8 +468,8 @@ func (s *Server) rolesForm(c echo.Context) error {
 }
 
 func (s *Server) updateForm(c echo.Context) error {
-	req := updateRequest{Text: c.FormValue("text"), By: c.FormValue("by")}
-	if v := strings.TrimSpace(c.FormValue("eta")); v != "" {
+	req := updateRequest{Text: postValue(c, "text"), By: postValue(c, "by")}
+	if v := strings.TrimSpace(postValue(c, "eta")); v != "" {
 		eta, err := parseFormTime(v)
 		if err != nil {
 			return s.formDone(c, "update", err)
@@ -489,4 +489,10 @@ func parseFormTime(v string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, badRequest("eta: %q is not a time like 2026-11-22 03:04 (UTC)", shorten(v, 64))
+}
+
+// postValue is a field of the posted form; the query string never stands
+// in for one.
+func postValue(c echo.Context, name string) string {
+	return c.Request().PostFormValue(name)
 }
