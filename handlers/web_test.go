@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
@@ -249,9 +250,12 @@ func TestWebIncidentFlow(t *testing.T) {
 
 	p = b.post("/drills", url.Values{"scenario": {"database-failover"}, "by": {"bob"}})
 	wantStatus(t, "drill", p, http.StatusSeeOther)
-	p = b.post("/drills", url.Values{"scenario": {"nope"}, "by": {"bob"}})
+	p = b.post("/drills", url.Values{"scenario": {"nope"}, "severity": {"S3"}, "by": {"bob"}})
 	wantStatus(t, "unknown drill", p, http.StatusUnprocessableEntity)
-	wantBody(t, "unknown drill", p, `id="drill-error"`, "is not configured")
+	wantBody(t, "unknown drill", p, `id="drill-error"`, "is not configured", `<option value="S3" selected>`, `value="bob"`)
+	if strings.Contains(p.body, `id="declare-error"`) || strings.Count(p.body, " selected>") != 1 {
+		t.Errorf("the drill's error or values leak into the declare form:\n%s", p.body)
+	}
 
 	e.flush()
 	p = b.get("/")
@@ -314,6 +318,32 @@ func TestWebIncidentFlow(t *testing.T) {
 	wantBody(t, "post-mortem", pm, "Checkout returns 500")
 
 	wantStatus(t, "unknown incident", b.get("/incidents/INC-99"), http.StatusNotFound)
+
+	// Open incidents come first: a newer resolved one lists after the
+	// older open drill.
+	b.get("/new")
+	wantStatus(t, "declare INC-3", b.post("/incidents", url.Values{"title": {"short blip"}, "declared_by": {"ann"}}), http.StatusSeeOther)
+	b.get("/incidents/INC-3")
+	wantStatus(t, "resolve INC-3", b.post("/incidents/INC-3/resolve", url.Values{"by": {"ann"}}), http.StatusSeeOther)
+	p = b.get("/")
+	i1, i2, i3 := strings.Index(p.body, `id="row-INC-1"`), strings.Index(p.body, `id="row-INC-2"`), strings.Index(p.body, `id="row-INC-3"`)
+	if i1 < 0 || i2 < 0 || i3 < 0 || i2 > i3 || i3 > i1 {
+		t.Errorf("list order INC-1 at %d, INC-2 at %d, INC-3 at %d: want INC-2 (open), then INC-3, then INC-1 (resolved, newest first)", i1, i2, i3)
+	}
+}
+
+func TestAge(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second:                 "0s",
+		45 * time.Second:             "45s",
+		12*time.Minute + time.Second: "12m",
+		3*time.Hour + 4*time.Minute:  "3h 4m",
+		53 * time.Hour:               "2d 5h",
+	} {
+		if got := age(d); got != want {
+			t.Errorf("age(%v) = %q, want %q", d, got, want)
+		}
+	}
 }
 
 func TestWebShowsFailedNotifications(t *testing.T) {
