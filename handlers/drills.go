@@ -33,29 +33,39 @@ func (s *Server) startDrill(c echo.Context) error {
 	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
+	view, replayed, err := s.drillFrom(c, req)
+	if err != nil {
+		return err
+	}
+	return s.answerOpened(c, view, replayed)
+}
+
+// drillFrom validates a drill request and opens its incident: the one path
+// of the API and the web form.
+func (s *Server) drillFrom(c echo.Context, req drillRequest) (*incidentView, bool, error) {
 	if strings.TrimSpace(req.Scenario) == "" {
-		return badRequest("scenario: required (one of %s)", s.scenarioNames())
+		return nil, false, badRequest("scenario: required (one of %s)", s.scenarioNames())
 	}
 	sc, ok := s.cfg.Scenarios[req.Scenario]
 	if !ok {
-		return errorf(http.StatusUnprocessableEntity, "scenario: %q is not configured (drills.scenarios has %s)", req.Scenario, s.scenarioNames())
+		return nil, false, errorf(http.StatusUnprocessableEntity, "scenario: %q is not configured (drills.scenarios has %s)", req.Scenario, s.scenarioNames())
 	}
 	sev := sc.Severity
 	if req.Severity != "" {
 		var err error
 		if sev, err = policy.ParseSeverity(req.Severity); err != nil {
-			return badRequest("severity: %v", err)
+			return nil, false, badRequest("severity: %v", err)
 		}
 	}
 	by, err := actor(c, "by", req.By)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
 	lbls := map[string]string{}
 	for k, v := range sc.Labels {
 		lbls[k] = v
 	}
-	return s.declareIncident(c, store.Incident{
+	return s.openIncident(c, store.Incident{
 		Title:          sc.Title,
 		Description:    sc.Description,
 		Severity:       sev.String(),

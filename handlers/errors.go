@@ -43,6 +43,21 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	status, msg := s.statusOf(err, c)
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, map[string]string{"error": msg})
+	}
+	if err != nil {
+		s.log.Warn().Err(err).Msg("write error response")
+	}
+}
+
+// statusOf is the HTTP status and the message an error is answered with,
+// for the API and the web pages alike. It sets Retry-After when the
+// caller should retry, and logs what is the server's own fault.
+func (s *Server) statusOf(err error, c echo.Context) (int, string) {
 	status, msg := http.StatusInternalServerError, "internal error"
 	var ae *apiError
 	var he *echo.HTTPError
@@ -69,14 +84,7 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	if status >= 500 && status != http.StatusServiceUnavailable {
 		s.log.Error().Err(err).Str("path", c.Path()).Msg("request failed")
 	}
-	if c.Request().Method == http.MethodHead {
-		err = c.NoContent(status)
-	} else {
-		err = c.JSON(status, map[string]string{"error": msg})
-	}
-	if err != nil {
-		s.log.Warn().Err(err).Msg("write error response")
-	}
+	return status, msg
 }
 
 func (s *Server) retryAfterSeconds() int {

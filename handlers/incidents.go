@@ -129,28 +129,38 @@ func (s *Server) declare(c echo.Context) error {
 	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
-	if err := checkText("title", req.Title, maxTitle, true); err != nil {
+	view, replayed, err := s.declareFrom(c, req)
+	if err != nil {
 		return err
+	}
+	return s.answerOpened(c, view, replayed)
+}
+
+// declareFrom validates a declaration and opens its incident: the one path
+// of the API and the web form.
+func (s *Server) declareFrom(c echo.Context, req declareRequest) (*incidentView, bool, error) {
+	if err := checkText("title", req.Title, maxTitle, true); err != nil {
+		return nil, false, err
 	}
 	if err := checkText("description", req.Description, maxText, false); err != nil {
-		return err
+		return nil, false, err
 	}
 	if err := checkLabels("labels", req.Labels); err != nil {
-		return err
+		return nil, false, err
 	}
 	cls := s.policy.Classify(req.Labels)
 	if req.Severity != "" {
 		sev, err := policy.ParseSeverity(req.Severity)
 		if err != nil {
-			return badRequest("severity: %v", err)
+			return nil, false, badRequest("severity: %v", err)
 		}
 		cls.Severity = sev
 	}
 	by, err := actor(c, "declared_by", req.DeclaredBy)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	return s.declareIncident(c, store.Incident{
+	return s.openIncident(c, store.Incident{
 		Title:          strings.TrimSpace(req.Title),
 		Description:    req.Description,
 		Severity:       cls.Severity.String(),
@@ -163,17 +173,15 @@ func (s *Server) declare(c echo.Context) error {
 	}, by)
 }
 
-// declareIncident opens an incident that a person declared (or a drill),
-// and answers 201 with it. With an Idempotency-Key header, a retry of the
-// same request (its answer lost) gets the incident the first one opened,
-// with Idempotent-Replayed: true, instead of opening a second one.
-func (s *Server) declareIncident(c echo.Context, tmpl store.Incident, by string) error {
+// openIncident opens an incident that a person declared (or a drill) and
+// returns it. With an Idempotency-Key header, a retry of the same request
+// (its answer lost) gets the incident the first one opened, and replayed
+// is true, instead of opening a second one.
+func (s *Server) openIncident(c echo.Context, tmpl store.Incident, by string) (view *incidentView, replayed bool, err error) {
 	key, digest, err := s.idempotencyKey(c, tmpl)
 	if err != nil {
-		return err
+		return nil, false, err
 	}
-	var view *incidentView
-	replayed := false
 	err = s.write(c, func(tx store.Tx) error {
 		replayed = false
 		if key != "" {
@@ -207,12 +215,19 @@ func (s *Server) declareIncident(c echo.Context, tmpl store.Incident, by string)
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, false, err
 	}
+	if !replayed {
+		s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
+	}
+	return view, replayed, nil
+}
+
+// answerOpened answers 201 with an incident just opened, or the one a
+// replayed request opened before (Idempotent-Replayed: true).
+func (s *Server) answerOpened(c echo.Context, view *incidentView, replayed bool) error {
 	if replayed {
 		c.Response().Header().Set(headerReplayed, "true")
-	} else {
-		s.metrics.incidentsOpened.WithLabelValues(view.Severity, string(view.Source)).Inc()
 	}
 	return c.JSON(http.StatusCreated, view)
 }
@@ -267,30 +282,40 @@ func replayOf(tx store.Tx, key, digest string, now time.Time) (string, error) {
 }
 
 func (s *Server) list(c echo.Context) error {
+	page, err := s.listIncidents(c)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, listResponse{Incidents: page.Incidents, Next: page.Next})
+}
+
+// listIncidents reads the page of incidents the query parameters ask for
+// (status, severity, limit, before), newest first.
+func (s *Server) listIncidents(c echo.Context) (store.Page, error) {
 	f := store.Filter{Limit: defaultListLen, MaxScan: maxListScan}
 	if v := c.QueryParam("status"); v != "" {
 		f.Status = store.Status(v)
 		if !f.Status.Valid() {
-			return badRequest("status: %q is not one of open, acknowledged, resolved", v)
+			return store.Page{}, badRequest("status: %q is not one of open, acknowledged, resolved", v)
 		}
 	}
 	if v := c.QueryParam("severity"); v != "" {
 		sev, err := policy.ParseSeverity(v)
 		if err != nil {
-			return badRequest("severity: %v", err)
+			return store.Page{}, badRequest("severity: %v", err)
 		}
 		f.Severity = sev.String()
 	}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxListLen {
-			return badRequest("limit: %q is not a whole number from 1 to %d", v, maxListLen)
+			return store.Page{}, badRequest("limit: %q is not a whole number from 1 to %d", v, maxListLen)
 		}
 		f.Limit = n
 	}
 	if v := c.QueryParam("before"); v != "" {
 		if !validID(v) {
-			return badRequest("before: %q is not an incident id like INC-42", v)
+			return store.Page{}, badRequest("before: %q is not an incident id like INC-42", v)
 		}
 		f.Before = v
 	}
@@ -301,12 +326,12 @@ func (s *Server) list(c echo.Context) error {
 		return err
 	})
 	if err != nil {
-		return err
+		return store.Page{}, err
 	}
 	if page.Incidents == nil {
 		page.Incidents = []store.Incident{}
 	}
-	return c.JSON(http.StatusOK, listResponse{Incidents: page.Incidents, Next: page.Next})
+	return page, nil
 }
 
 func (s *Server) get(c echo.Context) error {
@@ -342,14 +367,10 @@ type resolveRequest struct {
 	Summary string `json:"summary"`
 }
 
-// transition runs one state change on an existing incident and answers
-// with the incident as it is afterwards.
-func (s *Server) transition(c echo.Context, fn func(ch *change) error) error {
-	return s.transitionStatus(c, http.StatusOK, fn)
-}
-
-// transitionStatus is transition answering with status.
-func (s *Server) transitionStatus(c echo.Context, status int, fn func(ch *change) error) error {
+// changeIncident runs fn on the incident named by the path's id in one
+// transaction and returns the incident as it is afterwards: the one path
+// of every state change, for the API and the web forms.
+func (s *Server) changeIncident(c echo.Context, fn func(ch *change) error) (*incidentView, error) {
 	var view *incidentView
 	err := s.write(c, func(tx store.Tx) error {
 		inc, err := tx.Incident(c.Param("id"))
@@ -367,9 +388,9 @@ func (s *Server) transitionStatus(c echo.Context, status int, fn func(ch *change
 		return err
 	})
 	if err != nil {
-		return unknownIncident(c, err)
+		return nil, unknownIncident(c, err)
 	}
-	return c.JSON(status, view)
+	return view, nil
 }
 
 func (s *Server) ack(c echo.Context) error {
@@ -377,11 +398,20 @@ func (s *Server) ack(c echo.Context) error {
 	if err := s.bindStrict(c, &req, true); err != nil {
 		return err
 	}
-	by, err := actor(c, "by", req.By)
+	view, err := s.doAck(c, req)
 	if err != nil {
 		return err
 	}
-	return s.transition(c, func(ch *change) error {
+	return c.JSON(http.StatusOK, view)
+}
+
+// doAck acknowledges the incident named by the path's id.
+func (s *Server) doAck(c echo.Context, req ackRequest) (*incidentView, error) {
+	by, err := actor(c, "by", req.By)
+	if err != nil {
+		return nil, err
+	}
+	return s.changeIncident(c, func(ch *change) error {
 		switch ch.inc.Status {
 		case store.StatusAcknowledged:
 			return errorf(http.StatusConflict, "%s was already acknowledged by %s at %s", ch.inc.ID, ch.inc.AcknowledgedBy, ch.inc.AcknowledgedAt.Format(timeFormat))
@@ -397,14 +427,23 @@ func (s *Server) resolve(c echo.Context) error {
 	if err := s.bindStrict(c, &req, true); err != nil {
 		return err
 	}
-	if err := checkText("summary", req.Summary, maxText, false); err != nil {
-		return err
-	}
-	by, err := actor(c, "by", req.By)
+	view, err := s.doResolve(c, req)
 	if err != nil {
 		return err
 	}
-	return s.transition(c, func(ch *change) error {
+	return c.JSON(http.StatusOK, view)
+}
+
+// doResolve resolves the incident named by the path's id.
+func (s *Server) doResolve(c echo.Context, req resolveRequest) (*incidentView, error) {
+	if err := checkText("summary", req.Summary, maxText, false); err != nil {
+		return nil, err
+	}
+	by, err := actor(c, "by", req.By)
+	if err != nil {
+		return nil, err
+	}
+	return s.changeIncident(c, func(ch *change) error {
 		if ch.inc.Status == store.StatusResolved {
 			return errorf(http.StatusConflict, "%s was already resolved by %s at %s", ch.inc.ID, ch.inc.ResolvedBy, ch.inc.ResolvedAt.Format(timeFormat))
 		}

@@ -31,22 +31,31 @@ func (s *Server) setRoles(c echo.Context) error {
 	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
+	view, err := s.doSetRoles(c, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, view)
+}
+
+// doSetRoles sets the roles of the incident named by the path's id.
+func (s *Server) doSetRoles(c echo.Context, req rolesRequest) (*incidentView, error) {
 	if req.RecoveryLead == nil && req.CommsLead == nil {
-		return badRequest("recovery_lead, comms_lead: give at least one")
+		return nil, badRequest("recovery_lead, comms_lead: give at least one")
 	}
 	for field, v := range map[string]*string{"recovery_lead": req.RecoveryLead, "comms_lead": req.CommsLead} {
 		if v != nil {
 			if err := checkText(field, *v, maxLabelName, false); err != nil {
-				return err
+				return nil, err
 			}
 			*v = strings.TrimSpace(*v)
 		}
 	}
 	by, err := actor(c, "by", req.By)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.transition(c, func(ch *change) error {
+	return s.changeIncident(c, func(ch *change) error {
 		if ch.inc.Status == store.StatusResolved {
 			return errorf(http.StatusConflict, "%s is resolved: roles can no longer change", ch.inc.ID)
 		}
@@ -95,22 +104,32 @@ func (s *Server) postUpdate(c echo.Context) error {
 	if err := s.bindStrict(c, &req, false); err != nil {
 		return err
 	}
-	if err := checkText("text", req.Text, maxText, true); err != nil {
+	view, err := s.doPostUpdate(c, req)
+	if err != nil {
 		return err
+	}
+	return c.JSON(http.StatusCreated, view)
+}
+
+// doPostUpdate records a progress update on the incident named by the
+// path's id.
+func (s *Server) doPostUpdate(c echo.Context, req updateRequest) (*incidentView, error) {
+	if err := checkText("text", req.Text, maxText, true); err != nil {
+		return nil, err
 	}
 	now := s.now()
 	if req.ETA != nil {
 		eta := req.ETA.UTC()
 		if !eta.After(now) {
-			return badRequest("eta: %s is not in the future (now is %s)", eta.Format(timeFormat), now.Format(timeFormat))
+			return nil, badRequest("eta: %s is not in the future (now is %s)", eta.Format(timeFormat), now.Format(timeFormat))
 		}
 		req.ETA = &eta
 	}
 	by, err := actor(c, "by", req.By)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	return s.transitionStatus(c, http.StatusCreated, func(ch *change) error {
+	return s.changeIncident(c, func(ch *change) error {
 		if ch.inc.Status == store.StatusResolved {
 			return errorf(http.StatusConflict, "%s is resolved: post a note in the post-mortem instead", ch.inc.ID)
 		}

@@ -97,6 +97,10 @@ type Server struct {
 	tokens  []hashedToken
 	metrics *metrics
 	echo    *echo.Echo
+	// sessionKey signs the web pages' session cookies; pages are their
+	// templates.
+	sessionKey []byte
+	pages      pages
 }
 
 type hashedToken struct {
@@ -122,7 +126,15 @@ func New(cfg Config, d Deps) *Server {
 		log:     d.Log,
 		now:     func() time.Time { return d.Now().UTC() },
 		metrics: newMetrics(d.Registry, d.Store),
+
+		sessionKey: sessionKey(),
 	}
+	pg, err := newPages()
+	if err != nil {
+		// The templates are embedded in the binary: every test catches this.
+		panic(err)
+	}
+	s.pages = pg
 	for _, t := range cfg.Tokens {
 		ht := hashedToken{name: t.Name, sum: sha256.Sum256([]byte(t.Value)), scopes: map[string]bool{},
 			limiter: newTokenLimiter(t.RatePerSecond, t.Burst)}
@@ -163,6 +175,7 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/incidents/:id/updates", s.postUpdate, s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
+	s.webRoutes(e)
 	s.echo = e
 	return s
 }
@@ -182,36 +195,55 @@ func (s *Server) auth(scope string) echo.MiddlewareFunc {
 				return next(c)
 			}
 			h := c.Request().Header.Get(echo.HeaderAuthorization)
+			if h == "" && (c.Request().Method == http.MethodGet || c.Request().Method == http.MethodHead) {
+				// A browser logged in to the pages reads the API with its
+				// session (the post-mortem link): reads only, so that no
+				// other site can make it write without a CSRF token.
+				if sess := s.readSession(c.Request()); sess != nil && sess.token != nil {
+					return s.admitToken(c, next, sess.token, scope)
+				}
+			}
 			scheme, presented, _ := strings.Cut(strings.TrimSpace(h), " ")
 			presented = strings.TrimSpace(presented)
 			if !strings.EqualFold(scheme, "Bearer") || presented == "" {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder"`)
 				return errorf(http.StatusUnauthorized, "missing bearer token: send Authorization: Bearer <token>")
 			}
-			sum := sha256.Sum256([]byte(presented))
-			var found *hashedToken
-			for i := range s.tokens {
-				// Compare against every token, without stopping early, so the
-				// time taken says nothing about which token came close.
-				if subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:]) == 1 {
-					found = &s.tokens[i]
-				}
-			}
+			found := s.findToken(presented)
 			if found == nil {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="responder", error="invalid_token"`)
 				return errorf(http.StatusUnauthorized, "invalid bearer token")
 			}
-			// Every request made with the token counts, allowed or not.
-			if err := s.limit(c, found); err != nil {
-				return err
-			}
-			if !found.scopes[scope] {
-				return errorf(http.StatusForbidden, "token %q lacks the %q scope", found.name, scope)
-			}
-			c.Set(ctxTokenName, found.name)
-			return next(c)
+			return s.admitToken(c, next, found, scope)
 		}
 	}
+}
+
+// admitToken lets a request made with tok through when tok has scope.
+func (s *Server) admitToken(c echo.Context, next echo.HandlerFunc, tok *hashedToken, scope string) error {
+	// Every request made with the token counts, allowed or not.
+	if err := s.limit(c, tok); err != nil {
+		return err
+	}
+	if !tok.scopes[scope] {
+		return errorf(http.StatusForbidden, "token %q lacks the %q scope", tok.name, scope)
+	}
+	c.Set(ctxTokenName, tok.name)
+	return next(c)
+}
+
+// findToken is the configured token whose value is presented, or nil. It
+// compares a hash of it with every token in constant time, without
+// stopping early, so the time taken says nothing about which came close.
+func (s *Server) findToken(presented string) *hashedToken {
+	sum := sha256.Sum256([]byte(presented))
+	var found *hashedToken
+	for i := range s.tokens {
+		if subtle.ConstantTimeCompare(sum[:], s.tokens[i].sum[:]) == 1 {
+			found = &s.tokens[i]
+		}
+	}
+	return found
 }
 
 // admit sheds webhook requests beyond MaxIngestInFlight with a 503 and

@@ -1,0 +1,173 @@
+package handlers
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// Sessions of the web pages. A session cookie holds a random session id,
+// the name of the token that logged in ("" before login) and an expiry,
+// signed with HMAC-SHA256 under a key drawn at random when the process
+// starts: the token itself never leaves the login form, and a restart logs
+// everyone out. The scopes are the token's, looked up by name on every
+// request, so a token removed from the configuration stops working at the
+// next restart.
+const (
+	sessionCookie = "responder_session"
+	// sessionTTL is how long a login lasts: an incident shift.
+	sessionTTL = 12 * time.Hour
+	csrfField  = "csrf"
+)
+
+// session is a verified session cookie.
+type session struct {
+	id      string
+	name    string // the token's name; "" when not logged in
+	expires time.Time
+	token   *hashedToken // nil when not logged in
+}
+
+// sessionKey draws the per-process key that signs session cookies.
+func sessionKey() []byte {
+	k := make([]byte, 32)
+	// crypto/rand.Read never fails on the platforms Go supports (it
+	// crashes the program instead).
+	_, _ = rand.Read(k)
+	return k
+}
+
+func (s *Server) sign(parts ...string) string {
+	m := hmac.New(sha256.New, s.sessionKey)
+	for _, p := range parts {
+		m.Write([]byte(p))
+		m.Write([]byte{0})
+	}
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// newSession starts a session for the token named name ("" for a visitor
+// not logged in) and sets its cookie.
+func (s *Server) newSession(c echo.Context, name string) *session {
+	id := make([]byte, 16)
+	_, _ = rand.Read(id)
+	sess := &session{id: base64.RawURLEncoding.EncodeToString(id), name: name, expires: s.now().Add(sessionTTL)}
+	if name != "" {
+		sess.token = s.tokenNamed(name)
+	}
+	exp := strconv.FormatInt(sess.expires.Unix(), 10)
+	enc := base64.RawURLEncoding.EncodeToString([]byte(name))
+	value := strings.Join([]string{"v1", sess.id, exp, enc, s.sign("session", sess.id, exp, name)}, ".")
+	//nolint:gosec // G124: Secure is off only over plain HTTP from a loopback peer (see secureCookie)
+	c.SetCookie(&http.Cookie{
+		Name: sessionCookie, Value: value, Path: "/",
+		Expires: sess.expires, MaxAge: int(sessionTTL.Seconds()),
+		Secure: secureCookie(c.Request()), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+	return sess
+}
+
+// endSession clears the session cookie.
+func (s *Server) endSession(c echo.Context) {
+	//nolint:gosec // G124: as in newSession
+	c.SetCookie(&http.Cookie{
+		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		Secure: secureCookie(c.Request()), HttpOnly: true, SameSite: http.SameSiteStrictMode,
+	})
+}
+
+// readSession is the request's session when its cookie is well signed,
+// not expired, and (when logged in) names a configured token; else nil.
+func (s *Server) readSession(r *http.Request) *session {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return nil
+	}
+	parts := strings.Split(ck.Value, ".")
+	if len(parts) != 5 || parts[0] != "v1" {
+		return nil
+	}
+	name, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil {
+		return nil
+	}
+	want := s.sign("session", parts[1], parts[2], string(name))
+	if !hmac.Equal([]byte(want), []byte(parts[4])) {
+		return nil
+	}
+	exp, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil || !s.now().Before(time.Unix(exp, 0)) {
+		return nil
+	}
+	sess := &session{id: parts[1], name: string(name), expires: time.Unix(exp, 0).UTC()}
+	if sess.name != "" {
+		if sess.token = s.tokenNamed(sess.name); sess.token == nil {
+			return nil
+		}
+	}
+	return sess
+}
+
+func (s *Server) tokenNamed(name string) *hashedToken {
+	for i := range s.tokens {
+		if s.tokens[i].name == name {
+			return &s.tokens[i]
+		}
+	}
+	return nil
+}
+
+// csrfToken is the anti-forgery token of a session: every form carries it
+// and every POST must send it back.
+func (s *Server) csrfToken(sess *session) string {
+	return s.sign("csrf", sess.id)
+}
+
+// checkCSRF refuses a form post that does not carry its session's token,
+// or that a browser says came from another site.
+func (s *Server) checkCSRF(c echo.Context, sess *session) error {
+	r := c.Request()
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return errorf(http.StatusForbidden, "cross-site form post refused (Sec-Fetch-Site: %s): use the form on this site", shorten(site, 32))
+	}
+	from := r.Header.Get("Origin")
+	if from == "" {
+		from = r.Header.Get("Referer")
+	}
+	if from != "" {
+		u, err := url.Parse(from)
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
+			return errorf(http.StatusForbidden, "form post from another origin refused: use the form on this site")
+		}
+	}
+	got := r.PostFormValue(csrfField)
+	if sess == nil || got == "" || !hmac.Equal([]byte(got), []byte(s.csrfToken(sess))) {
+		return errorf(http.StatusForbidden, "the form's security token is missing or does not match your session (expired, or the page is old): reload the page and send the form again")
+	}
+	return nil
+}
+
+// secureCookie reports whether a cookie set in answer to r must be Secure:
+// always, except over plain HTTP from a loopback peer (the loopback
+// default with no TLS), where a browser would otherwise drop it. A daemon
+// reached from other hosts sits behind TLS.
+func secureCookie(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip == nil || !ip.IsLoopback()
+}

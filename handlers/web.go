@@ -1,0 +1,498 @@
+package handlers
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// The web pages: server-rendered with html/template, which escapes
+// everything an alert or a person wrote; the stylesheet and the one small
+// script are embedded files, so a strict Content-Security-Policy holds.
+//
+//go:embed web/templates/*.html web/static/*
+var webFiles embed.FS
+
+const ctxSession = "responder.session"
+
+// pages are the parsed page templates by name.
+type pages map[string]*template.Template
+
+func newPages() (pages, error) {
+	funcs := template.FuncMap{
+		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"sevRank": func(sev string) string { return strings.ToLower(sev) },
+	}
+	base, err := template.New("layout.html").Funcs(funcs).ParseFS(webFiles, "web/templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("parse layout: %w", err)
+	}
+	names, err := fs.Glob(webFiles, "web/templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("list page templates: %w", err)
+	}
+	p := pages{}
+	for _, n := range names {
+		short := strings.TrimSuffix(strings.TrimPrefix(n, "web/templates/"), ".html")
+		if short == "layout" {
+			continue
+		}
+		t, err := template.Must(base.Clone()).ParseFS(webFiles, n)
+		if err != nil {
+			return nil, fmt.Errorf("parse page %s: %w", short, err)
+		}
+		p[short] = t
+	}
+	return p, nil
+}
+
+// pageData is what every page gets besides its own content.
+type pageData struct {
+	Title    string
+	User     string // the token's name; "" when not logged in
+	LoggedIn bool
+	CSRF     string
+	Now      time.Time
+	Page     any
+}
+
+// webRoutes registers the pages on e.
+func (s *Server) webRoutes(e *echo.Echo) {
+	static, err := fs.Sub(webFiles, "web/static")
+	if err != nil {
+		panic(fmt.Sprintf("embedded static files: %v", err)) // a build mistake, caught by every test
+	}
+	assets := http.StripPrefix("/static/", http.FileServer(http.FS(static)))
+	e.GET("/static/*", echo.WrapHandler(assets), pageHeaders)
+
+	e.GET("/login", s.loginPage, pageHeaders, s.session(""))
+	e.POST("/login", s.login, pageHeaders, s.session(""))
+	e.POST("/logout", s.logout, pageHeaders, s.session(""))
+	e.GET("/", s.listPage, pageHeaders, s.session(ScopeRead))
+	e.GET("/new", s.newPage, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents", s.declareForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/drills", s.drillForm, pageHeaders, s.session(ScopeWrite))
+	e.GET("/incidents/:id", s.incidentPage, pageHeaders, s.session(ScopeRead))
+	e.POST("/incidents/:id/ack", s.ackForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/roles", s.rolesForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/updates", s.updateForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/resolve", s.resolveForm, pageHeaders, s.session(ScopeWrite))
+}
+
+// pageHeaders sets the security headers of every page and asset.
+func pageHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// session gives every visitor a session (a new one when the cookie is
+// missing or invalid), checks the CSRF token of every POST, then the
+// scope: a visitor not logged in goes to the login page. With no tokens
+// configured (loopback only) every visitor has every scope, as in the API.
+func (s *Server) session(scope string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			sess := s.readSession(c.Request())
+			if c.Request().Method == http.MethodPost {
+				if err := s.readForm(c); err != nil {
+					return s.errorPage(c, err)
+				}
+				if err := s.checkCSRF(c, sess); err != nil {
+					return s.errorPage(c, err)
+				}
+			}
+			if sess == nil {
+				sess = s.newSession(c, "")
+			}
+			c.Set(ctxSession, sess)
+			if scope == "" || len(s.tokens) == 0 {
+				return next(c)
+			}
+			if sess.token == nil {
+				if c.Request().Method == http.MethodGet {
+					return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+				}
+				return s.errorPage(c, errorf(http.StatusUnauthorized, "log in first: your session has ended"))
+			}
+			if err := s.limit(c, sess.token); err != nil {
+				return s.errorPage(c, err)
+			}
+			if !sess.token.scopes[scope] {
+				return s.errorPage(c, errorf(http.StatusForbidden, "token %q lacks the %q scope: log in with a token that has it", sess.name, scope))
+			}
+			c.Set(ctxTokenName, sess.name)
+			return next(c)
+		}
+	}
+}
+
+// readForm parses a form post within the body limit.
+func (s *Server) readForm(c echo.Context) error {
+	r := c.Request()
+	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationForm) {
+		return errorf(http.StatusUnsupportedMediaType, "content type %q: send the form", ct)
+	}
+	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.BodyLimit)
+	if err := r.ParseForm(); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errorf(http.StatusRequestEntityTooLarge, "form is over the limit of %d bytes", s.cfg.BodyLimit)
+		}
+		return badRequest("read form: %v", err)
+	}
+	return nil
+}
+
+func sessionOf(c echo.Context) *session {
+	sess, _ := c.Get(ctxSession).(*session)
+	return sess
+}
+
+// render writes page name with status.
+func (s *Server) render(c echo.Context, status int, name, title string, page any) error {
+	sess := sessionOf(c)
+	d := pageData{Title: title, Now: s.now(), Page: page}
+	if sess != nil {
+		d.User, d.LoggedIn, d.CSRF = sess.name, sess.token != nil, s.csrfToken(sess)
+	}
+	t, ok := s.pages[name]
+	if !ok {
+		return fmt.Errorf("no page template %q", name)
+	}
+	var b bytes.Buffer
+	if err := t.ExecuteTemplate(&b, "layout.html", d); err != nil {
+		return fmt.Errorf("render page %s: %w", name, err)
+	}
+	return c.HTMLBlob(status, b.Bytes())
+}
+
+// errorPage answers with the status and message the API would give for
+// err, as a page.
+func (s *Server) errorPage(c echo.Context, err error) error {
+	status, msg := s.statusOf(err, c)
+	return s.render(c, status, "error", http.StatusText(status), struct {
+		Status  int
+		Message string
+	}{status, msg})
+}
+
+type loginData struct {
+	Next  string
+	Error string
+	// PlainHTTP: the page came over plain HTTP from another host, where a
+	// browser drops the Secure session cookie.
+	PlainHTTP bool
+}
+
+func (s *Server) loginPage(c echo.Context) error {
+	return s.showLogin(c, http.StatusOK, safeNext(c.QueryParam("next")), "")
+}
+
+func (s *Server) showLogin(c echo.Context, status int, next, msg string) error {
+	r := c.Request()
+	return s.render(c, status, "login", "Log in", loginData{Next: next, Error: msg, PlainHTTP: r.TLS == nil && secureCookie(r)})
+}
+
+// login checks the token like the API does and starts a logged-in session
+// under a new id.
+func (s *Server) login(c echo.Context) error {
+	next := safeNext(postValue(c, "next"))
+	if len(s.tokens) == 0 {
+		return c.Redirect(http.StatusSeeOther, next)
+	}
+	tok := s.findToken(strings.TrimSpace(postValue(c, "token")))
+	if tok == nil {
+		return s.showLogin(c, http.StatusUnauthorized, next, "invalid token")
+	}
+	if err := s.limit(c, tok); err != nil {
+		_, msg := s.statusOf(err, c)
+		return s.showLogin(c, http.StatusTooManyRequests, next, msg)
+	}
+	if !tok.scopes[ScopeRead] {
+		return s.showLogin(c, http.StatusForbidden, next, fmt.Sprintf("token %q lacks the %q scope: the pages need it", tok.name, ScopeRead))
+	}
+	s.newSession(c, tok.name)
+	s.log.Info().Str("token", tok.name).Str("remote", c.RealIP()).Msg("web login")
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *Server) logout(c echo.Context) error {
+	s.endSession(c)
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// safeNext keeps a post-login redirect on this site: a path, never
+// //host or a scheme.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return "/"
+	}
+	return next
+}
+
+// listRow is one incident in the list.
+type listRow struct {
+	store.Incident
+	Age string
+}
+
+type listData struct {
+	Rows     []listRow
+	Status   string
+	Severity string
+	Next     string
+	Statuses []string
+	Sevs     []string
+	Query    string
+}
+
+// listPage shows incidents, open and acknowledged ones first, each group
+// newest first, filtered like GET /api/v1/incidents.
+func (s *Server) listPage(c echo.Context) error {
+	page, err := s.listIncidents(c)
+	if err != nil {
+		return s.errorPage(c, err)
+	}
+	incs := page.Incidents
+	sort.SliceStable(incs, func(i, j int) bool {
+		return incs[i].Status != store.StatusResolved && incs[j].Status == store.StatusResolved
+	})
+	d := listData{Status: c.QueryParam("status"), Severity: c.QueryParam("severity"),
+		Statuses: []string{string(store.StatusOpen), string(store.StatusAcknowledged), string(store.StatusResolved)},
+		Sevs:     severityNames(), Query: c.Request().URL.RawQuery}
+	if page.Next != "" {
+		q := c.Request().URL.Query()
+		q.Set("before", page.Next)
+		d.Next = "/?" + q.Encode()
+	}
+	now := s.now()
+	for _, inc := range incs {
+		d.Rows = append(d.Rows, listRow{Incident: inc, Age: age(now.Sub(inc.CreatedAt))})
+	}
+	return s.render(c, http.StatusOK, "list", "Incidents", d)
+}
+
+func severityNames() []string {
+	var out []string
+	for _, sev := range policy.Severities() {
+		out = append(out, sev.String())
+	}
+	return out
+}
+
+// age is a duration in words a person reads at a glance: 45s, 12m, 3h 4m, 2d 5h.
+func age(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "0s"
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d.Minutes()))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh %dm", int(d.Hours()), int(d.Minutes())%60)
+	}
+	return fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+type newData struct {
+	Scenarios []string
+	Sevs      []string
+	Form      string // the form that failed: declare or drill
+	Error     string
+	Values    url.Values
+}
+
+func (s *Server) newPage(c echo.Context) error {
+	return s.render(c, http.StatusOK, "new", "Declare an incident", s.newData("", "", nil))
+}
+
+func (s *Server) newData(form, msg string, v url.Values) newData {
+	names := make([]string, 0, len(s.cfg.Scenarios))
+	for n := range s.cfg.Scenarios {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if v == nil {
+		v = url.Values{}
+	}
+	return newData{Scenarios: names, Sevs: severityNames(), Form: form, Error: msg, Values: v}
+}
+
+// newFailed shows the declare page again with the error beside the form
+// that failed, answering with the status the API would give.
+func (s *Server) newFailed(c echo.Context, form string, err error) error {
+	status, msg := s.statusOf(err, c)
+	return s.render(c, status, "new", "Declare an incident", s.newData(form, msg, c.Request().PostForm))
+}
+
+func (s *Server) declareForm(c echo.Context) error {
+	lbls, err := parseLabels(postValue(c, "labels"))
+	if err != nil {
+		return s.newFailed(c, "declare", err)
+	}
+	view, _, err := s.declareFrom(c, declareRequest{
+		Title:          postValue(c, "title"),
+		Severity:       postValue(c, "severity"),
+		Description:    postValue(c, "description"),
+		Labels:         lbls,
+		CustomerImpact: postValue(c, "customer_impact") == "on",
+		DeclaredBy:     postValue(c, "declared_by"),
+	})
+	if err != nil {
+		return s.newFailed(c, "declare", err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/incidents/"+view.ID)
+}
+
+func (s *Server) drillForm(c echo.Context) error {
+	view, _, err := s.drillFrom(c, drillRequest{
+		Scenario: postValue(c, "scenario"),
+		Severity: postValue(c, "severity"),
+		By:       postValue(c, "by"),
+	})
+	if err != nil {
+		return s.newFailed(c, "drill", err)
+	}
+	return c.Redirect(http.StatusSeeOther, "/incidents/"+view.ID)
+}
+
+// parseLabels reads labels written one name=value per line.
+func parseLabels(text string) (map[string]string, error) {
+	lbls := map[string]string{}
+	for i, line := range strings.Split(strings.ReplaceAll(text, "\r\n", "\n"), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, badRequest("labels: line %d %q: write name=value", i+1, shorten(line, 64))
+		}
+		lbls[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return lbls, nil
+}
+
+type incidentData struct {
+	*incidentView
+	Form   string // the form that failed: ack, roles, update, resolve
+	Error  string
+	Values url.Values
+	// Failed counts the notifications that could not be delivered.
+	Failed        int
+	PostmortemURL string
+}
+
+func (s *Server) incidentPage(c echo.Context) error {
+	return s.showIncident(c, http.StatusOK, "", "")
+}
+
+// showIncident renders the incident page, with msg beside form when a
+// form failed.
+func (s *Server) showIncident(c echo.Context, status int, form, msg string) error {
+	var view *incidentView
+	err := s.store.View(c.Request().Context(), func(tx store.Tx) error {
+		var err error
+		view, err = loadView(tx, c.Param("id"))
+		return err
+	})
+	if err != nil {
+		return s.errorPage(c, unknownIncident(c, err))
+	}
+	d := incidentData{incidentView: view, Form: form, Error: msg, Values: c.Request().PostForm,
+		PostmortemURL: "/api/v1/incidents/" + view.ID + "/postmortem"}
+	if d.Values == nil {
+		d.Values = url.Values{}
+	}
+	for _, n := range view.Notifications {
+		if n.State == store.IntentFailed {
+			d.Failed++
+		}
+	}
+	return s.render(c, status, "incident", view.ID+" "+view.Title, d)
+}
+
+// formDone sends the browser back to the incident after a change, or shows
+// the page again with the error beside the form that failed.
+func (s *Server) formDone(c echo.Context, form string, err error) error {
+	if err != nil {
+		status, msg := s.statusOf(err, c)
+		return s.showIncident(c, status, form, msg)
+	}
+	return c.Redirect(http.StatusSeeOther, "/incidents/"+url.PathEscape(c.Param("id")))
+}
+
+func (s *Server) ackForm(c echo.Context) error {
+	_, err := s.doAck(c, ackRequest{By: postValue(c, "by")})
+	return s.formDone(c, "ack", err)
+}
+
+func (s *Server) resolveForm(c echo.Context) error {
+	_, err := s.doResolve(c, resolveRequest{By: postValue(c, "by"), Summary: postValue(c, "summary")})
+	return s.formDone(c, "resolve", err)
+}
+
+// rolesForm sets the roles filled in; an empty field keeps its holder.
+func (s *Server) rolesForm(c echo.Context) error {
+	req := rolesRequest{By: postValue(c, "by")}
+	if v := postValue(c, "recovery_lead"); strings.TrimSpace(v) != "" {
+		req.RecoveryLead = &v
+	}
+	if v := postValue(c, "comms_lead"); strings.TrimSpace(v) != "" {
+		req.CommsLead = &v
+	}
+	_, err := s.doSetRoles(c, req)
+	return s.formDone(c, "roles", err)
+}
+
+func (s *Server) updateForm(c echo.Context) error {
+	req := updateRequest{Text: postValue(c, "text"), By: postValue(c, "by")}
+	if v := strings.TrimSpace(postValue(c, "eta")); v != "" {
+		eta, err := parseFormTime(v)
+		if err != nil {
+			return s.formDone(c, "update", err)
+		}
+		req.ETA = &eta
+	}
+	_, err := s.doPostUpdate(c, req)
+	return s.formDone(c, "update", err)
+}
+
+// parseFormTime reads a time typed in UTC: a datetime-local value
+// (2026-11-22T03:04), the same with a space, or RFC 3339.
+func parseFormTime(v string) (time.Time, error) {
+	for _, layout := range []string{"2006-01-02T15:04", "2006-01-02 15:04", time.RFC3339} {
+		if t, err := time.ParseInLocation(layout, v, time.UTC); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, badRequest("eta: %q is not a time like 2026-11-22 03:04 (UTC)", shorten(v, 64))
+}
+
+// postValue is a field of the posted form; the query string never stands
+// in for one.
+func postValue(c echo.Context, name string) string {
+	return c.Request().PostFormValue(name)
+}
