@@ -15,6 +15,7 @@ BENCHCOUNT ?= 1
 GOLANGCI_LINT_VERSION := 2.15.0
 GOLANGCI_LINT := $(GOBIN)/golangci-lint
 ALERTMANAGER  := /usr/bin/prometheus-alertmanager
+CHROMIUM      := /usr/bin/chromium
 
 .PHONY: build test vet lint fmt-check fuzz fuzz-short bench bench-go bench-load check-config deps tools debian bbolt-cli crash-test clean
 
@@ -23,8 +24,9 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/responder ./cmd/responder
 
 ## test: everything CI checks: formatting, vet, lint, race tests (including the
-## real-Alertmanager end-to-end test, 5 kill -9 cycles of the crash harness and
-## the fsync order under strace), each fuzz target briefly, example config
+## real-Alertmanager end-to-end test, the web pages in headless Chromium, 5
+## kill -9 cycles of the crash harness and the fsync order under strace), each
+## fuzz target briefly, example config
 test: deps fmt-check vet lint
 	RESPONDER_BBOLT_CLI=$(GOBIN)/bbolt $(GO) test -race -count=1 ./...
 	$(MAKE) --no-print-directory fuzz-short
@@ -85,12 +87,14 @@ tools:
 	fi
 
 ## debian: the Debian packages the tests run: prometheus-alertmanager (the
-## end-to-end test) and strace (the fsync-before-answer order); one
-## apt-get update, and only when one is missing
+## end-to-end test), strace (the fsync-before-answer order) and chromium (the
+## browser test of the web pages); one apt-get update, and only when one is
+## missing
 debian:
 	@missing=; \
 	{ [ -x $(ALERTMANAGER) ] && command -v amtool >/dev/null; } || missing="$$missing prometheus-alertmanager"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
+	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian:$$missing"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
