@@ -233,7 +233,7 @@ func (s *Server) login(c echo.Context) error {
 		return s.showLogin(c, http.StatusForbidden, next, fmt.Sprintf("token %q lacks the %q scope: the pages need it", tok.name, ScopeRead))
 	}
 	s.newSession(c, tok.name)
-	s.log.Info().Str("token", tok.name).Str("remote", c.RealIP()).Msg("web login")
+	s.log.Info().Str("token_name", tok.name).Str("remote", c.RealIP()).Msg("web login")
 	return c.Redirect(http.StatusSeeOther, next)
 }
 
