@@ -393,18 +393,6 @@ func (s *Server) changeIncident(c echo.Context, fn func(ch *change) error) (*inc
 	return view, nil
 }
 
-func (s *Server) ack(c echo.Context) error {
-	var req ackRequest
-	if err := s.bindStrict(c, &req, true); err != nil {
-		return err
-	}
-	view, err := s.doAck(c, req)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, view)
-}
-
 // doAck acknowledges the incident named by the path's id.
 func (s *Server) doAck(c echo.Context, req ackRequest) (*incidentView, error) {
 	by, err := actor(c, "by", req.By)
@@ -420,18 +408,6 @@ func (s *Server) doAck(c echo.Context, req ackRequest) (*incidentView, error) {
 		}
 		return ch.acknowledge(by)
 	})
-}
-
-func (s *Server) resolve(c echo.Context) error {
-	var req resolveRequest
-	if err := s.bindStrict(c, &req, true); err != nil {
-		return err
-	}
-	view, err := s.doResolve(c, req)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, view)
 }
 
 // doResolve resolves the incident named by the path's id.

@@ -24,21 +24,9 @@ type rolesRequest struct {
 	By           string  `json:"by"`
 }
 
-// setRoles sets the Recovery Lead and the Communications Lead. A field left
-// out keeps its current holder; the two must be different people.
-func (s *Server) setRoles(c echo.Context) error {
-	var req rolesRequest
-	if err := s.bindStrict(c, &req, false); err != nil {
-		return err
-	}
-	view, err := s.doSetRoles(c, req)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, view)
-}
-
-// doSetRoles sets the roles of the incident named by the path's id.
+// doSetRoles sets the Recovery Lead and the Communications Lead of the
+// incident named by the path's id. A field left out keeps its current
+// holder; the two must be different people.
 func (s *Server) doSetRoles(c echo.Context, req rolesRequest) (*incidentView, error) {
 	if req.RecoveryLead == nil && req.CommsLead == nil {
 		return nil, badRequest("recovery_lead, comms_lead: give at least one")
@@ -96,23 +84,10 @@ type updateRequest struct {
 	By   string     `json:"by"`
 }
 
-// postUpdate records a progress update: in the timeline, in the incident's
-// thread (and mail when policy lists "update"), the ETA on the incident,
-// and the update reminder's clock reset.
-func (s *Server) postUpdate(c echo.Context) error {
-	var req updateRequest
-	if err := s.bindStrict(c, &req, false); err != nil {
-		return err
-	}
-	view, err := s.doPostUpdate(c, req)
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, view)
-}
-
 // doPostUpdate records a progress update on the incident named by the
-// path's id.
+// path's id: in the timeline, in the incident's thread (and mail when
+// policy lists "update"), the ETA on the incident, and the update
+// reminder's clock reset.
 func (s *Server) doPostUpdate(c echo.Context, req updateRequest) (*incidentView, error) {
 	if err := checkText("text", req.Text, maxText, true); err != nil {
 		return nil, err

@@ -169,15 +169,32 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))
-	api.POST("/incidents/:id/ack", s.ack, s.auth(ScopeWrite))
-	api.POST("/incidents/:id/resolve", s.resolve, s.auth(ScopeWrite))
-	api.PUT("/incidents/:id/roles", s.setRoles, s.auth(ScopeWrite))
-	api.POST("/incidents/:id/updates", s.postUpdate, s.auth(ScopeWrite))
+	api.POST("/incidents/:id/ack", jsonChange(s, true, http.StatusOK, s.doAck), s.auth(ScopeWrite))
+	api.POST("/incidents/:id/resolve", jsonChange(s, true, http.StatusOK, s.doResolve), s.auth(ScopeWrite))
+	api.PUT("/incidents/:id/roles", jsonChange(s, false, http.StatusOK, s.doSetRoles), s.auth(ScopeWrite))
+	api.POST("/incidents/:id/updates", jsonChange(s, false, http.StatusCreated, s.doPostUpdate), s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
 	s.webRoutes(e)
 	s.echo = e
 	return s
+}
+
+// jsonChange is the JSON API's side of a change to one incident: the body
+// decoded strictly into R (it may be empty when emptyOK), the change made
+// by do (the web forms call the same do), the incident answered.
+func jsonChange[R any](s *Server, emptyOK bool, status int, do func(echo.Context, R) (*incidentView, error)) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		var req R
+		if err := s.bindStrict(c, &req, emptyOK); err != nil {
+			return err
+		}
+		view, err := do(c, req)
+		if err != nil {
+			return err
+		}
+		return c.JSON(status, view)
+	}
 }
 
 // Handler is the server as an http.Handler.
