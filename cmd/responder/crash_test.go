@@ -534,23 +534,7 @@ type crashIncident struct {
 
 func (h *crashHarness) get(t *testing.T, path string, v any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, h.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+h.token)
-	resp, err := h.client.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %v %s", path, resp.StatusCode, err, body)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		t.Fatalf("GET %s: %v", path, err)
-	}
+	e2eGetJSON(t, h.client, h.url, h.token, path, v)
 }
 
 // checkAPI: every group whose webhook got a 2xx is one incident holding

@@ -444,12 +444,19 @@ func (env *e2eEnv) amtoolAdd(t *testing.T, labels []string, annotation string, e
 // get fetches a Responder API path with the test's token into v.
 func (env *e2eEnv) get(t *testing.T, path string, v any) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, env.responderURL+path, nil)
+	e2eGetJSON(t, env.client, env.responderURL, env.token, path, v)
+}
+
+// e2eGetJSON fetches a Responder API path with a bearer token and decodes
+// the 200 answer into v; anything else fails the test.
+func e2eGetJSON(t *testing.T, client *http.Client, baseURL, token, path string, v any) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, baseURL+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.Header.Set("Authorization", "Bearer "+env.token)
-	resp, err := env.client.Do(req)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
