@@ -60,7 +60,7 @@ fuzz:
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./store/ ./handlers/
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./store/bolt/ ./handlers/
 
 bench-load:
 	@GO=$(GO) bash .ci/bench

@@ -13,7 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // benchBody is an Alertmanager webhook with 2 new alerts (numbered n),
@@ -65,7 +65,7 @@ func postBodies(b *testing.B, h http.Handler, posters int) {
 func BenchmarkIngestAlertmanager(b *testing.B) {
 	for _, posters := range []int{1, 64} {
 		b.Run(fmt.Sprintf("posters=%d", posters), func(b *testing.B) {
-			db, err := store.Open(filepath.Join(b.TempDir(), "responder.db"), store.Options{})
+			db, err := bolt.Open(filepath.Join(b.TempDir(), "responder.db"), bolt.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

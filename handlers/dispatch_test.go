@@ -14,12 +14,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 func TestBackoffIsCappedWithJitter(t *testing.T) {
@@ -174,7 +175,7 @@ func BenchmarkDispatchPass(b *testing.B) {
 // its content) and skipped for good; the intents around it are delivered.
 func TestUndecodableIntentIsSkipped(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "responder.db")
-	db, err := store.Open(path, store.Options{})
+	db, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,11 +203,11 @@ func TestUndecodableIntentIsSkipped(t *testing.T) {
 	// The second intent's value is damaged: a type no decoder takes, and
 	// text that must not reach the log.
 	const secretish = "xoxb-must-not-be-logged"
-	raw, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = raw.Update(func(tx *bolt.Tx) error {
+	err = raw.Update(func(tx *bbolt.Tx) error {
 		key := make([]byte, 8)
 		binary.BigEndian.PutUint64(key, 2)
 		return tx.Bucket([]byte("outbox")).Put(key, []byte(`{"seq":2,"text":"`+secretish+`","attempts":"many"}`))

@@ -20,6 +20,7 @@ import (
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // Tokens used by the tests; each carries a different set of scopes.
@@ -119,7 +120,7 @@ func (e *testEnv) flush() {
 type testEnv struct {
 	t       *testing.T
 	srv     *Server
-	db      *store.DB
+	db      *bolt.DB
 	path    string
 	notes   *recorder
 	mu      sync.Mutex
@@ -135,7 +136,7 @@ type envSetup struct {
 	path      *string // the store file; a new one in a temp dir by default
 	cfg       *Config
 	deps      *Deps
-	store     *store.Options
+	store     *bolt.Options
 	dispatch  *DispatchConfig
 	notifiers *[]integrations.Notifier
 	// dispatchClock is the dispatcher's clock: e.dispatchClock unless an
@@ -165,7 +166,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	cfg.Routes = Routes{Log: true}
 	deps := Deps{Policy: testPolicy(t), Log: zerolog.Nop(), Now: e.clock}
-	var so store.Options
+	var so bolt.Options
 	var dc DispatchConfig
 	notifiers := []integrations.Notifier{e.notes}
 	dclock := e.dispatchClock
@@ -174,7 +175,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock})
 	}
 	e.tokens = len(cfg.Tokens) > 0
-	db, err := store.Open(e.path, so)
+	db, err := bolt.Open(e.path, so)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

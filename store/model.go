@@ -1,7 +1,3 @@
-// Package store keeps incidents, their alerts and timelines in an embedded
-// bbolt file. Handlers reach it through Update and View with a Tx; every
-// Update is one transaction, committed together with other concurrent ones
-// (group commit) and durable on disk before Update returns.
 package store
 
 import (
@@ -214,13 +210,6 @@ type UndecodableError struct {
 
 func (e *UndecodableError) Error() string {
 	return fmt.Sprintf("%d outbox intents cannot be decoded (first: %d: %v)", len(e.Seqs), e.Seqs[0], e.Errs[0])
-}
-
-func (e *UndecodableError) count() int {
-	if e == nil {
-		return 0
-	}
-	return len(e.Seqs)
 }
 
 // Unmatched records webhook input that belongs to no incident, such as a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // gendbCmd writes a database of about --size bytes through the store
@@ -77,7 +78,7 @@ func parseSize(s string) (int64, error) {
 // generate writes incidents until the file reaches size, then leaves the
 // newest open ones open. It returns the number of incidents written.
 func generate(ctx context.Context, path string, size int64, open, perTx int, seed uint64) (int, error) {
-	db, err := store.Open(path, store.Options{})
+	db, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		return 0, err
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 func TestGendb(t *testing.T) {
@@ -21,7 +22,7 @@ func TestGendb(t *testing.T) {
 	if err != nil || st.Size() < 17<<20 {
 		t.Fatalf("file: %v %v, want at least 17 MiB (bbolt grows its file 16 MiB at a time)", st, err)
 	}
-	db, err := store.Open(path, store.Options{})
+	db, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // webhook is the body as Alertmanager defines it, to read ours back.
@@ -191,7 +192,7 @@ func TestTheDaemonIngestsTheBodies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(filepath.Join(cfg.DataDir, "responder.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(cfg.DataDir, "responder.db"), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,13 +44,14 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/responder-sre/responder/integrations/email/smtptest"
 	"github.com/responder-sre/responder/integrations/opsgenie/opsgenietest"
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
 	"github.com/responder-sre/responder/integrations/zoom/zoomtest"
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 const (
@@ -651,11 +652,11 @@ func (h *crashHarness) waitDelivered(t *testing.T, ctx context.Context, limit ti
 // bbolt CLI when it is installed.
 func (h *crashHarness) checkFile(t *testing.T) {
 	t.Helper()
-	db, err := bolt.Open(h.dbPath, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	db, err := bbolt.Open(h.dbPath, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("open %s: %v", h.dbPath, err)
 	}
-	err = db.View(func(tx *bolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		for err := range tx.Check() {
 			t.Errorf("bbolt tx.Check: %v", err)
 		}
@@ -701,7 +702,7 @@ func crashBboltCLI() string {
 // delivery's identity seen by its vendor exactly once.
 func (h *crashHarness) checkDeliveries(t *testing.T) {
 	t.Helper()
-	db, err := store.Open(h.dbPath, store.Options{})
+	db, err := bolt.Open(h.dbPath, bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,13 +24,14 @@ import (
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // gatedStore is the real store with two gates on the first write: inside
 // its transaction (before the commit), and after Update returned from the
 // commit (before the handler sees it).
 type gatedStore struct {
-	*store.DB
+	*bolt.DB
 	once, inTxOnce   sync.Once
 	inTx, committed  chan struct{}
 	leaveTx, release chan struct{}
@@ -63,7 +64,7 @@ func TestAnswerWaitsForDurableCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(filepath.Join(t.TempDir(), dbFile), store.Options{})
+	db, err := bolt.Open(filepath.Join(t.TempDir(), dbFile), bolt.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,7 @@ import (
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/zoom"
 	"github.com/responder-sre/responder/policy"
-	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -246,13 +246,13 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 func runServer(ctx context.Context, b *built, getenv func(string) string, log zerolog.Logger) error {
 	cfg := b.cfg
-	opts := store.Options{QueueSize: cfg.Store.QueueSize, MaxBatch: cfg.Store.MaxBatch, LockTimeout: cfg.Store.LockTimeout}
+	opts := bolt.Options{QueueSize: cfg.Store.QueueSize, MaxBatch: cfg.Store.MaxBatch, LockTimeout: cfg.Store.LockTimeout}
 	if busyFile := getenv(envBusyFile); busyFile != "" {
 		log.Warn().Str("file", busyFile).Msg("failpoint on: writes are refused while this file exists")
 		opts.Busy = func() bool { _, err := os.Stat(busyFile); return err == nil }
 	}
 	dbPath := filepath.Join(cfg.DataDir, dbFile)
-	db, err := store.Open(dbPath, opts)
+	db, err := bolt.Open(dbPath, opts)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 func noEnv(string) string { return "" }
@@ -160,7 +161,7 @@ func TestServeDrainsAndRestarts(t *testing.T) {
 		}
 	})
 	// Closed cleanly: the file opens at once (no lock held) and has it all.
-	db, err := store.Open(filepath.Join(dataDir, dbFile), store.Options{LockTimeout: time.Second})
+	db, err := bolt.Open(filepath.Join(dataDir, dbFile), bolt.Options{LockTimeout: time.Second})
 	if err != nil {
 		t.Fatalf("reopen after shutdown: %v", err)
 	}

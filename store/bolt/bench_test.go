@@ -1,4 +1,4 @@
-package store_test
+package bolt_test
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // writeNewIncident is the write of a first firing alert: a fresh incident
@@ -37,9 +38,9 @@ func writeNewIncident(tx store.Tx) error {
 	return tx.AppendTimeline(id, store.Entry{At: now, Kind: store.KindOpened, Text: "opened by Alertmanager: HighErrorRate"})
 }
 
-func openBench(b *testing.B) *store.DB {
+func openBench(b *testing.B) *bolt.DB {
 	b.Helper()
-	db, err := store.Open(filepath.Join(b.TempDir(), "bench.db"), store.Options{})
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "bench.db"), bolt.Options{})
 	if err != nil {
 		b.Fatalf("Open: %v", err)
 	}

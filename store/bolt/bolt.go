@@ -1,4 +1,7 @@
-package store
+// Package bolt is the embedded default backend of the store: one bbolt
+// file. One writer goroutine commits queued writes together (group commit),
+// each durable on disk before Update returns.
+package bolt
 
 import (
 	"bytes"
@@ -16,7 +19,9 @@ import (
 	"sync"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/responder-sre/responder/store"
 )
 
 // Bucket names. Keys of incidents are the incident number, big-endian, so
@@ -27,14 +32,14 @@ var (
 	bucketIncidents = []byte("incidents")
 	bucketOpen      = []byte("open_by_dedup")      // source + dedup key -> number of the open incident
 	bucketLatest    = []byte("latest_by_dedup")    // source + dedup key -> number of the newest incident
-	bucketAlerts    = []byte("alerts")             // incident number + fingerprint -> Alert
-	bucketTimeline  = []byte("timeline")           // incident number + entry sequence -> Entry
-	bucketUnmatched = []byte("unmatched")          // hash of the input -> Unmatched
-	bucketOutbox    = []byte("outbox")             // sequence -> Intent
+	bucketAlerts    = []byte("alerts")             // incident number + fingerprint -> store.Alert
+	bucketTimeline  = []byte("timeline")           // incident number + entry sequence -> store.Entry
+	bucketUnmatched = []byte("unmatched")          // hash of the input -> store.Unmatched
+	bucketOutbox    = []byte("outbox")             // sequence -> store.Intent
 	bucketPending   = []byte("outbox_pending")     // sequence of every pending intent -> nothing
 	bucketIntents   = []byte("outbox_by_incident") // incident number + sequence -> nothing
 	bucketKinds     = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
-	bucketRequests  = []byte("requests_by_key")    // who + Idempotency-Key -> Request
+	bucketRequests  = []byte("requests_by_key")    // who + Idempotency-Key -> store.Request
 	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests}
 )
 
@@ -47,11 +52,11 @@ type Options struct {
 	// LockTimeout bounds the wait for the file lock held by another process.
 	LockTimeout time.Duration
 	// QueueSize bounds the writes waiting for the writer; a full queue makes
-	// Update return ErrBusy at once.
+	// Update return store.ErrBusy at once.
 	QueueSize int
 	// MaxBatch is the most writes committed together in one transaction.
 	MaxBatch int
-	// Busy, when set and returning true, makes Update answer ErrBusy as if the
+	// Busy, when set and returning true, makes Update answer store.ErrBusy as if the
 	// queue were full. It exists for overload tests of the whole daemon.
 	Busy func() bool
 }
@@ -65,7 +70,7 @@ const (
 
 // DB is the bbolt-backed store. It is safe for concurrent use.
 type DB struct {
-	bolt     *bolt.DB
+	bolt     *bbolt.DB
 	queue    chan *op
 	maxBatch int
 	busy     func() bool
@@ -77,7 +82,7 @@ type DB struct {
 
 type op struct {
 	ctx  context.Context
-	fn   func(Tx) error
+	fn   func(store.Tx) error
 	done chan error
 }
 
@@ -97,9 +102,9 @@ func Open(path string, o Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("create data dir for %s: %w", path, err)
 	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{
+	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
 		Timeout:      o.LockTimeout,
-		FreelistType: bolt.FreelistMapType,
+		FreelistType: bbolt.FreelistMapType,
 		// Growing the mapping waits for every open read transaction; mapping
 		// ahead of the file keeps the writer from stalling behind a long read
 		// until the file passes this size. It reserves address space only.
@@ -108,7 +113,7 @@ func Open(path string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
-	err = b.Update(func(tx *bolt.Tx) error {
+	err = b.Update(func(tx *bbolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
@@ -146,10 +151,10 @@ func (db *DB) QueueDepth() int { return len(db.queue) }
 // once (when another write of the same batch fails, the batch is retried
 // without it), so it must have no effect outside the transaction other than
 // setting its own results. When fn returns an error nothing it wrote is kept
-// and that error is returned. A full queue returns ErrBusy without waiting.
-func (db *DB) Update(ctx context.Context, fn func(Tx) error) error {
+// and that error is returned. A full queue returns store.ErrBusy without waiting.
+func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if db.busy != nil && db.busy() {
-		return ErrBusy
+		return store.ErrBusy
 	}
 	if err := ctx.Err(); err != nil {
 		return err // do not take a queue slot from a live writer
@@ -158,13 +163,13 @@ func (db *DB) Update(ctx context.Context, fn func(Tx) error) error {
 	db.mu.RLock()
 	if db.closed {
 		db.mu.RUnlock()
-		return ErrClosed
+		return store.ErrClosed
 	}
 	select {
 	case db.queue <- o:
 	default:
 		db.mu.RUnlock()
-		return ErrBusy
+		return store.ErrBusy
 	}
 	db.mu.RUnlock()
 	// Wait for the outcome even when ctx ends: the write may already be in
@@ -174,8 +179,8 @@ func (db *DB) Update(ctx context.Context, fn func(Tx) error) error {
 }
 
 // View runs fn in a read-only transaction. It sees every committed write.
-func (db *DB) View(_ context.Context, fn func(Tx) error) error {
-	return db.bolt.View(func(tx *bolt.Tx) error { return fn(&boltTx{tx: tx}) })
+func (db *DB) View(_ context.Context, fn func(store.Tx) error) error {
+	return db.bolt.View(func(tx *bbolt.Tx) error { return fn(&boltTx{tx: tx}) })
 }
 
 // Close stops accepting writes, commits what is queued, and closes the file.
@@ -237,7 +242,7 @@ func (db *DB) commit(batch []*op) {
 	for len(live) > 0 {
 		failed, failErr := -1, error(nil)
 		clear(refused)
-		err := db.bolt.Update(func(btx *bolt.Tx) error {
+		err := db.bolt.Update(func(btx *bbolt.Tx) error {
 			tx := &boltTx{tx: btx}
 			for i, o := range live {
 				tx.wrote = false
@@ -290,7 +295,7 @@ func (db *DB) commit(batch []*op) {
 // run calls fn and turns a panic into that write's error: fn runs on the
 // writer goroutine, where a panic would take the whole daemon down with the
 // other writes of the batch.
-func (o *op) run(tx Tx) (err error) {
+func (o *op) run(tx store.Tx) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("write panicked: %v\n%s", r, debug.Stack())
@@ -299,76 +304,25 @@ func (o *op) run(tx Tx) (err error) {
 	return o.fn(tx)
 }
 
-// Tx is what a transaction offers. Values returned are copies: they stay
-// valid after the transaction ends.
-type Tx interface {
-	// NextIncidentID reserves the next sequential id, INC-<n>.
-	NextIncidentID() (string, error)
-	Incident(id string) (*Incident, error)
-	// PutIncident writes the incident and keeps the dedup-key indexes true.
-	PutIncident(inc *Incident) error
-	// LatestByDedupKey is the newest incident of a source with that dedup
-	// key, open or not.
-	LatestByDedupKey(src Source, key string) (*Incident, error)
-	// OpenIncidents are the incidents not yet resolved, newest first, read
-	// through the open index (no scan of the whole file).
-	OpenIncidents() ([]Incident, error)
-	// ListIncidents lists newest first. It stops at f.Limit matches or after
-	// f.MaxScan incidents read, and then sets Page.Next.
-	ListIncidents(f Filter) (Page, error)
-	Alert(incidentID, fingerprint string) (*Alert, error)
-	PutAlert(incidentID string, a *Alert) error
-	Alerts(incidentID string) ([]Alert, error)
-	AppendTimeline(incidentID string, e Entry) error
-	Timeline(incidentID string) ([]Entry, error)
-	RecordUnmatched(u Unmatched) error
-	Unmatched(limit int) ([]Unmatched, error)
-	// Enqueue adds an intent to the outbox: it sets Seq, and Key and State
-	// when empty.
-	Enqueue(in *Intent) error
-	Intent(seq uint64) (*Intent, error)
-	// PutIntent writes an intent's new state; a finished intent leaves the
-	// pending index.
-	PutIntent(in *Intent) error
-	// PendingIntents lists pending intents with a sequence above after, in
-	// order, through the pending index (no scan of delivered ones). An
-	// intent whose stored value cannot be decoded does not stop the list:
-	// it counts towards limit, is left out, and the intents that could be
-	// read come back with an *UndecodableError naming it (see SkipIntent).
-	PendingIntents(after uint64, limit int) ([]Intent, error)
-	// SkipIntent takes an intent out of the pending index for good, leaving
-	// its stored value as it is, for an intent that cannot be decoded.
-	SkipIntent(seq uint64) error
-	// IncidentIntents lists an incident's intents in order; one that cannot
-	// be read is listed as failed with only its sequence.
-	IncidentIntents(incidentID string) ([]Intent, error)
-	// ResolvedOfKind records that incidentID of this kind resolved and
-	// returns the first incident of the kind ever resolved (incidentID
-	// itself when it is the first).
-	ResolvedOfKind(kind, incidentID string) (first string, err error)
-	// Request is the request recorded under an idempotency key, or
-	// ErrNotFound.
-	Request(key string) (*Request, error)
-	// PutRequest records a request under its idempotency key.
-	PutRequest(key string, r Request) error
-}
-
 type boltTx struct {
-	tx    *bolt.Tx
+	tx    *bbolt.Tx
 	wrote bool // set by every method that changes the file
 }
 
-var _ Tx = (*boltTx)(nil)
+var (
+	_ store.Tx = (*boltTx)(nil)
+	_ store.DB = (*DB)(nil)
+)
 
 // incidentNumber parses "INC-42" into 42.
 func incidentNumber(id string) (uint64, error) {
 	num, ok := strings.CutPrefix(id, "INC-")
 	if !ok {
-		return 0, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
 	}
 	n, err := strconv.ParseUint(num, 10, 64)
 	if err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
-		return 0, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
 	}
 	return n, nil
 }
@@ -388,7 +342,7 @@ func (t *boltTx) NextIncidentID() (string, error) {
 	return "INC-" + strconv.FormatUint(n, 10), nil
 }
 
-func (t *boltTx) Incident(id string) (*Incident, error) {
+func (t *boltTx) Incident(id string) (*store.Incident, error) {
 	n, err := incidentNumber(id)
 	if err != nil {
 		return nil, err
@@ -396,19 +350,19 @@ func (t *boltTx) Incident(id string) (*Incident, error) {
 	return t.incidentByKey(u64key(n), id)
 }
 
-func (t *boltTx) incidentByKey(k []byte, id string) (*Incident, error) {
+func (t *boltTx) incidentByKey(k []byte, id string) (*store.Incident, error) {
 	v := t.tx.Bucket(bucketIncidents).Get(k)
 	if v == nil {
-		return nil, fmt.Errorf("incident %s: %w", id, ErrNotFound)
+		return nil, fmt.Errorf("incident %s: %w", id, store.ErrNotFound)
 	}
-	var inc Incident
+	var inc store.Incident
 	if err := json.Unmarshal(v, &inc); err != nil {
 		return nil, fmt.Errorf("decode incident %s: %w", id, err)
 	}
 	return &inc, nil
 }
 
-func (t *boltTx) PutIncident(inc *Incident) error {
+func (t *boltTx) PutIncident(inc *store.Incident) error {
 	t.wrote = true
 	n, err := incidentNumber(inc.ID)
 	if err != nil {
@@ -433,7 +387,7 @@ func (t *boltTx) PutIncident(inc *Incident) error {
 		}
 	}
 	open := t.tx.Bucket(bucketOpen)
-	if inc.Status == StatusResolved {
+	if inc.Status == store.StatusResolved {
 		if cur := open.Get(dk); cur != nil && binary.BigEndian.Uint64(cur) == n {
 			if err := open.Delete(dk); err != nil {
 				return fmt.Errorf("unindex incident %s: %w", inc.ID, err)
@@ -449,19 +403,19 @@ func (t *boltTx) PutIncident(inc *Incident) error {
 
 // dedupIndexKey scopes a dedup key to its source, so that an OpsGenie alias
 // can never collide with an Alertmanager group key.
-func dedupIndexKey(src Source, key string) []byte {
+func dedupIndexKey(src store.Source, key string) []byte {
 	return []byte(string(src) + "\x00" + key)
 }
 
-func (t *boltTx) LatestByDedupKey(src Source, key string) (*Incident, error) {
+func (t *boltTx) LatestByDedupKey(src store.Source, key string) (*store.Incident, error) {
 	v := t.tx.Bucket(bucketLatest).Get(dedupIndexKey(src, key))
 	if v == nil {
-		return nil, fmt.Errorf("incident with dedup key %q: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("incident with dedup key %q: %w", key, store.ErrNotFound)
 	}
 	return t.incidentByKey(v, "INC-"+strconv.FormatUint(binary.BigEndian.Uint64(v), 10))
 }
 
-func (t *boltTx) OpenIncidents() ([]Incident, error) {
+func (t *boltTx) OpenIncidents() ([]store.Incident, error) {
 	var keys []uint64
 	err := t.tx.Bucket(bucketOpen).ForEach(func(_, v []byte) error {
 		keys = append(keys, binary.BigEndian.Uint64(v))
@@ -471,7 +425,7 @@ func (t *boltTx) OpenIncidents() ([]Incident, error) {
 		return nil, fmt.Errorf("read open index: %w", err)
 	}
 	sort.Slice(keys, func(i, j int) bool { return keys[i] > keys[j] })
-	out := make([]Incident, 0, len(keys))
+	out := make([]store.Incident, 0, len(keys))
 	for _, n := range keys {
 		inc, err := t.incidentByKey(u64key(n), "INC-"+strconv.FormatUint(n, 10))
 		if err != nil {
@@ -482,24 +436,24 @@ func (t *boltTx) OpenIncidents() ([]Incident, error) {
 	return out, nil
 }
 
-func (t *boltTx) ListIncidents(f Filter) (Page, error) {
-	match := func(inc *Incident) bool {
+func (t *boltTx) ListIncidents(f store.Filter) (store.Page, error) {
+	match := func(inc *store.Incident) bool {
 		return (f.Status == "" || inc.Status == f.Status) && (f.Severity == "" || inc.Severity == f.Severity)
 	}
 	var before uint64
 	if f.Before != "" {
 		n, err := incidentNumber(f.Before)
 		if err != nil {
-			return Page{}, fmt.Errorf("before: %w", err)
+			return store.Page{}, fmt.Errorf("before: %w", err)
 		}
 		before = n
 	}
-	full := func(out []Incident) bool { return f.Limit > 0 && len(out) >= f.Limit }
-	var page Page
-	if f.Status == StatusOpen || f.Status == StatusAcknowledged {
+	full := func(out []store.Incident) bool { return f.Limit > 0 && len(out) >= f.Limit }
+	var page store.Page
+	if f.Status == store.StatusOpen || f.Status == store.StatusAcknowledged {
 		open, err := t.OpenIncidents()
 		if err != nil {
-			return Page{}, err
+			return store.Page{}, err
 		}
 		for i := range open {
 			n, _ := incidentNumber(open[i].ID)
@@ -531,9 +485,9 @@ func (t *boltTx) ListIncidents(f Filter) (Page, error) {
 			break
 		}
 		scanned++
-		var inc Incident
+		var inc store.Incident
 		if err := json.Unmarshal(v, &inc); err != nil {
-			return Page{}, fmt.Errorf("decode incident %d: %w", binary.BigEndian.Uint64(k), err)
+			return store.Page{}, fmt.Errorf("decode incident %d: %w", binary.BigEndian.Uint64(k), err)
 		}
 		if match(&inc) {
 			page.Incidents = append(page.Incidents, inc)
@@ -546,23 +500,23 @@ func alertKey(n uint64, fingerprint string) []byte {
 	return append(u64key(n), fingerprint...)
 }
 
-func (t *boltTx) Alert(incidentID, fingerprint string) (*Alert, error) {
+func (t *boltTx) Alert(incidentID, fingerprint string) (*store.Alert, error) {
 	n, err := incidentNumber(incidentID)
 	if err != nil {
 		return nil, err
 	}
 	v := t.tx.Bucket(bucketAlerts).Get(alertKey(n, fingerprint))
 	if v == nil {
-		return nil, fmt.Errorf("alert %s of %s: %w", fingerprint, incidentID, ErrNotFound)
+		return nil, fmt.Errorf("alert %s of %s: %w", fingerprint, incidentID, store.ErrNotFound)
 	}
-	var a Alert
+	var a store.Alert
 	if err := json.Unmarshal(v, &a); err != nil {
 		return nil, fmt.Errorf("decode alert %s of %s: %w", fingerprint, incidentID, err)
 	}
 	return &a, nil
 }
 
-func (t *boltTx) PutAlert(incidentID string, a *Alert) error {
+func (t *boltTx) PutAlert(incidentID string, a *store.Alert) error {
 	t.wrote = true
 	n, err := incidentNumber(incidentID)
 	if err != nil {
@@ -598,11 +552,11 @@ func listIncidentRows[T any](t *boltTx, bucket []byte, incidentID, what string) 
 	return out, nil
 }
 
-func (t *boltTx) Alerts(incidentID string) ([]Alert, error) {
-	return listIncidentRows[Alert](t, bucketAlerts, incidentID, "alert")
+func (t *boltTx) Alerts(incidentID string) ([]store.Alert, error) {
+	return listIncidentRows[store.Alert](t, bucketAlerts, incidentID, "alert")
 }
 
-func (t *boltTx) AppendTimeline(incidentID string, e Entry) error {
+func (t *boltTx) AppendTimeline(incidentID string, e store.Entry) error {
 	t.wrote = true
 	n, err := incidentNumber(incidentID)
 	if err != nil {
@@ -623,13 +577,13 @@ func (t *boltTx) AppendTimeline(incidentID string, e Entry) error {
 	return nil
 }
 
-func (t *boltTx) Timeline(incidentID string) ([]Entry, error) {
-	return listIncidentRows[Entry](t, bucketTimeline, incidentID, "timeline entry")
+func (t *boltTx) Timeline(incidentID string) ([]store.Entry, error) {
+	return listIncidentRows[store.Entry](t, bucketTimeline, incidentID, "timeline entry")
 }
 
 // RecordUnmatched keeps one row per distinct input (source, key, reason,
 // detail): a sender re-delivering the same webhook adds nothing.
-func (t *boltTx) RecordUnmatched(u Unmatched) error {
+func (t *boltTx) RecordUnmatched(u store.Unmatched) error {
 	sum := sha256.Sum256([]byte(string(u.Source) + "\x00" + u.DedupKey + "\x00" + u.Reason + "\x00" + u.Detail))
 	key := sum[:16]
 	b := t.tx.Bucket(bucketUnmatched)
@@ -647,11 +601,11 @@ func (t *boltTx) RecordUnmatched(u Unmatched) error {
 	return nil
 }
 
-// Unmatched lists recorded unmatched input, newest first.
-func (t *boltTx) Unmatched(limit int) ([]Unmatched, error) {
-	var out []Unmatched
+// store.Unmatched lists recorded unmatched input, newest first.
+func (t *boltTx) Unmatched(limit int) ([]store.Unmatched, error) {
+	var out []store.Unmatched
 	err := t.tx.Bucket(bucketUnmatched).ForEach(func(_, v []byte) error {
-		var u Unmatched
+		var u store.Unmatched
 		if err := json.Unmarshal(v, &u); err != nil {
 			return fmt.Errorf("decode unmatched: %w", err)
 		}
@@ -673,17 +627,17 @@ func (db *DB) Ready() error {
 	db.mu.RLock()
 	defer db.mu.RUnlock()
 	if db.closed {
-		return ErrClosed
+		return store.ErrClosed
 	}
 	select {
 	case <-db.stopped:
-		return fmt.Errorf("writer stopped: %w", ErrClosed)
+		return fmt.Errorf("writer stopped: %w", store.ErrClosed)
 	default:
 		return nil
 	}
 }
 
-func (t *boltTx) Enqueue(in *Intent) error {
+func (t *boltTx) Enqueue(in *store.Intent) error {
 	n, err := incidentNumber(in.IncidentID)
 	if err != nil {
 		return fmt.Errorf("enqueue: %w", err)
@@ -698,7 +652,7 @@ func (t *boltTx) Enqueue(in *Intent) error {
 		in.Key = fmt.Sprintf("%s/%s/%d", in.IncidentID, in.Channel, seq)
 	}
 	if in.State == "" {
-		in.State = IntentPending
+		in.State = store.IntentPending
 	}
 	if err := t.tx.Bucket(bucketIntents).Put(append(u64key(n), u64key(seq)...), nil); err != nil {
 		return fmt.Errorf("index intent %d: %w", seq, err)
@@ -706,19 +660,19 @@ func (t *boltTx) Enqueue(in *Intent) error {
 	return t.PutIntent(in)
 }
 
-func (t *boltTx) Intent(seq uint64) (*Intent, error) {
+func (t *boltTx) Intent(seq uint64) (*store.Intent, error) {
 	v := t.tx.Bucket(bucketOutbox).Get(u64key(seq))
 	if v == nil {
-		return nil, fmt.Errorf("intent %d: %w", seq, ErrNotFound)
+		return nil, fmt.Errorf("intent %d: %w", seq, store.ErrNotFound)
 	}
-	var in Intent
+	var in store.Intent
 	if err := json.Unmarshal(v, &in); err != nil {
 		return nil, fmt.Errorf("decode intent %d: %w", seq, err)
 	}
 	return &in, nil
 }
 
-func (t *boltTx) PutIntent(in *Intent) error {
+func (t *boltTx) PutIntent(in *store.Intent) error {
 	t.wrote = true
 	v, err := json.Marshal(in)
 	if err != nil {
@@ -729,7 +683,7 @@ func (t *boltTx) PutIntent(in *Intent) error {
 		return fmt.Errorf("put intent %d: %w", in.Seq, err)
 	}
 	pending := t.tx.Bucket(bucketPending)
-	if in.State == IntentPending {
+	if in.State == store.IntentPending {
 		err = pending.Put(key, nil)
 	} else {
 		err = pending.Delete(key)
@@ -740,17 +694,19 @@ func (t *boltTx) PutIntent(in *Intent) error {
 	return nil
 }
 
-func (t *boltTx) PendingIntents(after uint64, limit int) ([]Intent, error) {
-	var out []Intent
-	var bad *UndecodableError
+func (t *boltTx) PendingIntents(after uint64, limit int) ([]store.Intent, error) {
+	var out []store.Intent
+	var bad *store.UndecodableError
+	read := 0 // intents read, decodable or not
 	c := t.tx.Bucket(bucketPending).Cursor()
-	for k, _ := c.Seek(u64key(after + 1)); k != nil && (limit <= 0 || len(out)+bad.count() < limit); k, _ = c.Next() {
+	for k, _ := c.Seek(u64key(after + 1)); k != nil && (limit <= 0 || read < limit); k, _ = c.Next() {
+		read++
 		seq := binary.BigEndian.Uint64(k)
 		in, err := t.Intent(seq) // fails only on a missing or unreadable value
 		if err != nil {
 			// One bad value must not hold back every intent after it.
 			if bad == nil {
-				bad = &UndecodableError{}
+				bad = &store.UndecodableError{}
 			}
 			bad.Seqs = append(bad.Seqs, seq)
 			bad.Errs = append(bad.Errs, err)
@@ -764,6 +720,15 @@ func (t *boltTx) PendingIntents(after uint64, limit int) ([]Intent, error) {
 	return out, nil
 }
 
+func (t *boltTx) PendingSeqs(after uint64, limit int) ([]uint64, error) {
+	var out []uint64
+	c := t.tx.Bucket(bucketPending).Cursor()
+	for k, _ := c.Seek(u64key(after + 1)); k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Next() {
+		out = append(out, binary.BigEndian.Uint64(k))
+	}
+	return out, nil
+}
+
 func (t *boltTx) SkipIntent(seq uint64) error {
 	t.wrote = true
 	if err := t.tx.Bucket(bucketPending).Delete(u64key(seq)); err != nil {
@@ -772,13 +737,13 @@ func (t *boltTx) SkipIntent(seq uint64) error {
 	return nil
 }
 
-func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
+func (t *boltTx) IncidentIntents(incidentID string) ([]store.Intent, error) {
 	n, err := incidentNumber(incidentID)
 	if err != nil {
 		return nil, err
 	}
 	prefix := u64key(n)
-	out := []Intent{}
+	out := []store.Intent{}
 	c := t.tx.Bucket(bucketIntents).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		seq := binary.BigEndian.Uint64(k[8:])
@@ -786,7 +751,7 @@ func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
 		if err != nil {
 			// Shown as failed rather than failing the incident's whole view;
 			// the dispatcher skips it the same way (see SkipIntent).
-			out = append(out, Intent{Seq: seq, IncidentID: incidentID, State: IntentFailed,
+			out = append(out, store.Intent{Seq: seq, IncidentID: incidentID, State: store.IntentFailed,
 				LastError: "stored notification record is unreadable"})
 			continue
 		}
@@ -795,19 +760,19 @@ func (t *boltTx) IncidentIntents(incidentID string) ([]Intent, error) {
 	return out, nil
 }
 
-func (t *boltTx) Request(key string) (*Request, error) {
+func (t *boltTx) Request(key string) (*store.Request, error) {
 	v := t.tx.Bucket(bucketRequests).Get([]byte(key))
 	if v == nil {
-		return nil, fmt.Errorf("request %q: %w", key, ErrNotFound)
+		return nil, fmt.Errorf("request %q: %w", key, store.ErrNotFound)
 	}
-	var r Request
+	var r store.Request
 	if err := json.Unmarshal(v, &r); err != nil {
 		return nil, fmt.Errorf("decode request %q: %w", key, err)
 	}
 	return &r, nil
 }
 
-func (t *boltTx) PutRequest(key string, r Request) error {
+func (t *boltTx) PutRequest(key string, r store.Request) error {
 	t.wrote = true
 	v, err := json.Marshal(r)
 	if err != nil {
