@@ -3,7 +3,6 @@ package handlers
 import (
 	"context"
 	"encoding/binary"
-	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	bbolt "go.etcd.io/bbolt"
@@ -22,22 +20,6 @@ import (
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/bolt"
 )
-
-func TestBackoffIsCappedWithJitter(t *testing.T) {
-	d := NewDispatcher(DispatchConfig{BackoffBase: time.Second, BackoffMax: 60 * time.Second}, nil, nil, zerolog.Nop(), nil, "", nil)
-	for attempt := 1; attempt <= 40; attempt++ {
-		full := min(time.Second<<min(attempt-1, 30), 60*time.Second)
-		for range 50 {
-			got := d.backoff(attempt)
-			if got > 60*time.Second {
-				t.Fatalf("attempt %d: backoff %s over the 60s cap", attempt, got)
-			}
-			if got < full/2 || got > full {
-				t.Fatalf("attempt %d: backoff %s outside [%s, %s]", attempt, got, full/2, full)
-			}
-		}
-	}
-}
 
 // An intent that cannot be delivered within max_age is marked failed,
 // with the reason, and shown in the timeline; nothing retries it after.
@@ -50,7 +32,7 @@ func TestIntentOlderThanMaxAgeFails(t *testing.T) {
 	inc := e.incident(id)
 	var slackIntent *store.Intent
 	for i := range inc.Notifications {
-		if inc.Notifications[i].Channel == channelSlack {
+		if inc.Notifications[i].Channel == integrations.ChannelSlack {
 			slackIntent = &inc.Notifications[i]
 		}
 	}
@@ -94,7 +76,7 @@ func TestUnsavedOutcomeIsNotRedelivered(t *testing.T) {
 	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) {
 		s.store.Busy = busy.Load
 		for i, n := range *s.notifiers {
-			if n.Name() == channelSlack {
+			if n.Name() == integrations.ChannelSlack {
 				(*s.notifiers)[i] = busyAfter{Notifier: n, busy: &busy, for_: 350 * time.Millisecond}
 			}
 		}
@@ -115,60 +97,10 @@ func TestUnsavedOutcomeIsNotRedelivered(t *testing.T) {
 		t.Errorf("%d Slack posts, want 1: a delivery was repeated while its outcome waited to be written", posts)
 	}
 	for _, n := range e.incident(id).Notifications {
-		if n.Channel == channelSlack && (n.State != store.IntentSent || n.Attempts != 1) {
+		if n.Channel == integrations.ChannelSlack && (n.State != store.IntentSent || n.Attempts != 1) {
 			t.Errorf("slack intent %s after %d attempts, want sent after 1", n.State, n.Attempts)
 		}
 	}
-}
-
-// benchDispatcher is a dispatcher holding pending intents across incidents
-// (incidents × perIncident alert_joined intents, one Slack lane each), all
-// in the channel #incidents, which a Retry-After holds far in the future:
-// every pass looks at every lane and starts nothing.
-func benchDispatcher(b *testing.B, incidents, perIncident int) *Dispatcher {
-	b.Helper()
-	d := NewDispatcher(DispatchConfig{}, nil, nil, zerolog.Nop(), nil, "", nil)
-	now := d.now()
-	d.hold[channelSlack+"\x00#incidents"] = now.Add(time.Hour)
-	seq := uint64(0)
-	for i := range perIncident {
-		for n := range incidents {
-			seq++
-			d.add(&store.Intent{
-				Seq: seq, IncidentID: fmt.Sprintf("INC-%d", n+1), Channel: channelSlack, Target: "#incidents",
-				Event: integrations.EventAlertJoined, Text: fmt.Sprintf("alert %d joined", i), State: store.IntentPending,
-				CreatedAt: now, NextAt: now,
-			})
-		}
-	}
-	d.lastSeq = seq
-	return d
-}
-
-// BenchmarkDispatchPass measures one pass of the dispatcher over 50,000
-// pending intents in 50 incidents (a storm held back by Slack's rate).
-// AllHeadsDue makes every lane due before each pass, the most a pass can
-// cost; NothingDue is the pass after a kick while every lane waits.
-func BenchmarkDispatchPass(b *testing.B) {
-	ctx := context.Background()
-	b.Run("AllHeadsDue", func(b *testing.B) {
-		d := benchDispatcher(b, 50, 1000)
-		b.ReportAllocs()
-		for b.Loop() {
-			for _, l := range d.lanes {
-				d.schedule(l, time.Time{})
-			}
-			d.startDue(ctx)
-		}
-	})
-	b.Run("NothingDue", func(b *testing.B) {
-		d := benchDispatcher(b, 50, 1000)
-		d.startDue(ctx)
-		b.ReportAllocs()
-		for b.Loop() {
-			d.startDue(ctx)
-		}
-	})
 }
 
 // One outbox intent whose stored value cannot be decoded is logged (without
@@ -187,7 +119,7 @@ func TestUndecodableIntentIsSkipped(t *testing.T) {
 			return err
 		}
 		for _, ev := range []string{integrations.EventOpened, integrations.EventNote, integrations.EventResolved} {
-			in := &store.Intent{IncidentID: "INC-1", Channel: channelLog, Target: channelLog, Event: ev, CreatedAt: at, NextAt: at}
+			in := &store.Intent{IncidentID: "INC-1", Channel: integrations.ChannelLog, Target: integrations.ChannelLog, Event: ev, CreatedAt: at, NextAt: at}
 			if err := tx.Enqueue(in); err != nil {
 				return err
 			}
@@ -290,7 +222,7 @@ func TestSlackAttemptWithoutAnswerIsFoundNotRepeated(t *testing.T) {
 	inc := e.incident(id)
 	posts := slackPosts(t, &v)
 	for _, n := range inc.Notifications {
-		if n.Channel != channelSlack {
+		if n.Channel != integrations.ChannelSlack {
 			continue
 		}
 		if n.State != store.IntentSent || n.Attempts < 2 || n.AttemptAt != nil {
@@ -368,7 +300,7 @@ func TestSlackAttemptInDoubtAfterCrashIsFound(t *testing.T) {
 	posts := slackPosts(t, &v)
 	var opened *store.Intent
 	for i, n := range inc.Notifications {
-		if n.Channel == channelSlack && n.Event == integrations.EventOpened {
+		if n.Channel == integrations.ChannelSlack && n.Event == integrations.EventOpened {
 			opened = &inc.Notifications[i]
 		}
 	}
@@ -439,19 +371,5 @@ func TestLanesWaitForADeliverySlot(t *testing.T) {
 	}
 	if most := slow.most.Load(); most != 1 {
 		t.Errorf("%d deliveries in flight at once, want 1", most)
-	}
-}
-
-// A vendor's long error page is cut, on a character boundary, before it is
-// kept on the intent and written into the timeline.
-func TestErrorTextIsBounded(t *testing.T) {
-	short := fmt.Errorf("slack chat.postMessage: HTTP 503")
-	if got := errorText(short); got != short.Error() {
-		t.Errorf("short error changed: %q", got)
-	}
-	long := fmt.Errorf("vendor said: %s", strings.Repeat("é", 2*maxErrorText))
-	got := errorText(long)
-	if len(got) > maxErrorText+len(" [cut]") || !strings.HasSuffix(got, " [cut]") || !utf8.ValidString(got) {
-		t.Errorf("long error kept as %d bytes (valid UTF-8 %v): %.40q...", len(got), utf8.ValidString(got), got)
 	}
 }

@@ -49,15 +49,6 @@ type ZoomRoutes struct {
 	API         bool
 }
 
-// Channel names of the outbox.
-const (
-	channelLog      = "log"
-	channelSlack    = "slack"
-	channelEmail    = "email"
-	channelZoom     = "zoom"
-	channelOpsGenie = "opsgenie"
-)
-
 // plan turns one event of a change into outbox intents, in the change's
 // transaction, and records on the incident what it queued (the Slack
 // channel, the page) so that nothing is announced or paged twice.
@@ -69,7 +60,7 @@ func (s *Server) plan(ch *change, ev event) error {
 			IncidentID: inc.ID, Channel: channel, Target: target, Event: name, Text: text, By: ev.by,
 			After: after, CreatedAt: ch.now, NextAt: ch.now,
 		}
-		if channel == channelSlack && name == ev.name {
+		if channel == integrations.ChannelSlack && name == ev.name {
 			in.Mention = ev.mention
 		}
 		if err := ch.tx.Enqueue(in); err != nil {
@@ -78,7 +69,7 @@ func (s *Server) plan(ch *change, ev event) error {
 		return in.Seq, nil
 	}
 	if r.Log {
-		if _, err := enqueue(channelLog, channelLog, ev.name, ev.text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelLog, integrations.ChannelLog, ev.name, ev.text, 0); err != nil {
 			return err
 		}
 	}
@@ -99,12 +90,12 @@ func (s *Server) plan(ch *change, ev event) error {
 		if name == integrations.EventCustomer {
 			name = "customer_impact" // a reply in the thread; customer engineering is told below
 		}
-		if _, err := enqueue(channelSlack, inc.SlackTarget, name, ev.text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, name, ev.text, 0); err != nil {
 			return err
 		}
 		if ev.name == integrations.EventResolved || ev.name == integrations.EventReopened {
 			// The root shows the state: resolved, or open again.
-			if _, err := enqueue(channelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
+			if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
 				return err
 			}
 		}
@@ -117,7 +108,7 @@ func (s *Server) plan(ch *change, ev event) error {
 		if ev.name != integrations.EventOpened {
 			text = fmt.Sprintf("%s incident: %s (%s)", inc.Severity, inc.Title, ev.text)
 		}
-		if _, err := enqueue(channelSlack, inc.SlackTarget, integrations.EventOpened, text, bridge); err != nil {
+		if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, integrations.EventOpened, text, bridge); err != nil {
 			return err
 		}
 	}
@@ -127,7 +118,7 @@ func (s *Server) plan(ch *change, ev event) error {
 			// one reaches its severity.
 			(ev.name == integrations.EventSeverityRaised && slices.Contains(r.Email.Events, integrations.EventOpened))) {
 		if to := r.Email.Recipients[inc.Severity]; len(to) > 0 {
-			if _, err := enqueue(channelEmail, strings.Join(to, ", "), ev.name, ev.text, bridge); err != nil {
+			if _, err := enqueue(integrations.ChannelEmail, strings.Join(to, ", "), ev.name, ev.text, bridge); err != nil {
 				return err
 			}
 		}
@@ -147,14 +138,14 @@ func (s *Server) plan(ch *change, ev event) error {
 		inc.Status != store.StatusResolved && announce:
 		t := ch.now
 		inc.PagedAt = &t
-		if _, err := enqueue(channelOpsGenie, r.Pager, integrations.EventPage, ev.text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventPage, ev.text, 0); err != nil {
 			return err
 		}
 		return ch.record(store.KindAction, fmt.Sprintf("paging %s: %s out of business hours", r.Pager, inc.Severity), "responder")
 	case ev.name == integrations.EventResolved && inc.PagedAt != nil && inc.Source != store.SourceOpsGenie:
 		// Close the pager alert Responder created; an OpsGenie alert of its
 		// own is closed in OpsGenie.
-		if _, err := enqueue(channelOpsGenie, r.Pager, integrations.EventClose, ev.text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventClose, ev.text, 0); err != nil {
 			return err
 		}
 	}
@@ -177,7 +168,7 @@ func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channe
 		return 0, nil
 	}
 	ch.inc.BridgeQueued = true
-	return enqueue(channelZoom, "meeting", integrations.EventBridge, "create the incident's Zoom meeting", 0)
+	return enqueue(integrations.ChannelZoom, "meeting", integrations.EventBridge, "create the incident's Zoom meeting", 0)
 }
 
 // planCustomer tells customer engineering, once per incident: their channel
@@ -186,12 +177,12 @@ func (s *Server) planCustomer(ch *change, enqueue func(channel, target, name, te
 	r := s.cfg.Routes
 	text := "Customers are affected: " + ch.inc.Title
 	if r.Slack != nil && r.Slack.Customer != "" {
-		if _, err := enqueue(channelSlack, r.Slack.Customer, integrations.EventCustomer, text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelSlack, r.Slack.Customer, integrations.EventCustomer, text, 0); err != nil {
 			return err
 		}
 	}
 	if r.Email != nil && len(r.Email.Customer) > 0 {
-		if _, err := enqueue(channelEmail, strings.Join(r.Email.Customer, ", "), integrations.EventCustomer, text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelEmail, strings.Join(r.Email.Customer, ", "), integrations.EventCustomer, text, 0); err != nil {
 			return err
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/integrations/outbox"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -326,7 +327,7 @@ type outageRun struct {
 	v     *vendors
 	proxy map[string]*faultProxy
 	log   *attemptLog
-	cfg   DispatchConfig
+	cfg   outbox.Config
 	opts  []envOption
 	e     *testEnv
 	ids   []string
@@ -334,8 +335,8 @@ type outageRun struct {
 
 // outageConfig is the dispatcher of the outage tests: real backoff and
 // rate settings, scaled for a half-hour outage.
-func outageConfig() DispatchConfig {
-	return DispatchConfig{
+func outageConfig() outbox.Config {
+	return outbox.Config{
 		MaxAge:         24 * time.Hour,
 		BackoffBase:    10 * time.Second,
 		BackoffMax:     5 * time.Minute,
@@ -350,7 +351,7 @@ func outageConfig() DispatchConfig {
 // proxy in front of the vendor proxied, if any. Build every run before any
 // of them sends: the OpsGenie SDK writes a package variable that every
 // request reads when a notifier is built.
-func newOutageRun(t *testing.T, cfg DispatchConfig, inHours bool, proxied string) *outageRun {
+func newOutageRun(t *testing.T, cfg outbox.Config, inHours bool, proxied string) *outageRun {
 	t.Helper()
 	r := &outageRun{
 		t:     t,
@@ -493,7 +494,7 @@ func (r *outageRun) settle() {
 			fmt.Fprintf(&b, "%d:%s:%d:%d,", in.Seq, in.State, in.Attempts, in.NextAt.UnixNano())
 			// An intent called more often than its attempts say has an
 			// outcome still to be written (a finished one has left).
-			unsaved = unsaved || (in.Channel != channelLog && in.Attempts < calls[in.Key])
+			unsaved = unsaved || (in.Channel != integrations.ChannelLog && in.Attempts < calls[in.Key])
 		}
 		if unsaved || b.String() != last {
 			stable, last = 0, b.String()
@@ -651,16 +652,16 @@ func (r *outageRun) failure(vendor, mode string) (down, up func()) {
 		status, ra = http.StatusTooManyRequests, outageRetryAfter
 	}
 	switch vendor {
-	case channelSlack:
+	case integrations.ChannelSlack:
 		if mode == modeRateLimited {
 			return func() { v.slack.RateLimitNext(1<<30, int(ra/time.Second)) }, func() { v.slack.RateLimitNext(0, 0) }
 		}
 		return func() { v.slack.FailNext(1<<30, status) }, func() { v.slack.FailNext(0, 0) }
-	case channelZoom:
+	case integrations.ChannelZoom:
 		return func() { v.zoom.Down(status, ra) }, v.zoom.Up
-	case channelOpsGenie:
+	case integrations.ChannelOpsGenie:
 		return func() { v.og.Down(status, ra) }, v.og.Up
-	case channelEmail:
+	case integrations.ChannelEmail:
 		if mode == modeUnavailable {
 			return func() { v.smtp.Down(451, "Requested action aborted: queue full, try again later") }, v.smtp.Up
 		}
@@ -672,9 +673,9 @@ func (r *outageRun) failure(vendor, mode string) (down, up func()) {
 // accepted counts what the vendor's fake took (not what it refused).
 func (r *outageRun) accepted(vendor string) int {
 	switch vendor {
-	case channelSlack:
+	case integrations.ChannelSlack:
 		return len(r.v.slack.Posts())
-	case channelZoom:
+	case integrations.ChannelZoom:
 		n := 0
 		for _, m := range r.v.zoom.Meetings() {
 			if m.Status == http.StatusCreated {
@@ -682,9 +683,9 @@ func (r *outageRun) accepted(vendor string) int {
 			}
 		}
 		return n
-	case channelOpsGenie:
+	case integrations.ChannelOpsGenie:
 		return len(r.v.og.Creates()) + len(r.v.og.AddResponders()) + len(r.v.og.Closes())
-	case channelEmail:
+	case integrations.ChannelEmail:
 		return len(r.v.smtp.Messages())
 	}
 	return 0
@@ -692,14 +693,14 @@ func (r *outageRun) accepted(vendor string) int {
 
 // outageVendors are the vendors a delivery can fail at.
 func outageVendors() []string {
-	return []string{channelSlack, channelEmail, channelZoom, channelOpsGenie}
+	return []string{integrations.ChannelSlack, integrations.ChannelEmail, integrations.ChannelZoom, integrations.ChannelOpsGenie}
 }
 
 // outageScenario is one test of TestVendorOutage: how its run is built
 // and what it does with it.
 type outageScenario struct {
 	name    string
-	cfg     DispatchConfig
+	cfg     outbox.Config
 	inHours bool
 	proxied string // the vendor behind a fault proxy, if any
 	hung    bool   // its calls hang: it runs with the others that do
@@ -718,7 +719,7 @@ func TestVendorOutage(t *testing.T) {
 	var scenarios []outageScenario
 	for _, vendor := range outageVendors() {
 		for _, mode := range []string{modeUnavailable, modeRefused, modeRateLimited, modeTimeout} {
-			if vendor == channelEmail && mode == modeRateLimited {
+			if vendor == integrations.ChannelEmail && mode == modeRateLimited {
 				continue // SMTP has no Retry-After: its 4xx is modeUnavailable
 			}
 			sc := outageScenario{name: vendor + "/" + mode, cfg: outageConfig(), test: outageOf(vendor, mode)}
@@ -833,7 +834,7 @@ func (r *outageRun) checkDelivered(vendor string) {
 			r.t.Errorf("%s: zoom_url %q slack_ts %q paged_at %v", id, inc.ZoomURL, inc.SlackTS, inc.PagedAt)
 		}
 	}
-	if vendor == channelZoom {
+	if vendor == integrations.ChannelZoom {
 		// The announcements went without the link; it follows in each
 		// thread once the meeting exists.
 		roots := r.v.slack.Messages("sev1")
@@ -875,7 +876,7 @@ func (r *outageRun) checkOnce() {
 		}
 	}
 	// And by what identifies a delivery at the vendor.
-	if roots := r.v.slack.Messages("sev1"); len(roots) != len(r.ids) && ambiguous[channelSlack] == 0 {
+	if roots := r.v.slack.Messages("sev1"); len(roots) != len(r.ids) && ambiguous[integrations.ChannelSlack] == 0 {
 		r.t.Errorf("%d Slack roots in #sev1 for %d incidents", len(roots), len(r.ids))
 	}
 	aliases := map[string]int{}
@@ -883,7 +884,7 @@ func (r *outageRun) checkOnce() {
 		aliases[c.Request.Alias]++
 	}
 	for alias, n := range aliases {
-		if n != 1 && ambiguous[channelOpsGenie] == 0 {
+		if n != 1 && ambiguous[integrations.ChannelOpsGenie] == 0 {
 			r.t.Errorf("OpsGenie alert %s created %d times", alias, n)
 		}
 	}
@@ -1012,7 +1013,7 @@ func (r *outageRun) checkRetries(vendor string, t0, recovered, restartAt, done t
 // no 429 at all, and in about backlog/rate once Slack answers again.
 func testBacklogDrainsAtSlackRate(t *testing.T, r *outageRun) {
 	const backlog = 6
-	down, up := r.failure(channelSlack, modeUnavailable)
+	down, up := r.failure(integrations.ChannelSlack, modeUnavailable)
 	t0 := r.clk.Now()
 	down()
 	for i := range backlog { // S3 incidents: Slack only, all in #incidents
@@ -1032,7 +1033,7 @@ func testBacklogDrainsAtSlackRate(t *testing.T, r *outageRun) {
 	up()
 	// Virtual time moves on to the first retry that Slack takes; from
 	// there it runs on in real time, the fake's time for its rate.
-	first := r.untilAccepted(channelSlack, recovered, time.Hour)
+	first := r.untilAccepted(integrations.ChannelSlack, recovered, time.Hour)
 	r.clk.runOn()
 	began := time.Now()
 	for limit := began.Add(backlog*time.Second + 20*time.Second); len(r.pending()) > 0; time.Sleep(20 * time.Millisecond) {
@@ -1049,7 +1050,7 @@ func testBacklogDrainsAtSlackRate(t *testing.T, r *outageRun) {
 		t.Errorf("%d requests to Slack since it came back for %d posts: the drain ran into the rate limit", n, backlog)
 	}
 	for _, a := range r.log.all() {
-		if a.channel == channelSlack && !a.at.Before(recovered) && a.err != nil {
+		if a.channel == integrations.ChannelSlack && !a.at.Before(recovered) && a.err != nil {
 			t.Errorf("attempt at %s after recovery failed: %v", a.at.Format(time.TimeOnly), a.err)
 		}
 	}
@@ -1084,7 +1085,7 @@ func (r *outageRun) untilAccepted(vendor string, from time.Time, within time.Dur
 // failed, with its last error, as soon as the daemon is back, and never
 // tried again, though the vendor is up by then; a younger one goes.
 func testMaxAgeAcrossRestart(t *testing.T, r *outageRun) {
-	down, up := r.failure(channelSlack, modeUnavailable)
+	down, up := r.failure(integrations.ChannelSlack, modeUnavailable)
 	t0 := r.clk.Now()
 	down()
 	old := r.fire("old", "am_firing_old.json")
@@ -1110,7 +1111,7 @@ func testMaxAgeAcrossRestart(t *testing.T, r *outageRun) {
 	inc := r.e.incident(old)
 	var slackIntents int
 	for _, n := range inc.Notifications {
-		if n.Channel != channelSlack {
+		if n.Channel != integrations.ChannelSlack {
 			continue
 		}
 		slackIntents++

@@ -226,7 +226,7 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 	}
 	v.Overview = []pmPair{
 		{"Incident", cell(inc.ID)},
-		{"Link", cell(incidentURL(in.ExternalURL, inc.ID))},
+		{"Link", cell(IncidentURL(in.ExternalURL, inc.ID))},
 		{"Status", cell(string(inc.Status))},
 		{"Severity", cell(sev)},
 		{"Source", cell(string(inc.Source))},

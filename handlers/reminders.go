@@ -175,7 +175,7 @@ func (s *Server) remind(ctx context.Context, id string, now time.Time) ([]string
 		if mention == "" {
 			mention = mentionChannel
 		}
-		url := incidentURL(s.cfg.ExternalURL, inc.ID) + "/updates"
+		url := IncidentURL(s.cfg.ExternalURL, inc.ID) + "/updates"
 		if d.update {
 			since := lastUpdate(inc)
 			text := "no update since " + s.clockText(since, now)

@@ -382,6 +382,6 @@ func (s *Server) write(c echo.Context, fn func(tx store.Tx) error) error {
 	return nil
 }
 
-func incidentURL(externalURL, id string) string {
+func IncidentURL(externalURL, id string) string {
 	return strings.TrimRight(externalURL, "/") + "/api/v1/incidents/" + id
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/integrations/outbox"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/bolt"
@@ -137,7 +138,7 @@ type envSetup struct {
 	cfg       *Config
 	deps      *Deps
 	store     *bolt.Options
-	dispatch  *DispatchConfig
+	dispatch  *outbox.Config
 	notifiers *[]integrations.Notifier
 	// dispatchClock is the dispatcher's clock: e.dispatchClock unless an
 	// option gives another (a virtual clock that a test moves itself).
@@ -167,7 +168,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	cfg.Routes = Routes{Log: true}
 	deps := Deps{Policy: testPolicy(t), Log: zerolog.Nop(), Now: e.clock}
 	var so bolt.Options
-	var dc DispatchConfig
+	var dc outbox.Config
 	notifiers := []integrations.Notifier{e.notes}
 	dclock := e.dispatchClock
 	e.path = filepath.Join(t.TempDir(), "responder.db")
@@ -187,7 +188,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		if deps.Registry == nil {
 			deps.Registry = prometheus.NewRegistry()
 		}
-		d := NewDispatcher(dc, db, notifiers, deps.Log, dclock, cfg.ExternalURL, deps.Registry)
+		d := outbox.New(dc, db, notifiers, deps.Log, dclock, func(id string) string { return IncidentURL(cfg.ExternalURL, id) }, deps.Registry)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { d.Run(ctx); close(done) }()

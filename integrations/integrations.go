@@ -20,6 +20,15 @@ import (
 	"github.com/rs/zerolog"
 )
 
+// Channels of the outbox: the Name of the notifier that delivers an intent.
+const (
+	ChannelLog      = "log"
+	ChannelSlack    = "slack"
+	ChannelEmail    = "email"
+	ChannelZoom     = "zoom"
+	ChannelOpsGenie = "opsgenie"
+)
+
 // Events a message can be about.
 const (
 	EventOpened         = "opened"          // an incident opened: the root announcement

@@ -26,6 +26,7 @@ import (
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/email"
 	"github.com/responder-sre/responder/integrations/opsgenie"
+	"github.com/responder-sre/responder/integrations/outbox"
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/zoom"
 	"github.com/responder-sre/responder/policy"
@@ -148,7 +149,7 @@ type built struct {
 	cfg       *configs.Config
 	handlers  handlers.Config
 	deps      handlers.Deps
-	dispatch  handlers.DispatchConfig
+	dispatch  outbox.Config
 	notifiers []integrations.Notifier // vendors; the log notifier is added by serve
 	tls       *tls.Config             // nil: plain HTTP
 }
@@ -160,7 +161,7 @@ func buildNotifications(b *built) error {
 	n := b.cfg.Notifications
 	client := &http.Client{Timeout: n.Timeout}
 	r := handlers.Routes{Log: n.Log, PageDrills: b.cfg.Drills.Page}
-	b.dispatch = handlers.DispatchConfig{
+	b.dispatch = outbox.Config{
 		MaxAge: n.MaxAge, BackoffBase: n.RetryBase, BackoffMax: n.RetryMax,
 		Concurrency: n.Concurrency, Timeout: n.Timeout,
 	}
@@ -270,7 +271,7 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	if cfg.Notifications.Log {
 		notifiers = append(notifiers, integrations.NewLogNotifier(log))
 	}
-	dispatcher := handlers.NewDispatcher(b.dispatch, db, notifiers, log, time.Now, cfg.ExternalURL, reg)
+	dispatcher := outbox.New(b.dispatch, db, notifiers, log, time.Now, func(id string) string { return handlers.IncidentURL(cfg.ExternalURL, id) }, reg)
 	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	dispatched := make(chan struct{})
 	go func() { dispatcher.Run(dctx); close(dispatched) }()

@@ -1,0 +1,179 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"syscall"
+	"time"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/store"
+)
+
+// delivery is one attempt at a group of intents (several only when
+// alert_joined messages are collapsed into one).
+type delivery struct {
+	lane    *lane
+	group   []*store.Intent
+	receipt integrations.Receipt
+	err     error
+	at      time.Time
+	// doubt: whether the vendor has the message is not known after this
+	// attempt (it was cut off without an answer, or could not be checked);
+	// the next attempt asks the vendor first.
+	doubt bool
+	// found: the attempt found the message at the vendor (an earlier
+	// attempt had delivered it) and sent nothing.
+	found bool
+}
+
+// finder is a notifier that can tell whether a message reached the vendor
+// when an attempt's outcome is in doubt (integrations/slack looks for the
+// key it put in the message's metadata). Such a notifier's attempts are
+// recorded on disk before they are made, so that a crash leaves them in
+// doubt rather than forgotten.
+type finder interface {
+	Find(ctx context.Context, m integrations.Message) (integrations.Receipt, bool, error)
+}
+
+func (d *Dispatcher) start(ctx context.Context, l *lane, group []*store.Intent) {
+	l.busy = true
+	head := group[0]
+	d.inFlight[head.Channel]++
+	if head.Channel == integrations.ChannelSlack {
+		d.slackSending[head.Target] = true
+	}
+	n := d.notifiers[head.Channel]
+	f, _ := n.(finder)
+	inDoubt := head.AttemptAt != nil
+	// The attempt is recorded before it is made, when the vendor can be
+	// asked about it later; copies, as the Run goroutine owns the intents.
+	var marks []store.Intent
+	if f != nil && !inDoubt {
+		at := d.now()
+		for _, in := range group {
+			c := *in
+			c.AttemptAt, c.AttemptKey = &at, head.Key
+			marks = append(marks, c)
+		}
+	}
+	// Deliveries outlive a stop request by at most one attempt's timeout,
+	// so that their outcome can be written.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
+	go func() {
+		defer cancel()
+		r := delivery{lane: l, group: group, doubt: inDoubt}
+		d.attempt(dctx, &r, n, f, marks)
+		r.at = d.now()
+		d.results <- r
+	}()
+}
+
+// attempt makes one delivery: it records the attempt (marks), asks the
+// vendor first when an earlier attempt is in doubt, then notifies.
+func (d *Dispatcher) attempt(ctx context.Context, r *delivery, n integrations.Notifier, f finder, marks []store.Intent) {
+	head := r.group[0]
+	if n == nil {
+		r.err = integrations.Permanent(fmt.Errorf("no %s integration is configured", head.Channel))
+		return
+	}
+	m, err := d.message(ctx, r.group)
+	if err != nil {
+		r.err = err
+		return
+	}
+	if len(marks) > 0 {
+		err := d.store.Update(ctx, func(tx store.Tx) error {
+			for i := range marks {
+				if err := tx.PutIntent(&marks[i]); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			// Not attempted: nothing was sent, nothing is in doubt.
+			r.err = integrations.Temporary(fmt.Errorf("record the attempt before sending: %w", err), 0)
+			return
+		}
+	}
+	if r.doubt && f != nil {
+		receipt, found, err := f.Find(ctx, m)
+		switch retry, _ := integrations.Retryable(err); {
+		case err != nil && retry:
+			r.err = fmt.Errorf("check whether an earlier attempt was delivered: %w", err)
+			return // still in doubt: asked again next time, never sent blind
+		case err != nil:
+			d.log.Warn().Err(err).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
+				Msg("cannot check whether an earlier attempt was delivered: sending again, which may duplicate it")
+		case found:
+			r.receipt, r.found, r.doubt = receipt, true, false
+			return
+		}
+	}
+	r.receipt, r.err = n.Notify(ctx, m)
+	// Cut off without an answer: the vendor may have the message.
+	r.doubt = f != nil && r.err != nil && unanswered(r.err)
+}
+
+// unanswered reports whether a failed attempt may have reached the vendor
+// without its answer reaching us: a timeout, or a connection that broke
+// after it was made. A refused connection or an answer (an HTTP status, an
+// API error) says the message was not taken.
+func unanswered(err error) bool {
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return oe.Op != "dial"
+	}
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// message renders a delivery from the incident as it is now.
+func (d *Dispatcher) message(ctx context.Context, group []*store.Intent) (integrations.Message, error) {
+	head := group[0]
+	var inc *store.Incident
+	err := d.store.View(ctx, func(tx store.Tx) error {
+		var err error
+		inc, err = tx.Incident(head.IncidentID)
+		return err
+	})
+	if err != nil {
+		return integrations.Message{}, integrations.Temporary(fmt.Errorf("read incident %s: %w", head.IncidentID, err), 0)
+	}
+	m := integrations.Message{
+		Key: head.Key, Event: head.Event, Text: head.Text, Target: head.Target,
+		At: head.CreatedAt, By: head.By, Mention: head.Mention, Incident: d.snapshot(inc),
+	}
+	if len(group) > 1 {
+		for _, in := range group {
+			m.Lines = append(m.Lines, in.Text)
+		}
+		m.Text = "" // the vendor words a collapsed list ("12 more alerts joined:")
+	}
+	if head.Channel == integrations.ChannelSlack && head.Event != integrations.EventOpened && head.Event != integrations.EventCustomer {
+		switch {
+		case inc.SlackTS != "":
+			m.Target, m.Thread = inc.SlackChannel, inc.SlackTS
+		case head.Event == integrations.EventRootUpdate:
+			return m, integrations.Permanent(fmt.Errorf("no root message to update: the announcement was not posted"))
+		}
+		// Without a root (its post failed), the message stands on its own.
+	}
+	return m, nil
+}
+
+func (d *Dispatcher) snapshot(inc *store.Incident) integrations.Incident {
+	return integrations.Incident{
+		ID: inc.ID, Title: inc.Title, Description: inc.Description, Severity: inc.Severity,
+		Status: string(inc.Status), Source: string(inc.Source), DedupKey: inc.DedupKey, Team: inc.Team,
+		Labels: inc.Labels, RunbookURL: inc.RunbookURL, SourceURL: inc.SourceURL, ZoomURL: inc.ZoomURL,
+		URL: d.incidentURL(inc.ID), CustomerImpact: inc.CustomerImpact, Drill: inc.Drill, OutOfHours: inc.OutOfHours,
+		CreatedAt: inc.CreatedAt, AcknowledgedBy: inc.AcknowledgedBy, ResolvedAt: inc.ResolvedAt,
+		ResolvedBy: inc.ResolvedBy, Summary: inc.Summary, AlertsFiring: inc.AlertsFiring, AlertsTotal: inc.AlertsTotal,
+	}
+}

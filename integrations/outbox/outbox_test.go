@@ -1,0 +1,95 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/store"
+)
+
+func TestBackoffIsCappedWithJitter(t *testing.T) {
+	d := New(Config{BackoffBase: time.Second, BackoffMax: 60 * time.Second}, nil, nil, zerolog.Nop(), nil, nil, nil)
+	for attempt := 1; attempt <= 40; attempt++ {
+		full := min(time.Second<<min(attempt-1, 30), 60*time.Second)
+		for range 50 {
+			got := d.backoff(attempt)
+			if got > 60*time.Second {
+				t.Fatalf("attempt %d: backoff %s over the 60s cap", attempt, got)
+			}
+			if got < full/2 || got > full {
+				t.Fatalf("attempt %d: backoff %s outside [%s, %s]", attempt, got, full/2, full)
+			}
+		}
+	}
+}
+
+// benchDispatcher is a dispatcher holding pending intents across incidents
+// (incidents × perIncident alert_joined intents, one Slack lane each), all
+// in the channel #incidents, which a Retry-After holds far in the future:
+// every pass looks at every lane and starts nothing.
+func benchDispatcher(b *testing.B, incidents, perIncident int) *Dispatcher {
+	b.Helper()
+	d := New(Config{}, nil, nil, zerolog.Nop(), nil, nil, nil)
+	now := d.now()
+	d.hold[integrations.ChannelSlack+"\x00#incidents"] = now.Add(time.Hour)
+	seq := uint64(0)
+	for i := range perIncident {
+		for n := range incidents {
+			seq++
+			d.add(&store.Intent{
+				Seq: seq, IncidentID: fmt.Sprintf("INC-%d", n+1), Channel: integrations.ChannelSlack, Target: "#incidents",
+				Event: integrations.EventAlertJoined, Text: fmt.Sprintf("alert %d joined", i), State: store.IntentPending,
+				CreatedAt: now, NextAt: now,
+			})
+		}
+	}
+	d.lastSeq = seq
+	return d
+}
+
+// BenchmarkDispatchPass measures one pass of the dispatcher over 50,000
+// pending intents in 50 incidents (a storm held back by Slack's rate).
+// AllHeadsDue makes every lane due before each pass, the most a pass can
+// cost; NothingDue is the pass after a kick while every lane waits.
+func BenchmarkDispatchPass(b *testing.B) {
+	ctx := context.Background()
+	b.Run("AllHeadsDue", func(b *testing.B) {
+		d := benchDispatcher(b, 50, 1000)
+		b.ReportAllocs()
+		for b.Loop() {
+			for _, l := range d.lanes {
+				d.schedule(l, time.Time{})
+			}
+			d.startDue(ctx)
+		}
+	})
+	b.Run("NothingDue", func(b *testing.B) {
+		d := benchDispatcher(b, 50, 1000)
+		d.startDue(ctx)
+		b.ReportAllocs()
+		for b.Loop() {
+			d.startDue(ctx)
+		}
+	})
+}
+
+// A vendor's long error page is cut, on a character boundary, before it is
+// kept on the intent and written into the timeline.
+func TestErrorTextIsBounded(t *testing.T) {
+	short := fmt.Errorf("slack chat.postMessage: HTTP 503")
+	if got := errorText(short); got != short.Error() {
+		t.Errorf("short error changed: %q", got)
+	}
+	long := fmt.Errorf("vendor said: %s", strings.Repeat("é", 2*maxErrorText))
+	got := errorText(long)
+	if len(got) > maxErrorText+len(" [cut]") || !strings.HasSuffix(got, " [cut]") || !utf8.ValidString(got) {
+		t.Errorf("long error kept as %d bytes (valid UTF-8 %v): %.40q...", len(got), utf8.ValidString(got), got)
+	}
+}

@@ -1,0 +1,238 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/store"
+)
+
+// finish applies a delivery's outcome to its intents and queues the write.
+func (d *Dispatcher) finish(r delivery) {
+	head := r.group[0]
+	d.inFlight[head.Channel]--
+	if head.Channel == integrations.ChannelSlack {
+		// The channel's token is taken when the answer comes, so that the
+		// next message leaves at least 1/rate after this one arrived.
+		delete(d.slackSending, head.Target)
+		d.limiter(head.Target).ReserveN(r.at, 1)
+	}
+	retry, after := integrations.Retryable(r.err)
+	holds := retry && after > 0
+	if holds {
+		// A Retry-After speaks for the whole target (a Slack channel, the
+		// vendor's API), not just this message.
+		d.hold[targetOf(head)] = r.at.Add(after)
+	}
+	switch {
+	case r.err != nil && retry:
+		d.failing[targetOf(head)] = true
+	case r.err == nil && d.failing[targetOf(head)]:
+		delete(d.failing, targetOf(head))
+		d.recovered(head, r.at)
+	}
+	for _, in := range r.group {
+		in.Attempts++
+		if r.doubt && r.err != nil && retry {
+			// In doubt until the vendor is asked: the next attempt asks.
+			t := r.at
+			in.AttemptAt, in.AttemptKey = &t, head.Key
+		} else {
+			in.AttemptAt, in.AttemptKey = nil, ""
+		}
+		switch {
+		case r.err == nil:
+			t := r.at
+			in.State, in.SentAt, in.LastError = store.IntentSent, &t, ""
+			if in != head {
+				in.MergedInto = head.Seq
+			}
+		case retry:
+			in.LastError = errorText(r.err)
+			if after <= 0 {
+				after = d.backoff(head.Attempts)
+			}
+			in.NextAt = r.at.Add(after)
+			in.HoldsTarget = holds
+		default:
+			in.State, in.LastError = store.IntentFailed, errorText(r.err)
+		}
+	}
+	level := zerolog.InfoLevel
+	switch {
+	case r.err != nil && retry:
+		level = zerolog.WarnLevel
+	case r.err != nil:
+		level = zerolog.ErrorLevel
+	case head.Channel == integrations.ChannelLog:
+		level = zerolog.DebugLevel // the log notifier's own line says it all
+	}
+	d.log.WithLevel(level).Err(r.err).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
+		Int("attempt", head.Attempts).Int("messages", len(r.group)).Str("state", head.State).
+		Func(func(e *zerolog.Event) {
+			if head.State == store.IntentPending {
+				e.Time("next_attempt", head.NextAt)
+			}
+			if r.found {
+				e.Bool("found_at_vendor", true) // an earlier attempt in doubt had delivered it
+			}
+			if r.doubt && head.State == store.IntentPending {
+				e.Bool("in_doubt", true)
+			}
+		}).Msg("delivery")
+	if r.found {
+		d.found.WithLabelValues(head.Channel).Inc()
+	}
+	if head.State != store.IntentPending {
+		d.sent.WithLabelValues(head.Channel, head.State).Add(float64(len(r.group)))
+	}
+	d.unsaved = append(d.unsaved, r)
+	_ = d.save() // logged; kept for the next round
+}
+
+// maxErrorText bounds a delivery error as kept on the intent and shown in
+// the timeline: enough to say what went wrong, not a vendor's whole page.
+const maxErrorText = 500
+
+// errorText is a delivery error for the record, cut at maxErrorText bytes
+// on a character boundary.
+func errorText(err error) string {
+	s := err.Error()
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + " [cut]"
+}
+
+// expire gives up on an intent that waited longer than MaxAge.
+func (d *Dispatcher) expire(in *store.Intent, l *lane) {
+	l.busy = true // until the outcome is written
+	in.State = store.IntentFailed
+	in.LastError = fmt.Sprintf("not delivered within max_age %s (last error: %s)", d.cfg.MaxAge, in.LastError)
+	d.log.Error().Str("incident", in.IncidentID).Str("channel", in.Channel).Str("event", in.Event).
+		Int("attempts", in.Attempts).Msg("notification given up: older than max_age")
+	d.sent.WithLabelValues(in.Channel, store.IntentFailed).Inc()
+	d.unsaved = append(d.unsaved, delivery{lane: l, group: []*store.Intent{in}, at: d.now()})
+	_ = d.save() // logged; kept for the next round
+}
+
+// save writes the outcomes not yet written, each with its effects on the
+// incident, in one transaction. On failure they stay queued and are tried
+// again: a delivery that happened must be recorded, or it would be repeated.
+func (d *Dispatcher) save() error {
+	if len(d.unsaved) == 0 {
+		return nil
+	}
+	batch := d.unsaved
+	err := d.store.Update(context.Background(), func(tx store.Tx) error {
+		for _, r := range batch {
+			if err := d.apply(tx, r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		d.log.Warn().Err(err).Int("outcomes", len(batch)).Msg("write delivery outcomes: will retry")
+		return err
+	}
+	d.unsaved = d.unsaved[len(batch):]
+	for _, r := range batch {
+		// Its outcome is on disk: the finished intents (a prefix of the
+		// lane: the head and the replies collapsed with it) leave, and the
+		// lane may go on.
+		l := r.lane
+		for len(l.queue) > 0 && l.queue[0].State != store.IntentPending {
+			d.remove(l.queue[0])
+			l.queue[0] = nil
+			l.queue = l.queue[1:]
+		}
+		l.busy = false
+		if len(l.queue) == 0 {
+			delete(d.lanes, l.key)
+		} else {
+			d.schedule(l, time.Time{})
+		}
+	}
+	d.depth.Store(int64(len(d.pending)))
+	return nil
+}
+
+// apply writes one delivery's intents and what it changes on the incident:
+// the Slack root's thread, the Zoom link, and a timeline line when a
+// delivery finishes (log deliveries excepted).
+func (d *Dispatcher) apply(tx store.Tx, r delivery) error {
+	for _, in := range r.group {
+		if err := tx.PutIntent(in); err != nil {
+			return err
+		}
+	}
+	head := r.group[0]
+	if head.State == store.IntentPending || head.Channel == integrations.ChannelLog {
+		return nil
+	}
+	inc, err := tx.Incident(head.IncidentID)
+	if err != nil {
+		return err
+	}
+	text := fmt.Sprintf("%s %s to %s: %s", head.Channel, head.Event, head.Target, head.State)
+	if len(r.group) > 1 {
+		text = fmt.Sprintf("%s %s to %s (%d collapsed into one message): %s", head.Channel, head.Event, head.Target, len(r.group), head.State)
+	}
+	if head.State == store.IntentFailed {
+		text += " (" + head.LastError + ")"
+	}
+	if head.State == store.IntentSent {
+		switch {
+		case head.Channel == integrations.ChannelSlack && head.Event == integrations.EventOpened && r.receipt.Thread != "":
+			inc.SlackChannel, inc.SlackTS = r.receipt.Channel, r.receipt.Thread
+		case head.Channel == integrations.ChannelZoom && r.receipt.JoinURL != "":
+			inc.ZoomURL = r.receipt.JoinURL
+			text = "Zoom bridge: " + r.receipt.JoinURL
+			if err := d.lateBridge(tx, inc, head, r.at); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tx.AppendTimeline(inc.ID, store.Entry{At: r.at, Kind: store.KindNotification, Text: text, By: "responder"}); err != nil {
+		return err
+	}
+	return tx.PutIncident(inc)
+}
+
+// lateBridge posts the Zoom link in the incident's thread when the
+// announcement that waited for it has gone (or is going) without it.
+func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.Intent, at time.Time) error {
+	if inc.SlackTarget == "" {
+		return nil
+	}
+	for _, in := range d.waiters[bridge.Seq] {
+		if l := d.lanes[laneOf(in)]; in.Channel == integrations.ChannelSlack && in.State == store.IntentPending && l != nil && !l.busy {
+			return nil // the announcement is still waiting: it will carry the link
+		}
+	}
+	announced := false
+	intents, err := tx.IncidentIntents(inc.ID)
+	if err != nil {
+		return err
+	}
+	for _, in := range intents {
+		announced = announced || (in.After == bridge.Seq && in.Channel == integrations.ChannelSlack)
+	}
+	if !announced {
+		return nil
+	}
+	return tx.Enqueue(&store.Intent{
+		IncidentID: inc.ID, Channel: integrations.ChannelSlack, Target: inc.SlackTarget, Event: integrations.EventNote,
+		Text: "Zoom bridge: " + inc.ZoomURL, By: "responder", CreatedAt: at, NextAt: at,
+	})
+}
