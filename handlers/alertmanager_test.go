@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -104,9 +105,9 @@ func TestAlertmanagerSamples(t *testing.T) {
 }
 
 // amPayload rewrites a sample: status of every alert, startsAt shifted.
-func amPayload(t *testing.T, name string, edit func(*amWebhook)) []byte {
+func amPayload(t *testing.T, name string, edit func(*incident.AlertmanagerWebhook)) []byte {
 	t.Helper()
-	var msg amWebhook
+	var msg incident.AlertmanagerWebhook
 	if err := json.Unmarshal(readTestdata(t, name), &msg); err != nil {
 		t.Fatal(err)
 	}
@@ -118,8 +119,8 @@ func amPayload(t *testing.T, name string, edit func(*amWebhook)) []byte {
 	return b
 }
 
-func refire(after time.Duration) func(*amWebhook) {
-	return func(m *amWebhook) {
+func refire(after time.Duration) func(*incident.AlertmanagerWebhook) {
+	return func(m *incident.AlertmanagerWebhook) {
 		for i := range m.Alerts {
 			m.Alerts[i].StartsAt = m.Alerts[i].StartsAt.Add(after)
 		}
@@ -186,12 +187,12 @@ func TestAlertmanagerReopen(t *testing.T) {
 
 func TestAlertmanagerSeverityRisesNeverFalls(t *testing.T) {
 	e := newEnv(t)
-	warn := amPayload(t, "am_firing_old.json", func(m *amWebhook) {})
+	warn := amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {})
 	id := e.postAM(warn)[0].ID
 	if got := e.incident(id).Severity; got != "S3" {
 		t.Fatalf("severity %s, want S3", got)
 	}
-	crit := amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+	crit := amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {
 		a := m.Alerts[0]
 		a.Fingerprint = "00000000000000c1"
 		a.Labels = map[string]string{"alertname": "DiskFillingUp", "severity": "critical", "instance": "db-1"}
@@ -206,7 +207,7 @@ func TestAlertmanagerSeverityRisesNeverFalls(t *testing.T) {
 		t.Errorf("timeline %v: want severity_raised last", k)
 	}
 	// The critical alert resolves, the warning keeps firing: still S2.
-	e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+	e.postAM(amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {
 		a := m.Alerts[0]
 		a.Fingerprint = "00000000000000c1"
 		a.Status = "resolved"
@@ -224,7 +225,7 @@ func TestAlertmanagerSeverityRisesNeverFalls(t *testing.T) {
 
 func TestAlertmanagerAutoResolveOff(t *testing.T) {
 	e := newEnv(t, func(s envSetup) {
-		s.deps.Policy.Process[policy.S1] = policy.Process{AutoResolve: false}
+		s.incDeps.Policy.Process[policy.S1] = policy.Process{AutoResolve: false}
 	})
 	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
 	e.postAM(readTestdata(t, "am_resolved_v034.json"))
@@ -236,7 +237,7 @@ func TestAlertmanagerAutoResolveOff(t *testing.T) {
 
 func TestAlertmanagerMissingFingerprintIsComputed(t *testing.T) {
 	e := newEnv(t)
-	body := amPayload(t, "am_firing_old.json", func(m *amWebhook) { m.Alerts[0].Fingerprint = "" })
+	body := amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) { m.Alerts[0].Fingerprint = "" })
 	id := e.postAM(body)[0].ID
 	inc := e.incident(id)
 	// The same value Alertmanager computes for these labels (see testdata).
@@ -290,11 +291,11 @@ func TestAlertmanagerNewEpisodeOfStaleFiringAlert(t *testing.T) {
 // resolved: no auto-resolve until a complete one says so.
 func TestAlertmanagerTruncatedDoesNotAutoResolve(t *testing.T) {
 	e := newEnv(t)
-	id := e.postAM(amPayload(t, "am_firing_v034.json", func(m *amWebhook) {
+	id := e.postAM(amPayload(t, "am_firing_v034.json", func(m *incident.AlertmanagerWebhook) {
 		m.Alerts = m.Alerts[:1]
 		m.TruncatedAlerts = 1
 	}))[0].ID
-	e.postAM(amPayload(t, "am_resolved_v034.json", func(m *amWebhook) {
+	e.postAM(amPayload(t, "am_resolved_v034.json", func(m *incident.AlertmanagerWebhook) {
 		m.Alerts = m.Alerts[:1]
 		m.TruncatedAlerts = 1
 	}))

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -20,7 +21,7 @@ import (
 // cost of the incident logic and the fsync is a ratio on the same machine.
 // It also answers /healthz and /readyz.
 func NewBaseline(cfg Config, log zerolog.Logger) http.Handler {
-	s := New(cfg, Deps{Store: discardStore{}, Log: log})
+	s := New(cfg, Deps{Log: log, Incidents: incident.New(incident.Config{}, incident.Deps{Store: discardStore{}, Log: log})})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler

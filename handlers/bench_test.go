@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store/bolt"
 )
 
@@ -70,8 +71,8 @@ func BenchmarkIngestAlertmanager(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { _ = db.Close() }()
-			srv := New(Config{BodyLimit: 1 << 20, RetryAfter: time.Second, ExternalURL: "http://127.0.0.1"},
-				Deps{Store: db, Policy: testPolicy(b), Log: zerolog.Nop()})
+			svc := incident.New(incident.Config{ExternalURL: "http://127.0.0.1"}, incident.Deps{Store: db, Policy: testPolicy(b), Log: zerolog.Nop()})
+			srv := New(Config{BodyLimit: 1 << 20, RetryAfter: time.Second}, Deps{Incidents: svc, Log: zerolog.Nop()})
 			postBodies(b, srv.Handler(), posters)
 		})
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -54,16 +55,28 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 	}
 }
 
+// kindStatus is the HTTP status of each kind of the incident service's
+// refusals.
+var kindStatus = map[incident.Kind]int{
+	incident.Invalid:       http.StatusBadRequest,
+	incident.NotFound:      http.StatusNotFound,
+	incident.Conflict:      http.StatusConflict,
+	incident.Unprocessable: http.StatusUnprocessableEntity,
+}
+
 // statusOf is the HTTP status and the message an error is answered with,
 // for the API and the web pages alike. It sets Retry-After when the
 // caller should retry, and logs what is the server's own fault.
 func (s *Server) statusOf(err error, c echo.Context) (int, string) {
 	status, msg := http.StatusInternalServerError, "internal error"
 	var ae *apiError
+	var ie *incident.Error
 	var he *echo.HTTPError
 	switch {
 	case errors.As(err, &ae):
 		status, msg = ae.status, ae.msg
+	case errors.As(err, &ie):
+		status, msg = kindStatus[ie.Kind], ie.Msg
 	case errors.Is(err, store.ErrNotFound):
 		status, msg = http.StatusNotFound, err.Error()
 	case errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrClosed):
@@ -248,5 +261,3 @@ func jsonKind(t reflect.Type) string {
 	}
 	return "an object"
 }
-
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/alertmanager/timeinterval"
 	"github.com/rs/zerolog"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/email"
 	"github.com/responder-sre/responder/integrations/email/smtptest"
@@ -121,18 +122,18 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 		t.Fatal(err)
 	}
 	return func(s envSetup) {
-		s.cfg.Routes = Routes{
+		s.inc.Routes = incident.Routes{
 			Log:   true,
-			Slack: &SlackRoutes{Channel: "#incidents", BySeverity: map[string]string{"S1": "#sev1"}, Customer: "#customer-eng"},
-			Email: &EmailRoutes{
+			Slack: &incident.SlackRoutes{Channel: "#incidents", BySeverity: map[string]string{"S1": "#sev1"}, Customer: "#customer-eng"},
+			Email: &incident.EmailRoutes{
 				Recipients: map[string][]string{"S1": {"oncall@example.com", "sre-leads@example.com"}, "S2": {"oncall@example.com"}},
 				Customer:   []string{"ce@example.com"},
 				Events:     []string{integrations.EventOpened},
 			},
-			Zoom:  &ZoomRoutes{API: true},
+			Zoom:  &incident.ZoomRoutes{API: true},
 			Pager: "team:sre-oncall",
 		}
-		s.deps.Policy = processPolicy(t, inHours)
+		s.incDeps.Policy = processPolicy(t, inHours)
 		s.deps.Log = zerolog.New(v.logs)
 		*s.notifiers = append(*s.notifiers, sn, zn, on, en)
 		// Short retries keep outage tests quick; Retry-After is still exact.
@@ -401,7 +402,7 @@ func TestFanoutStormCollapses(t *testing.T) {
 	const alerts = 500
 	start := time.Now()
 	for i := range alerts {
-		e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+		e.postAM(amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {
 			m.Alerts[0].Fingerprint = fmt.Sprintf("%016x", i+1)
 			m.Alerts[0].Labels["instance"] = fmt.Sprintf("db-%d", i)
 		}))
@@ -487,7 +488,7 @@ func TestFanoutRaiseToS1(t *testing.T) {
 	if n := len(v.og.Requests()) + len(v.smtp.Messages()) + len(v.zoom.Meetings()); n != 0 {
 		t.Fatalf("an S3 reached OpsGenie, email or Zoom (%d)", n)
 	}
-	e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+	e.postAM(amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {
 		m.Alerts[0].Fingerprint = "00000000000000c1"
 		m.Alerts[0].Labels = map[string]string{"alertname": "DiskFillingUp", "severity": "critical", "env": "production", "instance": "db-1"}
 	}))

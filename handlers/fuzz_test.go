@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -39,7 +40,11 @@ func seedFuzz(f *testing.F, prefix string) {
 func checkRefusal(t *testing.T, err error) {
 	t.Helper()
 	var ae *apiError
-	if !errors.As(err, &ae) || ae.status != 400 || ae.msg == "" {
+	var ie *incident.Error
+	switch {
+	case errors.As(err, &ae) && ae.status == 400 && ae.msg != "":
+	case errors.As(err, &ie) && ie.Kind == incident.Invalid && ie.Msg != "":
+	default:
 		t.Fatalf("refusal %v is not a 400 with a message", err)
 	}
 }
@@ -78,7 +83,7 @@ func FuzzDecodeOpsGenie(f *testing.F) {
 		if msg.Action == "Create" && strings.TrimSpace(msg.Alert.Message) == "" {
 			t.Fatalf("accepted a Create without a message")
 		}
-		_ = msg.Alert.labels()
+		_ = msg.Alert.Labels()
 	})
 }
 
@@ -113,7 +118,7 @@ func fuzzEnv(t *testing.T, seed bool) *testEnv {
 	t.Helper()
 	e := newEnv(t, func(s envSetup) {
 		s.cfg.MaxAlerts = 3
-		s.cfg.Scenarios = map[string]Scenario{"db": {Title: "Database down", Severity: policy.S2, Labels: map[string]string{"service": "db"}}}
+		s.inc.Scenarios = map[string]incident.Scenario{"db": {Title: "Database down", Severity: policy.S2, Labels: map[string]string{"service": "db"}}}
 	})
 	if !seed {
 		return e
@@ -225,7 +230,7 @@ func FuzzListQuery(f *testing.F) {
 		if r.status == http.StatusOK {
 			var page listResponse
 			r.json(t, &page)
-			if len(page.Incidents) > maxListLen || page.Incidents == nil {
+			if len(page.Incidents) > incident.MaxListLen || page.Incidents == nil {
 				t.Fatalf("query %q: %d incidents", raw, len(page.Incidents))
 			}
 		} else if r.status != http.StatusBadRequest {

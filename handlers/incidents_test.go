@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -481,7 +482,7 @@ func TestDeclareIdempotencyKey(t *testing.T) {
 	}
 
 	// The key is remembered for a day; after that it opens a new incident.
-	e.advance(idempotencyWindow + time.Minute)
+	e.advance(incident.IdempotencyWindow + time.Minute)
 	late := e.doWith(http.MethodPost, "/api/v1/incidents", tokWrite, body, key("9b1deb4d-3b7d"))
 	var v3 view
 	late.json(t, &v3)

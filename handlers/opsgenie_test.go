@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -140,7 +141,7 @@ func TestWebhooksAcceptLargeLabels(t *testing.T) {
 	if res := e.postOG(og); len(res) != 1 {
 		t.Fatalf("large OpsGenie alert: %+v", res)
 	}
-	am := amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+	am := amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {
 		for i := range 70 {
 			m.Alerts[0].Labels[strings.Repeat("l", i+1)] = "v"
 		}

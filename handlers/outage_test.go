@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/outbox"
 	"github.com/responder-sre/responder/store"
@@ -412,7 +413,7 @@ func (r *outageRun) restart() {
 // S3).
 func (r *outageRun) fire(group, sample string) string {
 	r.t.Helper()
-	res := r.e.postAM(amPayload(r.t, sample, func(m *amWebhook) {
+	res := r.e.postAM(amPayload(r.t, sample, func(m *incident.AlertmanagerWebhook) {
 		m.GroupKey = `{}:{group="` + group + `"}`
 		for i := range m.Alerts {
 			m.Alerts[i].Fingerprint = fmt.Sprintf("%s-%d", group, i)
@@ -428,7 +429,7 @@ func (r *outageRun) fire(group, sample string) string {
 // resolve posts the group's alerts resolved: the incident resolves.
 func (r *outageRun) resolve(group string) {
 	r.t.Helper()
-	r.e.postAM(amPayload(r.t, "am_resolved_v034.json", func(m *amWebhook) {
+	r.e.postAM(amPayload(r.t, "am_resolved_v034.json", func(m *incident.AlertmanagerWebhook) {
 		m.GroupKey = `{}:{group="` + group + `"}`
 		for i := range m.Alerts {
 			m.Alerts[i].Fingerprint = fmt.Sprintf("%s-%d", group, i)
@@ -474,7 +475,7 @@ func (r *outageRun) settle() {
 		if time.Now().After(deadline) {
 			r.t.Fatalf("the dispatcher did not settle at %s", r.clk.Now().Format(time.TimeOnly))
 		}
-		r.e.srv.outbox.Kick()
+		r.e.kick()
 		time.Sleep(2 * time.Millisecond)
 		calls := map[string]int{}
 		r.log.mu.Lock()

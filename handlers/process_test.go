@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -79,7 +80,7 @@ func TestRolesAndUpdates(t *testing.T) {
 
 func withScenario() envOption {
 	return func(s envSetup) {
-		s.cfg.Scenarios = map[string]Scenario{"database-failover": {
+		s.inc.Scenarios = map[string]incident.Scenario{"database-failover": {
 			Title: "Primary database unreachable", Severity: policy.S1,
 			Labels: map[string]string{"service": "database"}, Description: "fail over",
 		}}
@@ -152,7 +153,7 @@ func TestCustomerImpactFromLabel(t *testing.T) {
 	e := newEnv(t, withVendors(t, &v, true))
 	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
 	for i, fp := range []string{"00000000000000c1", "00000000000000c2"} {
-		e.postAM(amPayload(t, "am_firing_old.json", func(m *amWebhook) {
+		e.postAM(amPayload(t, "am_firing_old.json", func(m *incident.AlertmanagerWebhook) {
 			m.Alerts[0].Fingerprint = fp
 			m.Alerts[0].Labels = map[string]string{"alertname": "DiskFillingUp", "severity": "warning", "customer_impact": "true", "instance": fp}
 		}))

@@ -1,17 +1,17 @@
 package handlers
 
 import (
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/responder-sre/responder/integrations"
 )
 
 // tokenLimiter is one token's rate limit: a token bucket refilled at rate
@@ -99,24 +99,10 @@ func queryCredential(raw string) string {
 			}
 			for _, c := range credentialParams {
 				if strings.EqualFold(strings.TrimSpace(name), c) {
-					return shorten(name, 32)
+					return integrations.Shorten(name, 32)
 				}
 			}
 		}
 	}
 	return ""
-}
-
-// shorten cuts s to at most n bytes (on a rune boundary) for an error
-// message, marking the cut.
-func shorten(s string, n int) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= n {
-		return s
-	}
-	cut := n
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + fmt.Sprintf("… (%d bytes)", len(s))
 }

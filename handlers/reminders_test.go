@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -23,7 +22,7 @@ func withProcess(t *testing.T, loc *time.Location, etaWithin time.Duration) envO
 		p := processPolicy(t, false)
 		p.BusinessHours.Location = loc
 		p.ETAWithin = etaWithin
-		s.deps.Policy = p
+		s.incDeps.Policy = p
 	}
 }
 
@@ -67,7 +66,7 @@ func (e *testEnv) post(method, path, body string, want int) {
 // remind runs one pass of reminders at the env's clock.
 func (e *testEnv) remind() {
 	e.t.Helper()
-	if err := e.srv.Remind(context.Background()); err != nil {
+	if err := e.svc.Remind(context.Background()); err != nil {
 		e.t.Fatalf("Remind: %v", err)
 	}
 }
@@ -468,7 +467,7 @@ func TestReminderConcurrentPasses(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := e.srv.Remind(context.Background()); err != nil {
+			if err := e.svc.Remind(context.Background()); err != nil {
 				t.Errorf("Remind: %v", err)
 			}
 		}()
@@ -492,7 +491,7 @@ func TestRunReminders(t *testing.T) {
 	e.advance(2 * time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { e.srv.RunReminders(ctx, 5*time.Millisecond); close(done) }()
+	go func() { e.svc.RunReminders(ctx, 5*time.Millisecond); close(done) }()
 	for deadline := time.Now().Add(5 * time.Second); len(e.reminders(id)) == 0; time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("no reminder after 5s")
@@ -565,37 +564,4 @@ func firstMrkdwn(t *testing.T, blocks json.RawMessage) string {
 		t.Fatalf("blocks %s: %v", blocks, err)
 	}
 	return bs[0].Text.Text
-}
-
-// The text helpers: UTC first, the local zone beside, dates when the day
-// differs.
-func TestReminderClockText(t *testing.T) {
-	loc := berlin(t)
-	tests := []struct {
-		name    string
-		loc     *time.Location
-		at, now string
-		want    string
-	}{
-		{"no zone", nil, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC"},
-		{"UTC zone", time.UTC, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC"},
-		{"winter", loc, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC (03:00 CET)"},
-		{"summer", loc, "2026-07-01T02:00:00Z", "2026-07-01T03:00:00Z", "02:00 UTC (04:00 CEST)"},
-		{"local day differs", loc, "2026-11-16T23:30:00Z", "2026-11-17T01:00:00Z", "2026-11-16 23:30 UTC (00:30 CET)"},
-		{"only the local day differs", loc, "2026-11-16T22:30:00Z", "2026-11-16T23:30:00Z", "22:30 UTC (2026-11-16 23:30 CET)"},
-		{"days ago", loc, "2026-11-15T10:00:00Z", "2026-11-17T03:00:00Z", "2026-11-15 10:00 UTC (2026-11-15 11:00 CET)"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := &Server{policy: &policy.Policy{BusinessHours: policy.BusinessHours{Location: tt.loc}}}
-			if got := s.clockText(mustTime(t, tt.at), mustTime(t, tt.now)); got != tt.want {
-				t.Errorf("clockText = %q, want %q", got, tt.want)
-			}
-		})
-	}
-	for d, want := range map[time.Duration]string{time.Hour: "1h", 4 * time.Hour: "4h", 30 * time.Minute: "30m", 90 * time.Minute: "1h30m", 45 * time.Second: "45s"} {
-		if got := shortDuration(d); got != want {
-			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
-		}
-	}
 }

@@ -1,10 +1,11 @@
-// Package handlers is Responder's HTTP API: webhook ingest, the incidents
-// API, health and metrics, served with echo. It holds the incident logic that
-// runs inside one store transaction per request.
+// Package handlers is Responder's HTTP front door, served with echo:
+// routes, auth and rate limits, decoding webhooks and requests, JSON
+// answers, the web pages and their sessions, health and metrics. The
+// incident rules are the incident service's (handlers/incident); this
+// package turns its errors into HTTP statuses in one place (statusOf).
 package handlers
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -19,18 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 
-	"github.com/responder-sre/responder/policy"
-	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/handlers/incident"
 )
-
-// Store is what the handlers need from persistence: a transaction to write
-// (durable when it returns nil) and one to read.
-type Store interface {
-	Update(ctx context.Context, fn func(store.Tx) error) error
-	View(ctx context.Context, fn func(store.Tx) error) error
-	QueueDepth() int
-	Ready() error
-}
 
 // Scopes a token can carry.
 const (
@@ -56,10 +47,7 @@ type Config struct {
 	// are refused with 503 before their body is read. Zero: no bound.
 	MaxIngestInFlight int
 	RetryAfter        time.Duration
-	ExternalURL       string
 	Tokens            []Token
-	Routes            Routes
-	Scenarios         map[string]Scenario // drill scenarios by name
 	// MaxAlerts is the most alerts of one Alertmanager webhook that are
 	// stored; the rest count as truncated. 0 keeps them all.
 	MaxAlerts int
@@ -70,10 +58,10 @@ type Config struct {
 
 // Deps are the parts the server is built from.
 type Deps struct {
-	Store  Store
-	Policy *policy.Policy
-	// Outbox is told when new intents are committed; nil when nothing
-	// delivers them (they stay queued in the store).
+	// Incidents is the incident service every route and page calls.
+	Incidents *incident.Service
+	// Outbox is the dispatcher, asked whether it runs (readiness); nil
+	// when nothing delivers notifications.
 	Outbox   Outbox
 	Log      zerolog.Logger
 	Now      func() time.Time
@@ -82,21 +70,19 @@ type Deps struct {
 
 // Outbox is what the handlers need from the dispatcher.
 type Outbox interface {
-	Kick()
 	Running() bool
 }
 
 // Server serves the HTTP API.
 type Server struct {
-	cfg     Config
-	store   Store
-	policy  *policy.Policy
-	outbox  Outbox
-	log     zerolog.Logger
-	now     func() time.Time
-	tokens  []hashedToken
-	metrics *metrics
-	echo    *echo.Echo
+	cfg       Config
+	incidents *incident.Service
+	outbox    Outbox
+	log       zerolog.Logger
+	now       func() time.Time
+	tokens    []hashedToken
+	metrics   *metrics
+	echo      *echo.Echo
 	// sessionKey signs the web pages' session cookies; pages are their
 	// templates.
 	sessionKey []byte
@@ -119,13 +105,12 @@ func New(cfg Config, d Deps) *Server {
 		d.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		cfg:     cfg,
-		store:   d.Store,
-		policy:  d.Policy,
-		outbox:  d.Outbox,
-		log:     d.Log,
-		now:     func() time.Time { return d.Now().UTC() },
-		metrics: newMetrics(d.Registry, d.Store),
+		cfg:       cfg,
+		incidents: d.Incidents,
+		outbox:    d.Outbox,
+		log:       d.Log,
+		now:       func() time.Time { return d.Now().UTC() },
+		metrics:   newMetrics(d.Registry),
 
 		sessionKey: sessionKey(),
 	}
@@ -169,32 +154,15 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))
-	api.POST("/incidents/:id/ack", jsonChange(s, true, http.StatusOK, s.doAck), s.auth(ScopeWrite))
-	api.POST("/incidents/:id/resolve", jsonChange(s, true, http.StatusOK, s.doResolve), s.auth(ScopeWrite))
-	api.PUT("/incidents/:id/roles", jsonChange(s, false, http.StatusOK, s.doSetRoles), s.auth(ScopeWrite))
-	api.POST("/incidents/:id/updates", jsonChange(s, false, http.StatusCreated, s.doPostUpdate), s.auth(ScopeWrite))
+	api.POST("/incidents/:id/ack", jsonChange(s, true, http.StatusOK, (*incident.Service).Acknowledge), s.auth(ScopeWrite))
+	api.POST("/incidents/:id/resolve", jsonChange(s, true, http.StatusOK, (*incident.Service).Resolve), s.auth(ScopeWrite))
+	api.PUT("/incidents/:id/roles", jsonChange(s, false, http.StatusOK, (*incident.Service).SetRoles), s.auth(ScopeWrite))
+	api.POST("/incidents/:id/updates", jsonChange(s, false, http.StatusCreated, (*incident.Service).PostUpdate), s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
 	s.webRoutes(e)
 	s.echo = e
 	return s
-}
-
-// jsonChange is the JSON API's side of a change to one incident: the body
-// decoded strictly into R (it may be empty when emptyOK), the change made
-// by do (the web forms call the same do), the incident answered.
-func jsonChange[R any](s *Server, emptyOK bool, status int, do func(echo.Context, R) (*incidentView, error)) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		var req R
-		if err := s.bindStrict(c, &req, emptyOK); err != nil {
-			return err
-		}
-		view, err := do(c, req)
-		if err != nil {
-			return err
-		}
-		return c.JSON(status, view)
-	}
 }
 
 // Handler is the server as an http.Handler.
@@ -286,19 +254,6 @@ func (s *Server) admit() echo.MiddlewareFunc {
 	}
 }
 
-// actor is who did a write: the named field when given, else the name of
-// the token used. Without either (no tokens configured) the field is
-// required, so that every write records a person.
-func actor(c echo.Context, field, by string) (string, error) {
-	if by = strings.TrimSpace(by); by != "" {
-		return by, checkText(field, by, maxLabelName, false)
-	}
-	if name, ok := c.Get(ctxTokenName).(string); ok && name != "" {
-		return name, nil
-	}
-	return "", badRequest("%s: required: say who is acting", field)
-}
-
 func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -353,35 +308,11 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 func (s *Server) readyz(c echo.Context) error {
-	if err := s.store.Ready(); err != nil {
+	if err := s.incidents.Ready(); err != nil {
 		return errorf(http.StatusServiceUnavailable, "not ready: %v", err)
 	}
 	if s.outbox != nil && !s.outbox.Running() {
 		return errorf(http.StatusServiceUnavailable, "not ready: the notification dispatcher is not running")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
-}
-
-// write runs fn in one durable transaction (the incident change and the
-// intents it causes), then tells the dispatcher. It never waits on a vendor.
-func (s *Server) write(c echo.Context, fn func(tx store.Tx) error) error {
-	var last *txn // the run of fn that committed (fn may run more than once)
-	err := s.store.Update(c.Request().Context(), func(tx store.Tx) error {
-		last = &txn{Tx: tx}
-		return fn(last)
-	})
-	if err != nil {
-		return err
-	}
-	for _, ch := range last.changes {
-		s.metrics.observe(ch)
-	}
-	if s.outbox != nil {
-		s.outbox.Kick()
-	}
-	return nil
-}
-
-func IncidentURL(externalURL, id string) string {
-	return strings.TrimRight(externalURL, "/") + "/api/v1/incidents/" + id
 }

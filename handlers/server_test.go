@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/outbox"
 	"github.com/responder-sre/responder/policy"
@@ -121,6 +122,8 @@ func (e *testEnv) flush() {
 type testEnv struct {
 	t       *testing.T
 	srv     *Server
+	svc     *incident.Service
+	outbox  incident.Kicker // nil without a dispatcher
 	db      *bolt.DB
 	path    string
 	notes   *recorder
@@ -137,6 +140,8 @@ type envSetup struct {
 	path      *string // the store file; a new one in a temp dir by default
 	cfg       *Config
 	deps      *Deps
+	inc       *incident.Config
+	incDeps   *incident.Deps
 	store     *bolt.Options
 	dispatch  *outbox.Config
 	notifiers *[]integrations.Notifier
@@ -155,9 +160,8 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	t.Helper()
 	e := &testEnv{t: t, notes: &recorder{}, now: time.Date(2026, 11, 17, 3, 0, 0, 0, time.UTC), tokens: true, started: time.Now()}
 	cfg := Config{
-		BodyLimit:   64 << 10,
-		RetryAfter:  2 * time.Second,
-		ExternalURL: "http://127.0.0.1:9095",
+		BodyLimit:  64 << 10,
+		RetryAfter: 2 * time.Second,
 		Tokens: []Token{
 			{Name: "alertmanager", Value: tokIngest, Scopes: []string{ScopeIngest}},
 			{Name: "viewer", Value: tokRead, Scopes: []string{ScopeRead}},
@@ -165,15 +169,16 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 			{Name: "admin", Value: tokAll, Scopes: []string{ScopeIngest, ScopeRead, ScopeWrite}},
 		},
 	}
-	cfg.Routes = Routes{Log: true}
-	deps := Deps{Policy: testPolicy(t), Log: zerolog.Nop(), Now: e.clock}
+	inc := incident.Config{ExternalURL: "http://127.0.0.1:9095", Routes: incident.Routes{Log: true}}
+	incDeps := incident.Deps{Policy: testPolicy(t)}
+	deps := Deps{Log: zerolog.Nop(), Now: e.clock}
 	var so bolt.Options
 	var dc outbox.Config
 	notifiers := []integrations.Notifier{e.notes}
 	dclock := e.dispatchClock
 	e.path = filepath.Join(t.TempDir(), "responder.db")
 	for _, o := range opts {
-		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock})
+		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, inc: &inc, incDeps: &incDeps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock})
 	}
 	e.tokens = len(cfg.Tokens) > 0
 	db, err := bolt.Open(e.path, so)
@@ -182,13 +187,12 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	e.db = db
-	deps.Store = db
 	e.stopDispatcher = func() {}
+	if deps.Registry == nil {
+		deps.Registry = prometheus.NewRegistry()
+	}
 	if deps.Outbox == nil {
-		if deps.Registry == nil {
-			deps.Registry = prometheus.NewRegistry()
-		}
-		d := outbox.New(dc, db, notifiers, deps.Log, dclock, func(id string) string { return IncidentURL(cfg.ExternalURL, id) }, deps.Registry)
+		d := outbox.New(dc, db, notifiers, deps.Log, dclock, func(id string) string { return incident.URL(inc.ExternalURL, id) }, deps.Registry)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { d.Run(ctx); close(done) }()
@@ -202,8 +206,21 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 		}
 		deps.Outbox = d
 	}
+	incDeps.Store, incDeps.Log, incDeps.Now, incDeps.Registry = db, deps.Log, deps.Now, deps.Registry
+	if k, ok := deps.Outbox.(incident.Kicker); ok {
+		incDeps.Outbox, e.outbox = k, k
+	}
+	e.svc = incident.New(inc, incDeps)
+	deps.Incidents = e.svc
 	e.srv = New(cfg, deps)
 	return e
+}
+
+// kick tells the env's dispatcher that intents were committed.
+func (e *testEnv) kick() {
+	if e.outbox != nil {
+		e.outbox.Kick()
+	}
 }
 
 // dispatchClock runs on from the test clock in real time, so that retry
@@ -362,11 +379,19 @@ func (e *testEnv) snapshot() string {
 			return err
 		}
 		for _, inc := range page.Incidents {
-			v, err := loadView(tx, inc.ID)
+			alerts, err := tx.Alerts(inc.ID)
 			if err != nil {
 				return err
 			}
-			enc, _ := json.Marshal(v)
+			timeline, err := tx.Timeline(inc.ID)
+			if err != nil {
+				return err
+			}
+			intents, err := tx.IncidentIntents(inc.ID)
+			if err != nil {
+				return err
+			}
+			enc, _ := json.Marshal([]any{inc, alerts, timeline, intents})
 			b.Write(enc)
 		}
 		un, err := tx.Unmatched(0)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+
+	"github.com/responder-sre/responder/integrations"
 )
 
 // Sessions of the web pages. A session cookie holds a random session id,
@@ -137,7 +139,7 @@ func (s *Server) csrfToken(sess *session) string {
 func (s *Server) checkCSRF(c echo.Context, sess *session) error {
 	r := c.Request()
 	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return errorf(http.StatusForbidden, "cross-site form post refused (Sec-Fetch-Site: %s): use the form on this site", shorten(site, 32))
+		return errorf(http.StatusForbidden, "cross-site form post refused (Sec-Fetch-Site: %s): use the form on this site", integrations.Shorten(site, 32))
 	}
 	from := r.Header.Get("Origin")
 	if from == "" {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -270,7 +272,7 @@ type listData struct {
 // listPage shows incidents, open and acknowledged ones first, each group
 // newest first, filtered like GET /api/v1/incidents.
 func (s *Server) listPage(c echo.Context) error {
-	page, err := s.listIncidents(c)
+	page, err := s.incidents.List(c.Request().Context(), listQuery(c))
 	if err != nil {
 		return s.errorPage(c, err)
 	}
@@ -329,11 +331,7 @@ func (s *Server) newPage(c echo.Context) error {
 }
 
 func (s *Server) newData(form, msg string, v url.Values) newData {
-	names := make([]string, 0, len(s.cfg.Scenarios))
-	for n := range s.cfg.Scenarios {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := s.incidents.Scenarios()
 	if v == nil {
 		v = url.Values{}
 	}
@@ -352,14 +350,14 @@ func (s *Server) declareForm(c echo.Context) error {
 	if err != nil {
 		return s.newFailed(c, "declare", err)
 	}
-	view, _, err := s.declareFrom(c, declareRequest{
+	view, _, err := s.incidents.Declare(c.Request().Context(), incident.DeclareRequest{
 		Title:          postValue(c, "title"),
 		Severity:       postValue(c, "severity"),
 		Description:    postValue(c, "description"),
 		Labels:         lbls,
 		CustomerImpact: postValue(c, "customer_impact") == "on",
 		DeclaredBy:     postValue(c, "declared_by"),
-	})
+	}, tokenName(c), incident.Idempotency{})
 	if err != nil {
 		return s.newFailed(c, "declare", err)
 	}
@@ -367,11 +365,11 @@ func (s *Server) declareForm(c echo.Context) error {
 }
 
 func (s *Server) drillForm(c echo.Context) error {
-	view, _, err := s.drillFrom(c, drillRequest{
+	view, _, err := s.incidents.Drill(c.Request().Context(), incident.DrillRequest{
 		Scenario: postValue(c, "scenario"),
 		Severity: postValue(c, "severity"),
 		By:       postValue(c, "by"),
-	})
+	}, tokenName(c), incident.Idempotency{})
 	if err != nil {
 		return s.newFailed(c, "drill", err)
 	}
@@ -388,7 +386,7 @@ func parseLabels(text string) (map[string]string, error) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
-			return nil, badRequest("labels: line %d %q: write name=value", i+1, shorten(line, 64))
+			return nil, badRequest("labels: line %d %q: write name=value", i+1, integrations.Shorten(line, 64))
 		}
 		lbls[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
@@ -396,7 +394,7 @@ func parseLabels(text string) (map[string]string, error) {
 }
 
 type incidentData struct {
-	*incidentView
+	*incident.View
 	Form   string // the form that failed: ack, roles, update, resolve
 	Error  string
 	Values url.Values
@@ -412,16 +410,11 @@ func (s *Server) incidentPage(c echo.Context) error {
 // showIncident renders the incident page, with msg beside form when a
 // form failed.
 func (s *Server) showIncident(c echo.Context, status int, form, msg string) error {
-	var view *incidentView
-	err := s.store.View(c.Request().Context(), func(tx store.Tx) error {
-		var err error
-		view, err = loadView(tx, c.Param("id"))
-		return err
-	})
+	view, err := s.incidents.Get(c.Request().Context(), c.Param("id"))
 	if err != nil {
-		return s.errorPage(c, unknownIncident(c, err))
+		return s.errorPage(c, err)
 	}
-	d := incidentData{incidentView: view, Form: form, Error: msg, Values: c.Request().PostForm,
+	d := incidentData{View: view, Form: form, Error: msg, Values: c.Request().PostForm,
 		PostmortemURL: "/api/v1/incidents/" + view.ID + "/postmortem"}
 	if d.Values == nil {
 		d.Values = url.Values{}
@@ -445,30 +438,30 @@ func (s *Server) formDone(c echo.Context, form string, err error) error {
 }
 
 func (s *Server) ackForm(c echo.Context) error {
-	_, err := s.doAck(c, ackRequest{By: postValue(c, "by")})
+	_, err := doChange(s, c, (*incident.Service).Acknowledge, incident.AckRequest{By: postValue(c, "by")})
 	return s.formDone(c, "ack", err)
 }
 
 func (s *Server) resolveForm(c echo.Context) error {
-	_, err := s.doResolve(c, resolveRequest{By: postValue(c, "by"), Summary: postValue(c, "summary")})
+	_, err := doChange(s, c, (*incident.Service).Resolve, incident.ResolveRequest{By: postValue(c, "by"), Summary: postValue(c, "summary")})
 	return s.formDone(c, "resolve", err)
 }
 
 // rolesForm sets the roles filled in; an empty field keeps its holder.
 func (s *Server) rolesForm(c echo.Context) error {
-	req := rolesRequest{By: postValue(c, "by")}
+	req := incident.RolesRequest{By: postValue(c, "by")}
 	if v := postValue(c, "recovery_lead"); strings.TrimSpace(v) != "" {
 		req.RecoveryLead = &v
 	}
 	if v := postValue(c, "comms_lead"); strings.TrimSpace(v) != "" {
 		req.CommsLead = &v
 	}
-	_, err := s.doSetRoles(c, req)
+	_, err := doChange(s, c, (*incident.Service).SetRoles, req)
 	return s.formDone(c, "roles", err)
 }
 
 func (s *Server) updateForm(c echo.Context) error {
-	req := updateRequest{Text: postValue(c, "text"), By: postValue(c, "by")}
+	req := incident.UpdateRequest{Text: postValue(c, "text"), By: postValue(c, "by")}
 	if v := strings.TrimSpace(postValue(c, "eta")); v != "" {
 		eta, err := parseFormTime(v)
 		if err != nil {
@@ -476,7 +469,7 @@ func (s *Server) updateForm(c echo.Context) error {
 		}
 		req.ETA = &eta
 	}
-	_, err := s.doPostUpdate(c, req)
+	_, err := doChange(s, c, (*incident.Service).PostUpdate, req)
 	return s.formDone(c, "update", err)
 }
 
@@ -488,7 +481,7 @@ func parseFormTime(v string) (time.Time, error) {
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, badRequest("eta: %q is not a time like 2026-11-22 03:04 (UTC)", shorten(v, 64))
+	return time.Time{}, badRequest("eta: %q is not a time like 2026-11-22 03:04 (UTC)", integrations.Shorten(v, 64))
 }
 
 // postValue is a field of the posted form; the query string never stands

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
@@ -232,7 +233,7 @@ func TestWebRefusesFormsWithoutCSRF(t *testing.T) {
 
 func TestWebIncidentFlow(t *testing.T) {
 	e := newEnv(t, func(s envSetup) {
-		s.cfg.Scenarios = map[string]Scenario{"database-failover": {Title: "Primary database lost", Severity: policy.S2}}
+		s.inc.Scenarios = map[string]incident.Scenario{"database-failover": {Title: "Primary database lost", Severity: policy.S2}}
 	})
 	b := newBrowser(e)
 	b.login(tokAll)

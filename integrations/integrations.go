@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 )
@@ -248,4 +249,19 @@ func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
 	}
 	ev.Msg(m.Text)
 	return Receipt{}, nil
+}
+
+// Shorten cuts s to at most n bytes, on a character boundary, marking the
+// cut with how long s was: for outside text that goes into a message or a
+// record (an id taken from a path, a vendor's error page).
+func Shorten(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("… (%d bytes)", len(s))
 }

@@ -37,7 +37,7 @@ func baselineCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return fail(stderr, fmt.Errorf("log level %q: %w", *level, err))
 	}
 	log := zerolog.New(stderr).Level(lvl).With().Timestamp().Str("component", "baseline").Logger()
-	cfg := handlers.Config{BodyLimit: *bodyLimit, RetryAfter: time.Second, ExternalURL: "http://" + *listen}
+	cfg := handlers.Config{BodyLimit: *bodyLimit, RetryAfter: time.Second}
 	if token != "" {
 		cfg.Tokens = []handlers.Token{{Name: "bench", Value: token, Scopes: []string{handlers.ScopeIngest}}}
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/bolt"
 )
@@ -197,8 +198,9 @@ func TestTheDaemonIngestsTheBodies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = db.Close() }()
-	srv := handlers.New(handlers.Config{BodyLimit: 1 << 20, RetryAfter: time.Second, ExternalURL: "http://127.0.0.1"},
-		handlers.Deps{Store: db, Policy: pol, Log: zerolog.Nop()})
+	svc := incident.New(incident.Config{ExternalURL: "http://127.0.0.1"}, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop()})
+	srv := handlers.New(handlers.Config{BodyLimit: 1 << 20, RetryAfter: time.Second},
+		handlers.Deps{Incidents: svc, Log: zerolog.Nop()})
 	ts := httptest.NewServer(srv.Handler())
 	defer ts.Close()
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/bolt"
 )
@@ -71,7 +72,8 @@ func TestAnswerWaitsForDurableCommit(t *testing.T) {
 	t.Cleanup(func() { _ = db.Close() })
 	g := &gatedStore{DB: db, inTx: make(chan struct{}), committed: make(chan struct{}),
 		leaveTx: make(chan struct{}), release: make(chan struct{})}
-	srv := handlers.New(b.handlers, handlers.Deps{Store: g, Policy: b.deps.Policy, Log: zerolog.Nop(), Now: time.Now})
+	svc := incident.New(b.incidents, incident.Deps{Store: g, Policy: b.policy, Log: zerolog.Nop(), Now: time.Now})
+	srv := handlers.New(b.handlers, handlers.Deps{Incidents: svc, Log: zerolog.Nop(), Now: time.Now})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	t.Cleanup(func() { // never leave the writer blocked on a failed test

@@ -23,6 +23,7 @@ import (
 
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/email"
 	"github.com/responder-sre/responder/integrations/opsgenie"
@@ -115,11 +116,11 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		BodyLimit:         cfg.HTTP.BodyLimitBytes,
 		MaxIngestInFlight: cfg.HTTP.MaxIngestInFlight,
 		RetryAfter:        cfg.Store.RetryAfter,
-		ExternalURL:       cfg.ExternalURL,
 		MaxAlerts:         cfg.Alertmanager.MaxAlerts,
 		Secrets:           cfg.Secrets(),
 	}}
-	b.deps.Policy = pol
+	b.policy = pol
+	b.incidents.ExternalURL = cfg.ExternalURL
 	if cfg.HTTP.TLS.Enabled() {
 		if b.tls, err = cfg.HTTP.TLS.ServerConfig(); err != nil {
 			return nil, fmt.Errorf("http.tls: %w", err)
@@ -129,13 +130,13 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		b.handlers.Tokens = append(b.handlers.Tokens, handlers.Token{Name: t.Name, Value: t.Token.Value(), Scopes: t.Scopes,
 			RatePerSecond: t.RatePerSecond, Burst: t.Burst})
 	}
-	b.handlers.Scenarios = map[string]handlers.Scenario{}
+	b.incidents.Scenarios = map[string]incident.Scenario{}
 	for name, sc := range cfg.Drills.Scenarios {
 		sev, err := policy.ParseSeverity(sc.Severity) // validated by Load
 		if err != nil {
 			return nil, fmt.Errorf("drills.scenarios.%s: %w", name, err)
 		}
-		b.handlers.Scenarios[name] = handlers.Scenario{Title: sc.Title, Severity: sev, Labels: sc.Labels, Description: sc.Description}
+		b.incidents.Scenarios[name] = incident.Scenario{Title: sc.Title, Severity: sev, Labels: sc.Labels, Description: sc.Description}
 	}
 	if err := buildNotifications(b); err != nil {
 		return nil, err
@@ -148,7 +149,8 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 type built struct {
 	cfg       *configs.Config
 	handlers  handlers.Config
-	deps      handlers.Deps
+	incidents incident.Config
+	policy    *policy.Policy
 	dispatch  outbox.Config
 	notifiers []integrations.Notifier // vendors; the log notifier is added by serve
 	tls       *tls.Config             // nil: plain HTTP
@@ -160,7 +162,7 @@ type built struct {
 func buildNotifications(b *built) error {
 	n := b.cfg.Notifications
 	client := &http.Client{Timeout: n.Timeout}
-	r := handlers.Routes{Log: n.Log, PageDrills: b.cfg.Drills.Page}
+	r := incident.Routes{Log: n.Log, PageDrills: b.cfg.Drills.Page}
 	b.dispatch = outbox.Config{
 		MaxAge: n.MaxAge, BackoffBase: n.RetryBase, BackoffMax: n.RetryMax,
 		Concurrency: n.Concurrency, Timeout: n.Timeout,
@@ -171,7 +173,7 @@ func buildNotifications(b *built) error {
 			return fmt.Errorf("notifications.slack: %w", err)
 		}
 		b.notifiers = append(b.notifiers, sn)
-		r.Slack = &handlers.SlackRoutes{Channel: s.Channel, BySeverity: s.SeverityChannels, ByTeam: s.TeamChannels, Customer: s.CustomerChannel}
+		r.Slack = &incident.SlackRoutes{Channel: s.Channel, BySeverity: s.SeverityChannels, ByTeam: s.TeamChannels, Customer: s.CustomerChannel}
 		b.dispatch.SlackRate, b.dispatch.SlackBurst = s.RatePerSecond, s.Burst
 	}
 	if e := n.Email; e != nil {
@@ -180,10 +182,10 @@ func buildNotifications(b *built) error {
 			return fmt.Errorf("notifications.email: %w", err)
 		}
 		b.notifiers = append(b.notifiers, en)
-		r.Email = &handlers.EmailRoutes{Recipients: e.Recipients, Customer: e.CustomerEngineering, Events: e.Events}
+		r.Email = &incident.EmailRoutes{Recipients: e.Recipients, Customer: e.CustomerEngineering, Events: e.Events}
 	}
 	if z := n.Zoom; z != nil {
-		r.Zoom = &handlers.ZoomRoutes{BridgeURL: z.BridgeURL, TeamBridges: z.TeamBridges, API: z.API != nil}
+		r.Zoom = &incident.ZoomRoutes{BridgeURL: z.BridgeURL, TeamBridges: z.TeamBridges, API: z.API != nil}
 		if z.API != nil {
 			zn, err := zoom.New(z.API.Build(client))
 			if err != nil {
@@ -200,7 +202,7 @@ func buildNotifications(b *built) error {
 		b.notifiers = append(b.notifiers, on)
 		r.Pager = o.Responder.Target()
 	}
-	b.handlers.Routes = r
+	b.incidents.Routes = r
 	return nil
 }
 
@@ -271,7 +273,7 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	if cfg.Notifications.Log {
 		notifiers = append(notifiers, integrations.NewLogNotifier(log))
 	}
-	dispatcher := outbox.New(b.dispatch, db, notifiers, log, time.Now, func(id string) string { return handlers.IncidentURL(cfg.ExternalURL, id) }, reg)
+	dispatcher := outbox.New(b.dispatch, db, notifiers, log, time.Now, func(id string) string { return incident.URL(cfg.ExternalURL, id) }, reg)
 	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))
 	dispatched := make(chan struct{})
 	go func() { dispatcher.Run(dctx); close(dispatched) }()
@@ -283,14 +285,13 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 		log.Info().Msg("dispatcher stopped")
 	}()
 
-	deps := b.deps
-	deps.Store, deps.Log, deps.Now, deps.Registry, deps.Outbox = db, log, time.Now, reg, dispatcher
-	srv := handlers.New(b.handlers, deps)
+	svc := incident.New(b.incidents, incident.Deps{Store: db, Policy: b.policy, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
+	srv := handlers.New(b.handlers, handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
 	// Reminders stop before the dispatcher and the store (defers run last
 	// in, first out).
 	rctx, stopReminders := context.WithCancel(context.WithoutCancel(ctx))
 	reminded := make(chan struct{})
-	go func() { srv.RunReminders(rctx, handlers.DefaultReminderEvery); close(reminded) }()
+	go func() { svc.RunReminders(rctx, incident.DefaultReminderEvery); close(reminded) }()
 	defer func() { stopReminders(); <-reminded }()
 
 	var lc net.ListenConfig

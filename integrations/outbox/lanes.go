@@ -90,7 +90,7 @@ func (d *Dispatcher) add(in *store.Intent) {
 	// lower sequence visible after a higher one. The head in flight stays
 	// first; order with it is what it was when it started.
 	at := len(l.queue)
-	for at > 0 && l.queue[at-1].Seq > in.Seq && !(at == 1 && l.busy) {
+	for at > 0 && l.queue[at-1].Seq > in.Seq && (at > 1 || !l.busy) {
 		at--
 	}
 	l.queue = slices.Insert(l.queue, at, in)

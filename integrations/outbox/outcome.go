@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -101,17 +100,7 @@ const maxErrorText = 500
 
 // errorText is a delivery error for the record, cut at maxErrorText bytes
 // on a character boundary.
-func errorText(err error) string {
-	s := err.Error()
-	if len(s) <= maxErrorText {
-		return s
-	}
-	cut := maxErrorText
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + " [cut]"
-}
+func errorText(err error) string { return integrations.Shorten(err.Error(), maxErrorText) }
 
 // expire gives up on an intent that waited longer than MaxAge.
 func (d *Dispatcher) expire(in *store.Intent, l *lane) {

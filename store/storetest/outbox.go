@@ -56,7 +56,7 @@ func testOutboxPendingIndex(t *testing.T, open Opener) {
 	b := &store.Intent{IncidentID: "INC-2", Channel: "email", Target: "x@example.com", Event: "opened", Key: "mine", CreatedAt: T0, NextAt: T0}
 	c := &store.Intent{IncidentID: "INC-1", Channel: "log", Target: "log", Event: "note", CreatedAt: T0, NextAt: T0}
 	enqueue(t, db, a, b, c)
-	if a.Seq == 0 || !(a.Seq < b.Seq && b.Seq < c.Seq) {
+	if a.Seq == 0 || a.Seq >= b.Seq || b.Seq >= c.Seq {
 		t.Fatalf("sequences %d, %d, %d: want increasing from 1", a.Seq, b.Seq, c.Seq)
 	}
 	if a.State != store.IntentPending || a.Key == "" || b.Key != "mine" {

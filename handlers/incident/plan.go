@@ -1,4 +1,4 @@
-package handlers
+package incident
 
 import (
 	"fmt"
@@ -52,9 +52,9 @@ type ZoomRoutes struct {
 // plan turns one event of a change into outbox intents, in the change's
 // transaction, and records on the incident what it queued (the Slack
 // channel, the page) so that nothing is announced or paged twice.
-func (s *Server) plan(ch *change, ev event) error {
+func (s *Service) plan(ch *change, ev event) error {
 	inc, r := ch.inc, s.cfg.Routes
-	proc := s.policy.ProcessFor(mustSeverity(inc.Severity))
+	proc := s.policy.ProcessFor(storedSeverity(inc.Severity))
 	enqueue := func(channel, target, name, text string, after uint64) (uint64, error) {
 		in := &store.Intent{
 			IncidentID: inc.ID, Channel: channel, Target: target, Event: name, Text: text, By: ev.by,
@@ -155,7 +155,7 @@ func (s *Server) plan(ch *change, ev event) error {
 // planBridge gives the incident its Zoom bridge when its severity wants
 // one: a static URL at once, or a meeting intent whose sequence the
 // announcement waits for (0 when there is none).
-func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) (uint64, error) {
+func (s *Service) planBridge(ch *change, proc policy.Process, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) (uint64, error) {
 	z := s.cfg.Routes.Zoom
 	if z == nil || !proc.Zoom || ch.inc.ZoomURL != "" || ch.inc.BridgeQueued {
 		return 0, nil
@@ -173,7 +173,7 @@ func (s *Server) planBridge(ch *change, proc policy.Process, enqueue func(channe
 
 // planCustomer tells customer engineering, once per incident: their channel
 // and their list.
-func (s *Server) planCustomer(ch *change, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
+func (s *Service) planCustomer(ch *change, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
 	r := s.cfg.Routes
 	text := "Customers are affected: " + ch.inc.Title
 	if r.Slack != nil && r.Slack.Customer != "" {

@@ -1,11 +1,9 @@
-package handlers
+package incident
 
 import (
-	"net/http"
+	"context"
 	"sort"
 	"strings"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
@@ -19,45 +17,34 @@ type Scenario struct {
 	Description string
 }
 
-type drillRequest struct {
+// DrillRequest starts a drill of a configured scenario; Severity, when
+// given, replaces the scenario's.
+type DrillRequest struct {
 	Scenario string `json:"scenario"`
 	Severity string `json:"severity"`
 	By       string `json:"by"`
 }
 
-// startDrill opens a drill incident from a named scenario. It runs the same
+// Drill opens a drill incident from a named scenario. It runs the same
 // process as a real incident, every message marked [DRILL], and pages
-// nobody unless drills.page is set.
-func (s *Server) startDrill(c echo.Context) error {
-	var req drillRequest
-	if err := s.bindStrict(c, &req, false); err != nil {
-		return err
-	}
-	view, replayed, err := s.drillFrom(c, req)
-	if err != nil {
-		return err
-	}
-	return s.answerOpened(c, view, replayed)
-}
-
-// drillFrom validates a drill request and opens its incident: the one path
-// of the API and the web form.
-func (s *Server) drillFrom(c echo.Context, req drillRequest) (*incidentView, bool, error) {
+// nobody unless drills.page is set. replayed is true when idem's key had
+// already opened it.
+func (s *Service) Drill(ctx context.Context, req DrillRequest, actor string, idem Idempotency) (*View, bool, error) {
 	if strings.TrimSpace(req.Scenario) == "" {
-		return nil, false, badRequest("scenario: required (one of %s)", s.scenarioNames())
+		return nil, false, invalid("scenario", "required (one of %s)", s.ScenarioNames())
 	}
 	sc, ok := s.cfg.Scenarios[req.Scenario]
 	if !ok {
-		return nil, false, errorf(http.StatusUnprocessableEntity, "scenario: %q is not configured (drills.scenarios has %s)", req.Scenario, s.scenarioNames())
+		return nil, false, unprocessable("scenario", "scenario: %q is not configured (drills.scenarios has %s)", req.Scenario, s.ScenarioNames())
 	}
 	sev := sc.Severity
 	if req.Severity != "" {
 		var err error
 		if sev, err = policy.ParseSeverity(req.Severity); err != nil {
-			return nil, false, badRequest("severity: %v", err)
+			return nil, false, invalid("severity", "%v", err)
 		}
 	}
-	by, err := actor(c, "by", req.By)
+	by, err := who("by", req.By, actor)
 	if err != nil {
 		return nil, false, err
 	}
@@ -65,7 +52,7 @@ func (s *Server) drillFrom(c echo.Context, req drillRequest) (*incidentView, boo
 	for k, v := range sc.Labels {
 		lbls[k] = v
 	}
-	return s.openIncident(c, store.Incident{
+	return s.openIncident(ctx, store.Incident{
 		Title:          sc.Title,
 		Description:    sc.Description,
 		Severity:       sev.String(),
@@ -76,17 +63,23 @@ func (s *Server) drillFrom(c echo.Context, req drillRequest) (*incidentView, boo
 		Kind:           "drill:" + req.Scenario,
 		DeclaredBy:     by,
 		CustomerImpact: s.policy.CustomerImpact(lbls),
-	}, by)
+	}, by, idem)
 }
 
-func (s *Server) scenarioNames() string {
-	if len(s.cfg.Scenarios) == 0 {
-		return "none: configure drills.scenarios"
-	}
+// Scenarios are the names of the configured drill scenarios, sorted.
+func (s *Service) Scenarios() []string {
 	names := make([]string, 0, len(s.cfg.Scenarios))
 	for n := range s.cfg.Scenarios {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	return strings.Join(names, ", ")
+	return names
+}
+
+// ScenarioNames lists the configured drill scenarios, for a message.
+func (s *Service) ScenarioNames() string {
+	if len(s.cfg.Scenarios) == 0 {
+		return "none: configure drills.scenarios"
+	}
+	return strings.Join(s.Scenarios(), ", ")
 }

@@ -1,4 +1,4 @@
-package handlers
+package incident
 
 import (
 	"fmt"
@@ -14,8 +14,8 @@ import (
 // outbox intents in the same transaction when the change is saved. Every
 // state transition of an incident goes through it.
 type change struct {
-	s       *Server
-	tx      store.Tx
+	s       *Service
+	tx      *txn
 	inc     *store.Incident
 	now     time.Time
 	events  []event
@@ -33,25 +33,17 @@ type event struct {
 	mention string // who a Slack message calls on (see store.Intent.Mention)
 }
 
-// changeOf starts a change of an existing incident.
-func (s *Server) changeOf(tx store.Tx, inc *store.Incident, now time.Time) *change {
+// changeOf starts a change of an existing incident; the transaction keeps
+// it, so that what it did is counted once the transaction commits.
+func (s *Service) changeOf(tx *txn, inc *store.Incident, now time.Time) *change {
 	ch := &change{s: s, tx: tx, inc: inc, now: now}
-	if t, ok := tx.(*txn); ok {
-		t.changes = append(t.changes, ch)
-	}
+	tx.changes = append(tx.changes, ch)
 	return ch
-}
-
-// txn is a write's transaction with the changes made in it, so that what
-// they did can be counted once the transaction is committed.
-type txn struct {
-	store.Tx
-	changes []*change
 }
 
 // open starts a new incident with the next id. The caller fills the rest
 // and calls save.
-func (s *Server) open(tx store.Tx, now time.Time, inc *store.Incident) (*change, error) {
+func (s *Service) open(tx *txn, now time.Time, inc *store.Incident) (*change, error) {
 	id, err := tx.NextIncidentID()
 	if err != nil {
 		return nil, err
@@ -144,7 +136,7 @@ func (ch *change) resolve(by, summary string) error {
 	}
 	ch.inc.PostmortemRemindedAt = &t
 	return ch.announce(integrations.EventNote, store.KindPostmortem,
-		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; draft at %s/postmortem", ch.inc.Kind, IncidentURL(ch.s.cfg.ExternalURL, ch.inc.ID)), "responder")
+		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; draft at %s/postmortem", ch.inc.Kind, ch.s.url(ch.inc.ID)), "responder")
 }
 
 func (ch *change) reopen(reason, by string) error {

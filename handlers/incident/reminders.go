@@ -1,4 +1,4 @@
-package handlers
+package incident
 
 import (
 	"context"
@@ -43,7 +43,7 @@ const DefaultReminderEvery = 30 * time.Second
 // long pause (the daemon down for several intervals) one reminder is posted,
 // not one per interval missed. A failure on one incident does not hold up
 // the others; the errors are returned together.
-func (s *Server) Remind(ctx context.Context) error {
+func (s *Service) Remind(ctx context.Context) error {
 	now := s.now()
 	var open []store.Incident
 	err := s.store.View(ctx, func(tx store.Tx) error {
@@ -55,7 +55,6 @@ func (s *Server) Remind(ctx context.Context) error {
 		return fmt.Errorf("reminders: read open incidents: %w", err)
 	}
 	var errs []error
-	wrote := false
 	for i := range open {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, err)
@@ -74,12 +73,8 @@ func (s *Server) Remind(ctx context.Context) error {
 			continue
 		}
 		for _, kind := range posted {
-			wrote = true
 			s.metrics.reminders.WithLabelValues(kind, strconv.FormatBool(open[i].Drill)).Inc()
 		}
-	}
-	if wrote && s.outbox != nil {
-		s.outbox.Kick()
 	}
 	return errors.Join(errs...)
 }
@@ -88,7 +83,7 @@ func (s *Server) Remind(ctx context.Context) error {
 // (after a restart, what fell due while the daemon was down is posted
 // now). A period of zero or less is DefaultReminderEvery. Failures are
 // logged; the next pass tries again.
-func (s *Server) RunReminders(ctx context.Context, every time.Duration) {
+func (s *Service) RunReminders(ctx context.Context, every time.Duration) {
 	if every <= 0 {
 		every = DefaultReminderEvery
 	}
@@ -119,7 +114,7 @@ func (d due) any() bool { return d.update || d.eta }
 // are due at now. Only severities that expect updates get reminders: an
 // incident without an update interval (S4 by default) is not run through
 // the update process, so it is not asked for an ETA either.
-func (s *Server) remindersDue(inc *store.Incident, now time.Time) due {
+func (s *Service) remindersDue(inc *store.Incident, now time.Time) due {
 	if inc.Status == store.StatusResolved {
 		return due{}
 	}
@@ -158,9 +153,9 @@ func lastUpdate(inc *store.Incident) time.Time {
 // their kinds once the write is durable. The decision is made again inside
 // the transaction, on the incident as it is then: an update posted since
 // the read, or a pass running at the same time, is seen.
-func (s *Server) remind(ctx context.Context, id string, now time.Time) ([]string, error) {
+func (s *Service) remind(ctx context.Context, id string, now time.Time) ([]string, error) {
 	var posted []string
-	err := s.store.Update(ctx, func(tx store.Tx) error {
+	err := s.write(ctx, func(tx *txn) error {
 		posted = posted[:0] // the closure may run more than once
 		inc, err := tx.Incident(id)
 		if err != nil {
@@ -175,7 +170,7 @@ func (s *Server) remind(ctx context.Context, id string, now time.Time) ([]string
 		if mention == "" {
 			mention = mentionChannel
 		}
-		url := IncidentURL(s.cfg.ExternalURL, inc.ID) + "/updates"
+		url := s.url(inc.ID) + "/updates"
 		if d.update {
 			since := lastUpdate(inc)
 			text := "no update since " + s.clockText(since, now)
@@ -226,7 +221,7 @@ func (ch *change) remind(text, mention string) error {
 // clockText shows t as "02:00 UTC (03:00 CET)": UTC first, the local time
 // of the policy's business hours beside it. A date is added to either when
 // t is not on the same day as now there.
-func (s *Server) clockText(t, now time.Time) string {
+func (s *Service) clockText(t, now time.Time) string {
 	utc := t.UTC()
 	out := utc.Format("15:04 UTC")
 	if !sameDay(utc, now.UTC()) {

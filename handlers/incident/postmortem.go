@@ -1,17 +1,15 @@
-package handlers
+package incident
 
 import (
 	"bytes"
+	"context"
 	_ "embed" // the post-mortem template
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/template"
 	"time"
-
-	"github.com/labstack/echo/v4"
 
 	"github.com/responder-sre/responder/store"
 )
@@ -23,16 +21,16 @@ import (
 //go:embed templates/postmortem.md.tmpl
 var postmortemTemplate string
 
-// postmortem serves GET /api/v1/incidents/{id}/postmortem: a Markdown
-// draft built from the incident's record, to be completed by people.
-func (s *Server) postmortem(c echo.Context) error {
+// Postmortem is the Markdown draft of the incident id's post-mortem, built
+// from its record, to be completed by people.
+func (s *Service) Postmortem(ctx context.Context, id string) ([]byte, error) {
 	in := postmortemInput{Now: s.now(), ExternalURL: s.cfg.ExternalURL}
 	if s.policy != nil {
 		in.Location = s.policy.BusinessHours.Location
 	}
-	err := s.store.View(c.Request().Context(), func(tx store.Tx) error {
+	err := s.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		if in.Incident, err = tx.Incident(c.Param("id")); err != nil {
+		if in.Incident, err = tx.Incident(id); err != nil {
 			return err
 		}
 		if in.Alerts, err = tx.Alerts(in.Incident.ID); err != nil {
@@ -42,14 +40,13 @@ func (s *Server) postmortem(c echo.Context) error {
 		return err
 	})
 	if err != nil {
-		return unknownIncident(c, err)
+		return nil, unknownIncident(id, err)
 	}
 	var b bytes.Buffer
 	if err := renderPostmortem(&b, in); err != nil {
-		return fmt.Errorf("render post-mortem of %s: %w", in.Incident.ID, err)
+		return nil, fmt.Errorf("render post-mortem of %s: %w", in.Incident.ID, err)
 	}
-	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("inline; filename=%q", in.Incident.ID+"-postmortem.md"))
-	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", b.Bytes())
+	return b.Bytes(), nil
 }
 
 // postmortemInput is everything a draft is made from.
@@ -226,7 +223,7 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 	}
 	v.Overview = []pmPair{
 		{"Incident", cell(inc.ID)},
-		{"Link", cell(IncidentURL(in.ExternalURL, inc.ID))},
+		{"Link", cell(URL(in.ExternalURL, inc.ID))},
 		{"Status", cell(string(inc.Status))},
 		{"Severity", cell(sev)},
 		{"Source", cell(string(inc.Source))},
@@ -309,7 +306,7 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 	return v
 }
 
-func reportCell(d *stepDuration) string {
+func reportCell(d *StepDuration) string {
 	if d == nil {
 		return none
 	}

@@ -1,0 +1,103 @@
+package incident
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/responder-sre/responder/store"
+)
+
+// metrics are what the service counts. They live in the registry passed
+// in, never the global one.
+type metrics struct {
+	alertsIngested  *prometheus.CounterVec
+	incidentsOpened *prometheus.CounterVec
+	reminders       *prometheus.CounterVec
+	toAcknowledge   *prometheus.HistogramVec
+	toResolve       *prometheus.HistogramVec
+}
+
+// durationBuckets span a minute to a day, in seconds.
+var durationBuckets = []float64{60, 300, 600, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600}
+
+func newMetrics(reg prometheus.Registerer, st Store) *metrics {
+	m := &metrics{
+		alertsIngested: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_alerts_ingested_total",
+			Help: "Alerts accepted from webhooks, by source.",
+		}, []string{"source"}),
+		incidentsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_incidents_opened_total",
+			Help: "Incidents opened, by severity and source.",
+		}, []string{"severity", "source"}),
+		reminders: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_reminders_total",
+			Help: "Reminders posted, by kind (update, eta, postmortem) and whether the incident is a drill.",
+		}, []string{"kind", "drill"}),
+	}
+	m.toAcknowledge = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "responder_time_to_acknowledge_seconds",
+		Help:    "From an incident opening to its acknowledgement; drills are labelled apart.",
+		Buckets: durationBuckets,
+	}, []string{"severity", "drill"})
+	m.toResolve = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "responder_time_to_resolve_seconds",
+		Help:    "From an incident opening to its resolution; drills are labelled apart.",
+		Buckets: durationBuckets,
+	}, []string{"severity", "drill"})
+	reg.MustRegister(m.alertsIngested, m.incidentsOpened, m.reminders, m.toAcknowledge, m.toResolve,
+		openIncidents{st: st},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "responder_write_queue_depth",
+			Help: "Writes waiting for the store's writer.",
+		}, func() float64 { return float64(st.QueueDepth()) }),
+	)
+	return m
+}
+
+// observe records what a committed change did: an incident opened, its
+// time to acknowledge or to resolve.
+func (m *metrics) observe(ch *change) {
+	inc, drill := ch.inc, strconv.FormatBool(ch.inc.Drill)
+	if ch.created {
+		m.incidentsOpened.WithLabelValues(inc.Severity, string(inc.Source)).Inc()
+	}
+	if ch.acknowledged && inc.AcknowledgedAt != nil {
+		m.toAcknowledge.WithLabelValues(inc.Severity, drill).Observe(inc.AcknowledgedAt.Sub(inc.CreatedAt).Seconds())
+	}
+	if ch.resolved && inc.ResolvedAt != nil {
+		m.toResolve.WithLabelValues(inc.Severity, drill).Observe(inc.ResolvedAt.Sub(inc.CreatedAt).Seconds())
+	}
+}
+
+// openIncidents reports the open incidents by severity, read through the
+// store's open index at scrape time (never a scan of the whole file).
+type openIncidents struct{ st Store }
+
+var openIncidentsDesc = prometheus.NewDesc("responder_open_incidents",
+	"Incidents not yet resolved, by severity and whether they are drills.", []string{"severity", "drill"}, nil)
+
+func (o openIncidents) Describe(ch chan<- *prometheus.Desc) { ch <- openIncidentsDesc }
+
+func (o openIncidents) Collect(ch chan<- prometheus.Metric) {
+	counts := map[[2]string]int{}
+	for _, s := range []string{"S1", "S2", "S3", "S4"} {
+		counts[[2]string{s, "false"}] = 0
+	}
+	err := o.st.View(context.Background(), func(tx store.Tx) error {
+		open, err := tx.OpenIncidents()
+		for _, inc := range open {
+			counts[[2]string{inc.Severity, strconv.FormatBool(inc.Drill)}]++
+		}
+		return err
+	})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(openIncidentsDesc, err)
+		return
+	}
+	for k, n := range counts {
+		ch <- prometheus.MustNewConstMetric(openIncidentsDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
