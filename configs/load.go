@@ -6,12 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/url"
 	"os"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -615,7 +616,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 		}
 		pol.Rules = append(pol.Rules, r)
 	}
-	for _, prio := range sortedKeys(pc.OpsGeniePriorities) {
+	for _, prio := range slices.Sorted(maps.Keys(pc.OpsGeniePriorities)) {
 		path := "policy.opsgenie_priorities." + prio
 		switch prio {
 		case "P1", "P2", "P3", "P4", "P5":
@@ -636,7 +637,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 	} else {
 		pol.BusinessHours = policy.BusinessHours{Location: loc, Intervals: pc.BusinessHours.TimeIntervals}
 	}
-	for _, name := range sortedKeys(pc.Severities) {
+	for _, name := range slices.Sorted(maps.Keys(pc.Severities)) {
 		if s, err := policy.ParseSeverity(name); err != nil || s.String() != name {
 			p.addf("policy.severities."+name, "unknown severity: want S1, S2, S3 or S4")
 		}
@@ -687,15 +688,6 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 	return pol
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // resolveSecret checks a secret given inline (key) or in a file (key_file)
 // and, for a file, reads it into value. fromFile remembers that value came
 // from the file, so that Validate can run again.
@@ -721,7 +713,7 @@ func resolveSecret(p *Problems, path, key string, value *Secret, file string, fr
 }
 
 func (d *DrillsConfig) validate(p *Problems) {
-	for _, name := range sortedKeys(d.Scenarios) {
+	for _, name := range slices.Sorted(maps.Keys(d.Scenarios)) {
 		sc, path := d.Scenarios[name], "drills.scenarios."+name
 		if strings.TrimSpace(sc.Title) == "" {
 			p.addf(path+".title", "required")

@@ -2,9 +2,11 @@ package configs
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -159,12 +161,12 @@ func (s *SlackConfig) validate(p *Problems, path string) {
 		p.addf(path+".channel", "required: the channel announcements go to when no severity or team channel applies")
 	}
 	checkSeverityKeys(p, path+".severity_channels", s.SeverityChannels)
-	for _, sev := range sortedKeys(s.SeverityChannels) {
+	for _, sev := range slices.Sorted(maps.Keys(s.SeverityChannels)) {
 		if strings.TrimSpace(s.SeverityChannels[sev]) == "" {
 			p.addf(path+".severity_channels."+sev, "must name a channel")
 		}
 	}
-	for _, team := range sortedKeys(s.TeamChannels) {
+	for _, team := range slices.Sorted(maps.Keys(s.TeamChannels)) {
 		if strings.TrimSpace(s.TeamChannels[team]) == "" {
 			p.addf(path+".team_channels."+team, "must name a channel")
 		}
@@ -201,7 +203,7 @@ func (e *EmailConfig) validate(p *Problems, path string) {
 	}
 	positive(p, path+".timeout", e.Timeout)
 	checkSeverityKeys(p, path+".recipients", e.Recipients)
-	for _, sev := range sortedKeys(e.Recipients) {
+	for _, sev := range slices.Sorted(maps.Keys(e.Recipients)) {
 		checkAddresses(p, path+".recipients."+sev, e.Recipients[sev])
 	}
 	checkAddresses(p, path+".customer_engineering", e.CustomerEngineering)
@@ -223,7 +225,7 @@ func (z *ZoomConfig) validate(p *Problems, path string) {
 	if z.BridgeURL != "" {
 		checkURL(p, path+".bridge_url", z.BridgeURL)
 	}
-	for _, team := range sortedKeys(z.TeamBridges) {
+	for _, team := range slices.Sorted(maps.Keys(z.TeamBridges)) {
 		checkURL(p, path+".team_bridges."+team, z.TeamBridges[team])
 	}
 	if a := z.API; a != nil {
@@ -279,7 +281,7 @@ func checkURL(p *Problems, path, v string) {
 }
 
 func checkSeverityKeys[V any](p *Problems, path string, m map[string]V) {
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		if s, err := policy.ParseSeverity(k); err != nil || s.String() != k {
 			p.addf(path+"."+k, "unknown severity: want S1, S2, S3 or S4")
 		}

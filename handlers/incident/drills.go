@@ -2,7 +2,8 @@ package incident
 
 import (
 	"context"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/responder-sre/responder/policy"
@@ -68,12 +69,7 @@ func (s *Service) Drill(ctx context.Context, req DrillRequest, actor string, ide
 
 // Scenarios are the names of the configured drill scenarios, sorted.
 func (s *Service) Scenarios() []string {
-	names := make([]string, 0, len(s.cfg.Scenarios))
-	for n := range s.cfg.Scenarios {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(s.cfg.Scenarios))
 }
 
 // ScenarioNames lists the configured drill scenarios, for a message.

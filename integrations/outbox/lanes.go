@@ -3,6 +3,7 @@ package outbox
 import (
 	"container/heap"
 	"context"
+	"maps"
 	"slices"
 	"time"
 
@@ -148,7 +149,7 @@ func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 	}
 	now := d.now()
 	d.updateOldest(now)
-	for _, ch := range sortedKeys(d.waiting) {
+	for _, ch := range slices.Sorted(maps.Keys(d.waiting)) {
 		ls := d.waiting[ch]
 		for len(ls) > 0 && d.inFlight[ch] < d.cfg.Concurrency {
 			l := ls[0]
@@ -170,15 +171,6 @@ func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 		return d.sched[0].due
 	}
 	return time.Time{}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // visit looks at a due lane's head: it starts it, or schedules the lane
