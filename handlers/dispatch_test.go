@@ -3,11 +3,9 @@ package handlers
 import (
 	"context"
 	"encoding/binary"
-	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,88 +18,6 @@ import (
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/bolt"
 )
-
-// An intent that cannot be delivered within max_age is marked failed,
-// with the reason, and shown in the timeline; nothing retries it after.
-func TestIntentOlderThanMaxAgeFails(t *testing.T) {
-	var v vendors
-	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) { s.dispatch.MaxAge = 300 * time.Millisecond })
-	v.slack.FailNext(1000, http.StatusServiceUnavailable)
-	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
-	e.flush()
-	inc := e.incident(id)
-	var slackIntent *store.Intent
-	for i := range inc.Notifications {
-		if inc.Notifications[i].Channel == integrations.ChannelSlack {
-			slackIntent = &inc.Notifications[i]
-		}
-	}
-	if slackIntent == nil || slackIntent.State != store.IntentFailed || !strings.Contains(slackIntent.LastError, "max_age") {
-		t.Fatalf("slack intent %+v, want failed for max_age", slackIntent)
-	}
-	if slackIntent.Attempts < 2 {
-		t.Errorf("%d attempts before giving up, want retries first", slackIntent.Attempts)
-	}
-	requests := v.slack.Requests()
-	time.Sleep(300 * time.Millisecond)
-	if v.slack.Requests() != requests {
-		t.Errorf("a failed intent was tried again")
-	}
-	if !strings.Contains(v.logs.String(), "older than max_age") {
-		t.Errorf("giving up was not logged")
-	}
-}
-
-// busyAfter delivers through its notifier, then makes the store refuse
-// writes for a while: the outcome cannot be recorded at once.
-type busyAfter struct {
-	integrations.Notifier
-	busy *atomic.Bool
-	for_ time.Duration
-}
-
-func (b busyAfter) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
-	r, err := b.Notifier.Notify(ctx, m)
-	if b.busy.CompareAndSwap(false, true) {
-		time.AfterFunc(b.for_, func() { b.busy.Store(false) })
-	}
-	return r, err
-}
-
-// A delivery whose outcome cannot be written at once (the store's queue is
-// full) is recorded later, and never delivered again meanwhile.
-func TestUnsavedOutcomeIsNotRedelivered(t *testing.T) {
-	var v vendors
-	var busy atomic.Bool
-	e := newEnv(t, withVendors(t, &v, true), func(s envSetup) {
-		s.store.Busy = busy.Load
-		for i, n := range *s.notifiers {
-			if n.Name() == integrations.ChannelSlack {
-				(*s.notifiers)[i] = busyAfter{Notifier: n, busy: &busy, for_: 350 * time.Millisecond}
-			}
-		}
-	})
-	id := e.postAM(readTestdata(t, "am_firing_old.json"))[0].ID
-	for deadline := time.Now().Add(5 * time.Second); !busy.Load(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("Slack was never called")
-		}
-	}
-	for deadline := time.Now().Add(5 * time.Second); busy.Load(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the store stayed busy")
-		}
-	}
-	e.flush()
-	if posts := len(v.slack.Posts()); posts != 1 {
-		t.Errorf("%d Slack posts, want 1: a delivery was repeated while its outcome waited to be written", posts)
-	}
-	for _, n := range e.incident(id).Notifications {
-		if n.Channel == integrations.ChannelSlack && (n.State != store.IntentSent || n.Attempts != 1) {
-			t.Errorf("slack intent %s after %d attempts, want sent after 1", n.State, n.Attempts)
-		}
-	}
-}
 
 // One outbox intent whose stored value cannot be decoded is logged (without
 // its content) and skipped for good; the intents around it are delivered.
@@ -318,58 +234,5 @@ func TestSlackAttemptInDoubtAfterCrashIsFound(t *testing.T) {
 	}
 	if got := e2.metric(`responder_notifications_found_total{channel="slack"}`); got != "1" {
 		t.Errorf("found metric %q, want 1", got)
-	}
-}
-
-// slowLog is a log notifier that takes a moment per message and records
-// the most deliveries it ever had in flight at once.
-type slowLog struct {
-	recorder
-	inFlight, most atomic.Int32
-}
-
-func (s *slowLog) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
-	n := s.inFlight.Add(1)
-	defer s.inFlight.Add(-1)
-	for {
-		most := s.most.Load()
-		if n <= most || s.most.CompareAndSwap(most, n) {
-			break
-		}
-	}
-	time.Sleep(2 * time.Millisecond)
-	return s.recorder.Notify(ctx, m)
-}
-
-// With one delivery slot for many lanes, lanes wait for the slot and all
-// are served, each in its own order, never two deliveries at once.
-func TestLanesWaitForADeliverySlot(t *testing.T) {
-	slow := &slowLog{}
-	e := newEnv(t, func(s envSetup) {
-		s.dispatch.Concurrency = 1
-		*s.notifiers = []integrations.Notifier{slow}
-	})
-	var ids []string
-	for range 20 {
-		ids = append(ids, e.declareS("S3"))
-	}
-	for _, id := range ids {
-		e.post(http.MethodPost, "/api/v1/incidents/"+id+"/ack", `{"by":"maria"}`, http.StatusOK)
-	}
-	e.flush()
-	slow.mu.Lock()
-	defer slow.mu.Unlock()
-	order := map[string][]string{}
-	for _, m := range slow.msgs {
-		order[m.Incident.ID] = append(order[m.Incident.ID], m.Event)
-	}
-	for _, id := range ids {
-		if got := strings.Join(order[id], " "); !strings.HasPrefix(got, integrations.EventOpened) ||
-			!strings.Contains(got, integrations.EventAcknowledged) {
-			t.Errorf("%s: delivered %q, want opened first and then acknowledged", id, got)
-		}
-	}
-	if most := slow.most.Load(); most != 1 {
-		t.Errorf("%d deliveries in flight at once, want 1", most)
 	}
 }

@@ -483,30 +483,6 @@ func TestReminderConcurrentPasses(t *testing.T) {
 	}
 }
 
-// RunReminders posts what is due when it starts, and stops with its
-// context.
-func TestRunReminders(t *testing.T) {
-	e := newEnv(t, withProcess(t, nil, 0))
-	id := e.declareS("S1")
-	e.advance(2 * time.Hour)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.svc.RunReminders(ctx, 5*time.Millisecond); close(done) }()
-	for deadline := time.Now().Add(5 * time.Second); len(e.reminders(id)) == 0; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no reminder after 5s")
-		}
-	}
-	time.Sleep(30 * time.Millisecond) // several more passes at the same moment
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		t.Fatal("RunReminders did not stop with its context")
-	}
-	wantReminders(t, "run", e.reminders(id), "05:00 reminded the channel: no update since 03:00 UTC")
-}
-
 // With the fake Slack: the reminder is a reply in the incident's thread
 // that calls on the channel while no comms lead is set, and on the comms
 // lead once one is (a Slack user ID becomes a real mention).

@@ -1,10 +1,15 @@
 package incident
 
 import (
+	"context"
+	"path/filepath"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
 )
 
 // The text helpers: UTC first, the local zone beside, dates when the day
@@ -48,4 +53,58 @@ func TestReminderClockText(t *testing.T) {
 			t.Errorf("shortDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+// RunReminders posts what is due when it starts and on every pass after,
+// each reminder once however many passes see it, and stops with its
+// context. Inside a synctest bubble its ticker runs on virtual time.
+func TestRunReminders(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db, err := bolt.Open(filepath.Join(t.TempDir(), "responder.db"), bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = db.Close() }()
+		s := newService(t, db, nil)
+		s.now = func() time.Time { return time.Now().UTC() } // the bubble's clock
+		s.policy.Process[policy.S1] = policy.Process{UpdateInterval: time.Hour}
+		ctx := context.Background()
+		v, _, err := s.Declare(ctx, DeclareRequest{Title: "Checkout down", Severity: "S1"}, "oncall", Idempotency{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reminders := func() int {
+			got, err := s.Get(ctx, v.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, e := range got.Timeline {
+				if e.Kind == store.KindReminder {
+					n++
+				}
+			}
+			return n
+		}
+		rctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { s.RunReminders(rctx, 30*time.Second); close(done) }()
+		for _, step := range []struct {
+			after time.Duration
+			want  int
+		}{
+			{59 * time.Minute, 0}, // not due yet
+			{2 * time.Minute, 1},  // due at 1h: one pass posts it
+			{30 * time.Minute, 1}, // sixty more passes: still one
+			{30 * time.Minute, 2}, // an hour after the first reminder
+		} {
+			time.Sleep(step.after) // virtual
+			synctest.Wait()
+			if got := reminders(); got != step.want {
+				t.Fatalf("after %s more: %d reminders, want %d", step.after, got, step.want)
+			}
+		}
+		cancel()
+		<-done // synctest reports a deadlock if RunReminders does not stop
+	})
 }
