@@ -256,7 +256,7 @@ func browserStartResponder(t *testing.T, bin string) *browserEnv {
 		ingestToken: "ingest-" + e2eRandomHex(t, 16),
 		client:      &http.Client{Timeout: 5 * time.Second},
 	}
-	addr := e2eFreeAddr(t)
+	sock, addr := heldSocket(t)
 	env.url = "http://" + addr
 	cfg := filepath.Join(dir, "responder.yml")
 	e2eWriteFile(t, cfg, fmt.Sprintf(`listen: %s
@@ -283,7 +283,7 @@ notifications:
     rate_per_second: 10
     burst: 10
 `, addr, filepath.Join(dir, "data"), env.webToken, env.ingestToken, browserFakeSlack(t)))
-	p := e2eStartProcess(t, "responder", filepath.Join(dir, "responder.log"), nil, bin, "serve", "--config", cfg)
+	p := e2eStartProcess(t, "responder", filepath.Join(dir, "responder.log"), nil, sock, bin, "serve", "--config", cfg)
 	e2eWaitReady(t, p, env.client, env.url+"/readyz")
 	return env
 }

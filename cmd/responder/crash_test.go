@@ -141,6 +141,7 @@ type crashHarness struct {
 	bin, dir, cfg, logPath, dbPath string
 	url, token                     string
 	client                         *http.Client
+	sock                           *os.File // the listening socket every start of the daemon is handed
 
 	slack *slacktest.Server
 	smtp  *smtptest.Server
@@ -167,7 +168,8 @@ func newCrashHarness(t *testing.T, bin string, seed uint64) *crashHarness {
 		token:   "crash-" + e2eRandomHex(t, 16),
 		client:  &http.Client{Timeout: 10 * time.Second},
 	}
-	addr := e2eFreeAddr(t)
+	sock, addr := heldSocket(t)
+	h.sock = sock
 	h.url = "http://" + addr
 
 	h.slack = slacktest.New(crashSlackToken)
@@ -268,7 +270,10 @@ func (h *crashHarness) start(t *testing.T) *e2eProcess {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(h.bin, "serve", "--config", h.cfg)
+	// The same held socket on every start: the port is the harness's for
+	// the whole run, and requests sent while the daemon is down wait in
+	// its backlog.
+	cmd := activated(h.sock, nil, h.bin, "serve", "--config", h.cfg)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -14,10 +14,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -277,8 +275,8 @@ func e2eStart(t *testing.T, responderBin string) *e2eEnv {
 		amtoolHome:   filepath.Join(dir, "home"),
 		client:       &http.Client{Timeout: 5 * time.Second},
 	}
-	rAddr, amAddr := e2eFreeAddr(t), e2eFreeAddr(t)
-	env.responderURL, env.alertmanagerURL = "http://"+rAddr, "http://"+amAddr
+	rSock, rAddr := heldSocket(t)
+	env.responderURL = "http://" + rAddr
 	if err := os.Mkdir(env.amtoolHome, 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -295,7 +293,7 @@ auth:
       token: %s
       scopes: [ingest, read]
 `, rAddr, filepath.Join(dir, "data"), env.token))
-	rp := e2eStartProcess(t, "responder", env.responderLog, []string{envBusyFile + "=" + env.busyFile},
+	rp := e2eStartProcess(t, "responder", env.responderLog, []string{envBusyFile + "=" + env.busyFile}, rSock,
 		responderBin, "serve", "--config", rCfg)
 	e2eWaitReady(t, rp, env.client, env.responderURL+"/readyz")
 
@@ -315,12 +313,16 @@ receivers:
           authorization:
             credentials: %s
 `, env.responderURL, env.token))
-	ap := e2eStartProcess(t, "alertmanager", filepath.Join(dir, "alertmanager.log"), nil, e2eAlertmanagerBin,
+	// Alertmanager cannot take a socket: it binds a port the kernel picks
+	// and holds, and says which in its log.
+	amLog := filepath.Join(dir, "alertmanager.log")
+	ap := e2eStartProcess(t, "alertmanager", amLog, nil, nil, e2eAlertmanagerBin,
 		"--config.file="+amCfg,
 		"--storage.path="+filepath.Join(dir, "alertmanager-data"),
-		"--web.listen-address="+amAddr,
+		"--web.listen-address=127.0.0.1:0",
 		"--cluster.listen-address=", // no gossip: nothing listens on 0.0.0.0:9094
 	)
+	env.alertmanagerURL = "http://" + e2eListeningOn(t, ap, amLog)
 	e2eWaitReady(t, ap, env.client, env.alertmanagerURL+"/-/ready")
 	return env
 }
@@ -333,17 +335,21 @@ type e2eProcess struct {
 	err  error         // Wait's result, set before done is closed
 }
 
-// e2eStartProcess starts a daemon with its stdout and stderr in logPath. On
-// cleanup it sends SIGTERM to the process group (SIGKILL after 10 s), waits,
-// and logs the output if the test failed.
-func e2eStartProcess(t *testing.T, name, logPath string, extraEnv []string, bin string, args ...string) *e2eProcess {
+// e2eStartProcess starts a daemon with its stdout and stderr in logPath,
+// handed sock as its listening socket when sock is not nil (see activated).
+// On cleanup it sends SIGTERM to the process group (SIGKILL after 10 s),
+// waits, and logs the output if the test failed.
+func e2eStartProcess(t *testing.T, name, logPath string, extraEnv []string, sock *os.File, bin string, args ...string) *e2eProcess {
 	t.Helper()
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	if sock != nil {
+		cmd = activated(sock, nil, bin, args...)
+	}
+	cmd.Env = append(cmd.Environ(), extraEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Cleanups run last-registered first: the log is shown after the stop.
@@ -536,19 +542,30 @@ func (env *e2eEnv) countRequests(t *testing.T, path string, status int) int {
 	return n
 }
 
-// e2eFreeAddr returns a loopback address with a port that was free a moment
-// ago.
-func e2eFreeAddr(t *testing.T) string {
+// e2eListeningOn waits (bounded) for Alertmanager's log to say which
+// address it listens on.
+func e2eListeningOn(t *testing.T, p *e2eProcess, logPath string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
+	const marker = `msg="Listening on" address=`
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		if b, err := os.ReadFile(logPath); err == nil {
+			if _, rest, ok := strings.Cut(string(b), marker); ok {
+				if addr, _, ok := strings.Cut(rest, "\n"); ok {
+					return strings.TrimSpace(addr)
+				}
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before listening: %v", p.name, p.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s did not say where it listens within 15s", p.name)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
-		t.Fatal(err)
-	}
-	return addr
 }
 
 func e2eWriteFile(t *testing.T, path, content string) {

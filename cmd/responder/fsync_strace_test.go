@@ -49,7 +49,7 @@ func TestFsyncBeforeAnswerUnderStrace(t *testing.T) {
 	}
 	bin := e2eBuild(t)
 	dir := t.TempDir()
-	addr := e2eFreeAddr(t)
+	sock, addr := heldSocket(t)
 	cfg := filepath.Join(dir, "responder.yml")
 	e2eWriteFile(t, cfg, fmt.Sprintf("listen: %s\ndata_dir: %s\nlog:\n  level: warn\n  format: json\n", addr, filepath.Join(dir, "data")))
 	tracePath := filepath.Join(dir, "trace")
@@ -58,8 +58,8 @@ func TestFsyncBeforeAnswerUnderStrace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(straceBin, "-f", "-qq", "-y", "-s", "65536", "-e", "signal=none",
-		"-e", "trace=fdatasync,fsync,pwrite64,read,write,writev", "-o", tracePath, bin, "serve", "--config", cfg)
+	cmd := activated(sock, []string{straceBin, "-f", "-qq", "-y", "-s", "65536", "-e", "signal=none",
+		"-e", "trace=fdatasync,fsync,pwrite64,read,write,writev", "-o", tracePath}, bin, "serve", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

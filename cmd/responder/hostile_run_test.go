@@ -47,12 +47,11 @@ func startDaemon(t *testing.T, cfg string, client *http.Client, scheme string) *
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
-	d := &daemon{addr: freePort(t), logs: &syncBuffer{}, client: client}
-	d.base = scheme + "://" + d.addr
+	d := &daemon{logs: &syncBuffer{}, client: client}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", path, "--listen", d.addr, "--data-dir", filepath.Join(dir, "data")}, noEnv, d.logs, d.logs)
+		done <- run(ctx, []string{"serve", "--config", path, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data")}, noEnv, d.logs, d.logs)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -65,6 +64,8 @@ func startDaemon(t *testing.T, cfg string, client *http.Client, scheme string) *
 			t.Errorf("serve did not stop within 20s")
 		}
 	})
+	d.addr = servingAddr(t, d.logs, done)
+	d.base = scheme + "://" + d.addr
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := client.Get(d.base + "/readyz")

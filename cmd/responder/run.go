@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -294,10 +295,15 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	go func() { svc.RunReminders(rctx, incident.DefaultReminderEvery); close(reminded) }()
 	defer func() { stopReminders(); <-reminded }()
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	ln, inherited, err := listenSocket(ctx, cfg.Listen, getenv)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+		return err
+	}
+	if inherited {
+		if err := checkInheritedSocket(ln.Addr(), len(b.handlers.Tokens)); err != nil {
+			_ = ln.Close()
+			return err
+		}
 	}
 	hs := &http.Server{
 		Handler:           srv.Handler(),
@@ -316,8 +322,8 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	log.Info().Str("listen", ln.Addr().String()).Str("scheme", scheme).Str("data", dbPath).Str("version", version).
-		Int("tokens", len(b.handlers.Tokens)).Msg("responder serving")
+	log.Info().Str("listen", ln.Addr().String()).Bool("socket_activated", inherited).Str("scheme", scheme).
+		Str("data", dbPath).Str("version", version).Int("tokens", len(b.handlers.Tokens)).Msg("responder serving")
 
 	select {
 	case err := <-errc:
@@ -331,6 +337,54 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 		// Cut the connections still open before the store closes under them.
 		_ = hs.Close()
 		return fmt.Errorf("shutdown: requests still running after %s: %w", cfg.HTTP.ShutdownTimeout, err)
+	}
+	return nil
+}
+
+// listenSocket is the socket serve accepts on: the one a service manager
+// passed (systemd socket activation: LISTEN_FDS=1 and LISTEN_PID naming
+// this process, the socket at file descriptor 3), else a new one on addr.
+// inherited says which. A socket held by the service manager stays bound
+// while the daemon restarts: connections wait in its backlog instead of
+// being refused.
+func listenSocket(ctx context.Context, addr string, getenv func(string) string) (ln net.Listener, inherited bool, err error) {
+	fds := getenv("LISTEN_FDS")
+	if fds == "" {
+		var lc net.ListenConfig
+		if ln, err = lc.Listen(ctx, "tcp", addr); err != nil {
+			return nil, false, fmt.Errorf("listen on %s: %w", addr, err)
+		}
+		return ln, false, nil
+	}
+	if pid := getenv("LISTEN_PID"); pid != strconv.Itoa(os.Getpid()) {
+		return nil, false, fmt.Errorf("LISTEN_FDS is set but LISTEN_PID %q is not this process (%d): "+
+			"the sockets were passed to another process; unset LISTEN_FDS to listen on %s", pid, os.Getpid(), addr)
+	}
+	if fds != "1" {
+		return nil, false, fmt.Errorf("LISTEN_FDS=%s: Responder serves one socket, pass exactly one (ListenStream= once)", fds)
+	}
+	f := os.NewFile(listenFD, "LISTEN_FDS socket")
+	ln, err = net.FileListener(f) // a duplicate of the descriptor
+	_ = f.Close()
+	if err != nil {
+		return nil, false, fmt.Errorf("file descriptor %d from LISTEN_FDS is not a listening socket: %w", listenFD, err)
+	}
+	return ln, true, nil
+}
+
+// listenFD is where socket activation puts the first socket.
+const listenFD = 3
+
+// checkInheritedSocket holds a socket passed by a service manager to the
+// rule the config's listen address is held to: without tokens, loopback
+// only.
+func checkInheritedSocket(addr net.Addr, tokens int) error {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return fmt.Errorf("the socket passed in LISTEN_FDS is %s %s, not TCP", addr.Network(), addr)
+	}
+	if tokens == 0 && !tcp.IP.IsLoopback() {
+		return fmt.Errorf("the socket passed in LISTEN_FDS listens on %s, which is not loopback: configure at least one token in auth.tokens, or pass a loopback socket", addr)
 	}
 	return nil
 }

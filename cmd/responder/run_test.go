@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -87,25 +86,12 @@ func TestServeRefusesNonLoopbackWithoutTokens(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	var lc net.ListenConfig
-	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
-}
-
 // TestServeDrainsAndRestarts runs the daemon in-process on the embedded
 // default, writes, stops it like SIGTERM does (context cancelled), and
 // checks that the database was closed cleanly and holds everything; then
 // serves again from the same directory.
 func TestServeDrainsAndRestarts(t *testing.T) {
 	dataDir := t.TempDir()
-	addr := freePort(t)
 	serveOnce := func(fn func(base string)) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
@@ -113,9 +99,9 @@ func TestServeDrainsAndRestarts(t *testing.T) {
 		logs := &syncBuffer{}
 		done := make(chan int, 1)
 		go func() {
-			done <- run(ctx, []string{"serve", "--listen", addr, "--data-dir", dataDir}, noEnv, logs, logs)
+			done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, noEnv, logs, logs)
 		}()
-		base := "http://" + addr
+		base := "http://" + servingAddr(t, logs, done)
 		client := &http.Client{Timeout: 5 * time.Second}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
