@@ -60,7 +60,7 @@ fuzz:
 bench: bench-go bench-load
 
 bench-go:
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./store/bolt/ ./handlers/
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -count=$(BENCHCOUNT) ./store/bolt/ ./handlers/ ./integrations/outbox/
 
 bench-load:
 	@GO=$(GO) bash .ci/bench

@@ -48,8 +48,9 @@ type Config struct {
 type Deps struct {
 	Store  Store
 	Policy *policy.Policy
-	// Outbox is kicked after every write that queued intents; nil when
-	// nothing delivers them (they stay queued in the store).
+	// Outbox is kicked after every write that changed an incident (and so
+	// may have queued intents); nil when nothing delivers them (they stay
+	// queued in the store).
 	Outbox   Kicker
 	Log      zerolog.Logger
 	Now      func() time.Time
@@ -90,9 +91,6 @@ func New(cfg Config, d Deps) *Service {
 
 // Ready reports whether the store accepts writes.
 func (s *Service) Ready() error { return s.store.Ready() }
-
-// Now is the service's clock, in UTC.
-func (s *Service) Now() time.Time { return s.now() }
 
 // txn is a write's transaction with the changes made in it, so that what
 // they did can be counted once the transaction is committed.
