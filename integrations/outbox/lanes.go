@@ -149,7 +149,11 @@ func (d *Dispatcher) startDue(ctx context.Context) time.Time {
 	}
 	now := d.now()
 	d.updateOldest(now)
-	for _, ch := range slices.Sorted(maps.Keys(d.waiting)) {
+	var channels []string // in order, so that no channel's lanes always go last
+	if len(d.waiting) > 0 {
+		channels = slices.Sorted(maps.Keys(d.waiting))
+	}
+	for _, ch := range channels {
 		ls := d.waiting[ch]
 		for len(ls) > 0 && d.inFlight[ch] < d.cfg.Concurrency {
 			l := ls[0]
