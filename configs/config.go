@@ -63,6 +63,13 @@ type HTTPConfig struct {
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	MaxIngestInFlight int           `yaml:"max_ingest_in_flight"`
 	TLS               TLSConfig     `yaml:"tls"`
+	// AllowedHosts are the names (or addresses) besides loopback, the
+	// listen address and external_url's host that a request's Host may
+	// carry; any other name is refused (DNS rebinding).
+	AllowedHosts []string `yaml:"allowed_hosts"`
+	// MetricsRequiresToken makes /metrics take a token with the read
+	// scope, when tokens are configured.
+	MetricsRequiresToken bool `yaml:"metrics_requires_token"`
 }
 
 // TLSConfig serves the API over TLS (1.2 or later) when both files are set.

@@ -128,6 +128,11 @@ var badFiles = []struct {
 	{file: "bad-listen-no-tokens.yml", want: []string{
 		"auth.tokens",
 	}},
+	{file: "bad-allowed-hosts.yml", want: []string{
+		"http.allowed_hosts[1]",
+		"http.allowed_hosts[2]",
+		"http.allowed_hosts[3]",
+	}},
 	{file: "bad-listen.yml", want: []string{
 		"external_url",
 		"listen",

@@ -325,6 +325,9 @@ func (c *Config) applyDefaults() {
 	setDefault(&c.HTTP.ShutdownTimeout, 30*time.Second)
 	setDefault(&c.HTTP.MaxHeaderBytes, 64<<10)
 	setDefault(&c.HTTP.MaxIngestInFlight, 512)
+	if len(c.HTTP.AllowedHosts) == 0 {
+		c.HTTP.AllowedHosts = nil // "allowed_hosts: []" is the default, none
+	}
 	setDefault(&c.Store.QueueSize, 1024)
 	setDefault(&c.Store.MaxBatch, 256)
 	setDefault(&c.Store.LockTimeout, 5*time.Second)
@@ -470,6 +473,11 @@ func (c *Config) validateHTTP(p *Problems) {
 	positive(p, "http.write_timeout", h.WriteTimeout)
 	positive(p, "http.idle_timeout", h.IdleTimeout)
 	positive(p, "http.shutdown_timeout", h.ShutdownTimeout)
+	for i, host := range h.AllowedHosts {
+		if err := checkHostName(host); err != nil {
+			p.addf(fmt.Sprintf("http.allowed_hosts[%d]", i), "%v", err)
+		}
+	}
 	if h.TLS.Enabled() {
 		if _, err := h.TLS.ServerConfig(); err != nil {
 			p.addf("http.tls", "%v", err)
@@ -722,4 +730,37 @@ func (d *DrillsConfig) validate(p *Problems) {
 			p.addf(path+".severity", "%v", err)
 		}
 	}
+}
+
+// checkHostName checks an allowed_hosts entry: a host name or an IP
+// address as a Host header carries it, without scheme, port or path.
+func checkHostName(host string) error {
+	switch {
+	case host == "":
+		return errors.New("must not be empty")
+	case net.ParseIP(strings.Trim(host, "[]")) != nil:
+		return nil
+	case strings.ContainsAny(host, ":/@?#[] \t"):
+		return fmt.Errorf("%q is not a host name: write the name alone, such as responder.example.com (no scheme, port or path)", host)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(host, "."), ".") {
+		if label == "" || len(label) > 63 || strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
+			return fmt.Errorf("%q is not a host name: write the name alone, such as responder.example.com", host)
+		}
+	}
+	return nil
+}
+
+// HostsAllowed are the names and addresses a request's Host may carry
+// besides loopback ones: http.allowed_hosts, external_url's host, and the
+// listen address's host (unless it is every interface).
+func (c *Config) HostsAllowed() []string {
+	hosts := append([]string(nil), c.HTTP.AllowedHosts...)
+	if u, err := url.Parse(c.ExternalURL); err == nil && u.Hostname() != "" {
+		hosts = append(hosts, u.Hostname())
+	}
+	if host, _, err := net.SplitHostPort(c.Listen); err == nil && host != "" {
+		hosts = append(hosts, host)
+	}
+	return hosts
 }

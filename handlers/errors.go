@@ -18,6 +18,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -45,9 +46,17 @@ func (s *Server) errorHandler(err error, c echo.Context) {
 		return
 	}
 	status, msg := s.statusOf(err, c)
-	if c.Request().Method == http.MethodHead {
+	switch {
+	case c.Request().Method == http.MethodHead:
 		err = c.NoContent(status)
-	} else {
+	case isPage(c.Request()):
+		// A refusal made before the pages' own handling (a Host or an
+		// origin refused) is still shown to a person as a page.
+		err = s.render(c, status, "error", http.StatusText(status), struct {
+			Status  int
+			Message string
+		}{status, msg})
+	default:
 		err = c.JSON(status, map[string]string{"error": msg})
 	}
 	if err != nil {
@@ -62,6 +71,15 @@ var kindStatus = map[incident.Kind]int{
 	incident.NotFound:      http.StatusNotFound,
 	incident.Conflict:      http.StatusConflict,
 	incident.Unprocessable: http.StatusUnprocessableEntity,
+}
+
+// isPage reports whether r is a browser's, for the web pages (anything but
+// the API, health and metrics, asked for as HTML), whose errors are pages
+// rather than JSON.
+func isPage(r *http.Request) bool {
+	p := r.URL.Path
+	return !strings.HasPrefix(p, "/api/") && p != "/healthz" && p != "/readyz" && p != "/metrics" &&
+		strings.Contains(r.Header.Get(echo.HeaderAccept), echo.MIMETextHTML)
 }
 
 // statusOf is the HTTP status and the message an error is answered with,
@@ -112,12 +130,17 @@ func (s *Server) retryAfterSeconds() int {
 // the limit is a 413; a content type other than JSON is a 415.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	r := c.Request()
-	if ct := r.Header.Get(echo.HeaderContentType); ct != "" {
-		// curl -d sends application/x-www-form-urlencoded unless told
-		// otherwise; the body is still read as JSON, as the API has no forms.
+	if enc := strings.TrimSpace(r.Header.Get(echo.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return nil, errorf(http.StatusUnsupportedMediaType, "content encoding %q: send the body uncompressed", integrations.Shorten(enc, 32))
+	}
+	// JSON only: a browser sends a form or text/plain to another site
+	// without asking it first, never application/json. (curl -d sends a
+	// form unless given -H 'Content-Type: application/json'.)
+	ct := r.Header.Get(echo.HeaderContentType)
+	if ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json") && mt != echo.MIMEApplicationForm) {
-			return nil, errorf(http.StatusUnsupportedMediaType, "content type %q: send application/json", ct)
+		if err != nil || (mt != echo.MIMEApplicationJSON && !strings.HasSuffix(mt, "+json")) {
+			return nil, errorf(http.StatusUnsupportedMediaType, "content type %q: send application/json", integrations.Shorten(ct, 64))
 		}
 	}
 	if r.ContentLength > s.cfg.BodyLimit {
@@ -135,6 +158,9 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 			return nil, errorf(http.StatusRequestTimeout, "request body not received in time (http.read_timeout): send it at once")
 		}
 		return nil, badRequest("read request body: %v", err)
+	}
+	if ct == "" && len(body) > 0 {
+		return nil, errorf(http.StatusUnsupportedMediaType, "no content type: send the body with Content-Type: application/json")
 	}
 	return body, nil
 }

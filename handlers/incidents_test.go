@@ -266,13 +266,17 @@ func TestNoTokensConfigured(t *testing.T) {
 	if r := e.do(http.MethodPost, "/api/v1/incidents/INC-1/ack", "", []byte(`{"by":"dev"}`)); r.status != http.StatusOK {
 		t.Errorf("ack with by: %d %s", r.status, r.body)
 	}
-	// curl -d without -H sends a form content type: the JSON body is accepted.
+	// curl -d without -H sends a form content type, as a cross-site form
+	// does: refused, the JSON API takes JSON only.
 	req := httptest.NewRequest(http.MethodPost, "/api/v1/incidents/INC-1/resolve", strings.NewReader(`{"by":"dev"}`))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	rec := httptest.NewRecorder()
 	e.srv.Handler().ServeHTTP(rec, req)
-	if rec.Code != http.StatusOK {
-		t.Errorf("resolve sent like curl -d: %d %s", rec.Code, rec.Body)
+	if rec.Code != http.StatusUnsupportedMediaType || !strings.Contains(rec.Body.String(), "send application/json") {
+		t.Errorf("resolve sent like curl -d: %d %s, want 415 asking for application/json", rec.Code, rec.Body)
+	}
+	if v := e.incident("INC-1"); v.Status == store.StatusResolved {
+		t.Errorf("a refused resolve resolved the incident")
 	}
 }
 

@@ -48,6 +48,14 @@ type Config struct {
 	MaxIngestInFlight int
 	RetryAfter        time.Duration
 	Tokens            []Token
+	// AllowedHosts are the names and addresses besides loopback ones a
+	// request's Host may carry (see hostAllowed); AnyAddress accepts any
+	// IP address too, for a daemon listening on every interface.
+	AllowedHosts []string
+	AnyAddress   bool
+	// MetricsRequiresToken puts /metrics behind a token with the read
+	// scope (when tokens are configured).
+	MetricsRequiresToken bool
 	// MaxAlerts is the most alerts of one Alertmanager webhook that are
 	// stored; the rest count as truncated. 0 keeps them all.
 	MaxAlerts int
@@ -141,11 +149,16 @@ func New(cfg Config, d Deps) *Server {
 		Registerer: d.Registry,
 		// Unknown paths share one label, so that scans cannot grow the series.
 		DoNotUseRequestPathFor404: true,
-	}), s.logRequests, noSniff, s.refuseQueryCredentials)
+	}), s.logRequests, s.checkHost, noSniff, s.refuseQueryCredentials, s.checkOrigin)
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{})))
+	metrics := echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	if cfg.MetricsRequiresToken {
+		e.GET("/metrics", metrics, s.auth(ScopeRead))
+	} else {
+		e.GET("/metrics", metrics)
+	}
 
 	api := e.Group("/api/v1")
 	admit := s.admit() // one pool of slots for both webhooks

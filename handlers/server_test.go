@@ -162,6 +162,8 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	cfg := Config{
 		BodyLimit:  64 << 10,
 		RetryAfter: 2 * time.Second,
+		// httptest.NewRequest sends Host: example.com.
+		AllowedHosts: []string{"example.com"},
 		Tokens: []Token{
 			{Name: "alertmanager", Value: tokIngest, Scopes: []string{ScopeIngest}},
 			{Name: "viewer", Value: tokRead, Scopes: []string{ScopeRead}},

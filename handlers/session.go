@@ -7,14 +7,11 @@ import (
 	"encoding/base64"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
-
-	"github.com/responder-sre/responder/integrations"
 )
 
 // Sessions of the web pages. A session cookie holds a random session id,
@@ -134,24 +131,11 @@ func (s *Server) csrfToken(sess *session) string {
 	return s.sign("csrf", sess.id)
 }
 
-// checkCSRF refuses a form post that does not carry its session's token,
-// or that a browser says came from another site.
+// checkCSRF refuses a form post that does not carry its session's token.
+// (That a browser says it came from another site is refused before, for
+// every write: checkOrigin.)
 func (s *Server) checkCSRF(c echo.Context, sess *session) error {
-	r := c.Request()
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return errorf(http.StatusForbidden, "cross-site form post refused (Sec-Fetch-Site: %s): use the form on this site", integrations.Shorten(site, 32))
-	}
-	from := r.Header.Get("Origin")
-	if from == "" {
-		from = r.Header.Get("Referer")
-	}
-	if from != "" {
-		u, err := url.Parse(from)
-		if err != nil || !strings.EqualFold(u.Host, r.Host) {
-			return errorf(http.StatusForbidden, "form post from another origin refused: use the form on this site")
-		}
-	}
-	got := r.PostFormValue(csrfField)
+	got := c.Request().PostFormValue(csrfField)
 	if sess == nil || got == "" || !hmac.Equal([]byte(got), []byte(s.csrfToken(sess))) {
 		return errorf(http.StatusForbidden, "the form's security token is missing or does not match your session (expired, or the page is old): reload the page and send the form again")
 	}

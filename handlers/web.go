@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/labstack/echo/v4"
 
@@ -152,8 +153,11 @@ func (s *Server) session(scope string) echo.MiddlewareFunc {
 // readForm parses a form post within the body limit.
 func (s *Server) readForm(c echo.Context) error {
 	r := c.Request()
+	if enc := strings.TrimSpace(r.Header.Get(echo.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return errorf(http.StatusUnsupportedMediaType, "content encoding %q: send the form uncompressed", integrations.Shorten(enc, 32))
+	}
 	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationForm) {
-		return errorf(http.StatusUnsupportedMediaType, "content type %q: send the form", ct)
+		return errorf(http.StatusUnsupportedMediaType, "content type %q: send the form", integrations.Shorten(ct, 64))
 	}
 	r.Body = http.MaxBytesReader(c.Response(), r.Body, s.cfg.BodyLimit)
 	if err := r.ParseForm(); err != nil {
@@ -192,11 +196,8 @@ func (s *Server) render(c echo.Context, status int, name, title string, page any
 // errorPage answers with the status and message the API would give for
 // err, as a page.
 func (s *Server) errorPage(c echo.Context, err error) error {
-	status, msg := s.statusOf(err, c)
-	return s.render(c, status, "error", http.StatusText(status), struct {
-		Status  int
-		Message string
-	}{status, msg})
+	s.errorHandler(err, c)
+	return nil
 }
 
 type loginData struct {
@@ -244,13 +245,23 @@ func (s *Server) logout(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/login")
 }
 
-// safeNext keeps a post-login redirect on this site: a path, never
-// //host or a scheme.
+// safeNext keeps a post-login redirect on this site: a path on this
+// origin, never a scheme, a host, a backslash, a control character or
+// white space (browsers drop tabs and newlines from a URL, so "/\t/evil"
+// would become "//evil"). The answer is rebuilt from the parsed URL, so
+// what the browser follows is what was checked.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+	if next == "" || strings.ContainsRune(next, '\\') ||
+		strings.IndexFunc(next, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }) >= 0 {
 		return "/"
 	}
-	return next
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.EscapedPath(), "//") ||
+		strings.ContainsRune(u.Path, '\\') {
+		return "/"
+	}
+	return u.RequestURI()
 }
 
 // listRow is one incident in the list.

@@ -38,6 +38,9 @@ func newBrowser(e *testEnv) *browser { return &browser{e: e, remote: "192.0.2.1:
 func (b *browser) send(req *http.Request) page {
 	b.e.t.Helper()
 	req.RemoteAddr = b.remote
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8") // as a browser asks for a page
+	}
 	if b.cookie != nil {
 		req.AddCookie(b.cookie)
 	}
@@ -211,9 +214,9 @@ func TestWebRefusesFormsWithoutCSRF(t *testing.T) {
 			return v
 		}(), want: "does not match your session"},
 		{name: "cross-site", form: func() url.Values { v := declare(); v.Set(csrfField, b.csrf); return v }(),
-			header: http.Header{"Sec-Fetch-Site": {"cross-site"}}, want: "cross-site form post refused"},
+			header: http.Header{"Sec-Fetch-Site": {"cross-site"}}, want: "write from another site refused"},
 		{name: "other origin", form: func() url.Values { v := declare(); v.Set(csrfField, b.csrf); return v }(),
-			header: http.Header{"Origin": {"https://evil.example"}}, want: "from another origin refused"},
+			header: http.Header{"Origin": {"https://evil.example"}}, want: "write from another origin refused"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -442,6 +445,16 @@ func TestSafeNext(t *testing.T) {
 		"/\\evil.example":      "/",
 		"https://evil.example": "/",
 		"javascript:alert(1)":  "/",
+		"/\t/evil.example":     "/",
+		"/\n/evil.example":     "/",
+		"/\r\n//evil.example":  "/",
+		" //evil.example":      "/",
+		"/%2F/evil.example":    "/",
+		"/%5Cevil.example":     "/",
+		"///evil.example":      "/",
+		"/\x00/evil.example":   "/",
+		"/\u00a0/evil.example": "/",
+		"/incidents/INC-1#top": "/incidents/INC-1",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)

@@ -128,7 +128,7 @@ func TestSlowClients(t *testing.T) {
 		conn := dial(t, d.addr)
 		done := make(chan bool, 1)
 		go func() { closed, _ := closedWithin(conn, dribbleFor+5*time.Second); done <- closed }()
-		header := "GET /api/v1/incidents HTTP/1.1\r\nHost: responder\r\n" + strings.Repeat("X-Slow: y\r\n", 1000)
+		header := "GET /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\n" + strings.Repeat("X-Slow: y\r\n", 1000)
 		closed := false
 		for i, start := 0, time.Now(); i < len(header) && time.Since(start) < dribbleFor && !closed; i++ {
 			if _, err := conn.Write([]byte{header[i]}); err != nil {
@@ -153,7 +153,7 @@ func TestSlowClients(t *testing.T) {
 	t.Run("read timeout of the body: 408", func(t *testing.T) {
 		conn := dial(t, d.addr)
 		body := `{"title":"slow body","severity":"S4","declared_by":"slow"}`
-		head := fmt.Sprintf("POST /api/v1/incidents HTTP/1.1\r\nHost: responder\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
+		head := fmt.Sprintf("POST /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
 		if _, err := conn.Write([]byte(head)); err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +193,7 @@ func TestSlowClients(t *testing.T) {
 		conn := dial(t, d.addr)
 		go func() {
 			// 100 KiB of headers, over the default max_header_bytes.
-			_, _ = conn.Write([]byte("GET /api/v1/incidents HTTP/1.1\r\nHost: responder\r\n" + strings.Repeat("X-Flood: "+strings.Repeat("f", 90)+"\r\n", 1024) + "\r\n"))
+			_, _ = conn.Write([]byte("GET /api/v1/incidents HTTP/1.1\r\nHost: 127.0.0.1\r\n" + strings.Repeat("X-Flood: "+strings.Repeat("f", 90)+"\r\n", 1024) + "\r\n"))
 		}()
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
@@ -208,7 +208,7 @@ func TestSlowClients(t *testing.T) {
 
 	t.Run("idle timeout", func(t *testing.T) {
 		conn := dial(t, d.addr)
-		if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: responder\r\n\r\n")); err != nil {
+		if _, err := conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")); err != nil {
 			t.Fatal(err)
 		}
 		br := bufio.NewReader(conn)
@@ -238,7 +238,7 @@ func TestSlowClients(t *testing.T) {
 func stalledReader(t *testing.T, addr string, requests int, stall time.Duration) (answers int, closed bool) {
 	t.Helper()
 	conn := dial(t, addr)
-	req := "GET /metrics HTTP/1.1\r\nHost: responder\r\n\r\n"
+	req := "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 	go func() { _, _ = conn.Write([]byte(strings.Repeat(req, requests))) }()
 	time.Sleep(stall)
 	_ = conn.SetReadDeadline(time.Now().Add(60 * time.Second))

@@ -114,11 +114,13 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		return nil, err
 	}
 	b := &built{cfg: cfg, handlers: handlers.Config{
-		BodyLimit:         cfg.HTTP.BodyLimitBytes,
-		MaxIngestInFlight: cfg.HTTP.MaxIngestInFlight,
-		RetryAfter:        cfg.Store.RetryAfter,
-		MaxAlerts:         cfg.Alertmanager.MaxAlerts,
-		Secrets:           cfg.Secrets(),
+		BodyLimit:            cfg.HTTP.BodyLimitBytes,
+		MaxIngestInFlight:    cfg.HTTP.MaxIngestInFlight,
+		RetryAfter:           cfg.Store.RetryAfter,
+		MaxAlerts:            cfg.Alertmanager.MaxAlerts,
+		AllowedHosts:         cfg.HostsAllowed(),
+		MetricsRequiresToken: cfg.HTTP.MetricsRequiresToken && len(cfg.Auth.Tokens) > 0,
+		Secrets:              cfg.Secrets(),
 	}}
 	b.policy = pol
 	b.incidents.ExternalURL = cfg.ExternalURL
@@ -286,15 +288,6 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 		log.Info().Msg("dispatcher stopped")
 	}()
 
-	svc := incident.New(b.incidents, incident.Deps{Store: db, Policy: b.policy, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
-	srv := handlers.New(b.handlers, handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
-	// Reminders stop before the dispatcher and the store (defers run last
-	// in, first out).
-	rctx, stopReminders := context.WithCancel(context.WithoutCancel(ctx))
-	reminded := make(chan struct{})
-	go func() { svc.RunReminders(rctx, incident.DefaultReminderEvery); close(reminded) }()
-	defer func() { stopReminders(); <-reminded }()
-
 	ln, inherited, err := listenSocket(ctx, cfg.Listen, getenv)
 	if err != nil {
 		return err
@@ -305,6 +298,22 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 			return err
 		}
 	}
+	hcfg := b.handlers
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok {
+		// The address the socket has (an inherited one may differ from
+		// listen); on every interface, any address of this machine.
+		hcfg.AllowedHosts = append(append([]string(nil), hcfg.AllowedHosts...), tcp.IP.String())
+		hcfg.AnyAddress = tcp.IP.IsUnspecified()
+	}
+
+	svc := incident.New(b.incidents, incident.Deps{Store: db, Policy: b.policy, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
+	srv := handlers.New(hcfg, handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
+	// Reminders stop before the dispatcher and the store (defers run last
+	// in, first out).
+	rctx, stopReminders := context.WithCancel(context.WithoutCancel(ctx))
+	reminded := make(chan struct{})
+	go func() { svc.RunReminders(rctx, incident.DefaultReminderEvery); close(reminded) }()
+	defer func() { stopReminders(); <-reminded }()
 	hs := &http.Server{
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
