@@ -380,9 +380,10 @@ type browser struct {
 
 // browserStart starts headless Chromium with a fresh profile and opens a
 // tab; the browser is closed (and killed if need be) when the test ends.
-func browserStart(t *testing.T, base string) *browser {
+func browserStart(t *testing.T, base string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], extra...)
+	opts = append(opts,
 		chromedp.ExecPath(browserChromium),
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
