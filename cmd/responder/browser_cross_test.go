@@ -106,7 +106,7 @@ func TestBrowserCannotDriveTheLoopbackDefault(t *testing.T) {
 	for sc.Scan() {
 		var line struct {
 			Message, Method, Path string
-			Status               int
+			Status                int
 		}
 		if json.Unmarshal(sc.Bytes(), &line) == nil && line.Message == "request" && line.Method == http.MethodPost {
 			statuses[line.Path] = append(statuses[line.Path], line.Status)
