@@ -197,6 +197,9 @@ func decodeJSON(body []byte, v any, strict, allowEmpty bool) error {
 		dec.DisallowUnknownFields()
 	}
 	if err := dec.Decode(v); err != nil {
+		if field, value, ok := badTimeField(body, v); ok {
+			return badRequest("%s: %s is not a time: give one like %s (RFC 3339, in UTC or with an offset)", field, value, exampleTime)
+		}
 		return badRequest("%s", describeJSONError(err))
 	}
 	if dec.More() {
@@ -267,7 +270,7 @@ func describeJSONError(err error) string {
 
 func jsonKind(t reflect.Type) string {
 	if t == reflect.TypeFor[time.Time]() {
-		return "an RFC 3339 time"
+		return "an RFC 3339 time like " + exampleTime
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -286,4 +289,42 @@ func jsonKind(t reflect.Type) string {
 		return "an array"
 	}
 	return "an object"
+}
+
+// exampleTime is how a time is shown to a person asked for one.
+const exampleTime = "2026-11-22T03:04:00Z"
+
+// badTimeField finds the top-level field of the object in body that should
+// hold a time (v's field of type time.Time or *time.Time) and does not
+// parse as one: the JSON decoder's error for it names no field.
+func badTimeField(body []byte, v any) (field, value string, ok bool) {
+	t := reflect.TypeOf(v)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct {
+		return "", "", false
+	}
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil {
+		return "", "", false
+	}
+	timeType := reflect.TypeFor[time.Time]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Type != timeType && f.Type != reflect.PointerTo(timeType) {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" {
+			name = f.Name
+		}
+		for key, val := range raw {
+			var tm time.Time
+			if strings.EqualFold(key, name) && string(val) != "null" && json.Unmarshal(val, &tm) != nil {
+				return name, integrations.Shorten(string(val), 64), true
+			}
+		}
+	}
+	return "", "", false
 }

@@ -183,7 +183,8 @@ func FuzzUpdate(f *testing.F) {
 	fuzzBody(f, http.MethodPost, "/api/v1/incidents/INC-1/updates", true,
 		`{"text":"rolling back","eta":"2030-01-01T00:00:00Z","by":"dev"}`,
 		`{"text":"x","eta":"2000-01-01T00:00:00Z"}`,
-		`{"text":"x","eta":"tomorrow"}`, `{"text":""}`)
+		`{"text":"x","eta":"tomorrow"}`, `{"text":""}`,
+		`{"text":"x","eta":"9999-12-31T23:59:59-01:00"}`, `{"text":"x","eta":"0000-01-01T00:00:00+01:00"}`)
 }
 
 func FuzzAckResolve(f *testing.F) {
@@ -333,6 +334,26 @@ func FuzzWebhook(f *testing.F) {
 		}
 	}
 	f.Add(false, floodAlerts(5))
+	// Times that parse but cannot be stored (outside the years 0000 to
+	// 9999 in UTC) once answered 500.
+	for _, seed := range []struct {
+		og             bool
+		file, old, new string
+	}{
+		{false, "am_firing_v034.json", `"startsAt": "2026-11-12T14:03:27.318Z"`, `"startsAt": "9999-12-31T23:59:59-23:59"`},
+		{false, "am_firing_old.json", `"startsAt": "2026-11-12T11:48:03.904Z"`, `"startsAt": "0000-01-01T00:00:00+23:59"`},
+		{true, "og_create.json", `"createdAt": 1794493412450`, `"createdAt": 9223372036854775807`},
+		{true, "og_create.json", `"createdAt": 1794493412450`, `"createdAt": -62167219200001`},
+	} {
+		b, err := os.ReadFile(filepath.Join("testdata", seed.file))
+		if err != nil {
+			f.Fatal(err)
+		}
+		if !bytes.Contains(b, []byte(seed.old)) {
+			f.Fatalf("%s lacks %s", seed.file, seed.old)
+		}
+		f.Add(seed.og, bytes.Replace(b, []byte(seed.old), []byte(seed.new), 1))
+	}
 	f.Fuzz(func(t *testing.T, og bool, body []byte) {
 		e := fuzzEnv(t, false)
 		path := "/api/v1/alerts/alertmanager"

@@ -34,12 +34,56 @@ type AlertmanagerWebhook struct {
 // the incident touched; none when the webhook belonged to no incident (a
 // resolved group never seen firing is recorded as unmatched).
 func (s *Service) ApplyAlertmanager(ctx context.Context, msg *AlertmanagerWebhook) ([]Touched, error) {
+	notes := clampAlertTimes(msg)
 	return s.ingest(ctx, store.SourceAlertmanager, len(msg.Alerts)+msg.Capped,
-		func(tx *txn, now time.Time) (*change, error) { return s.applyAlertmanager(tx, now, msg) })
+		func(tx *txn, now time.Time) (*change, error) { return s.applyAlertmanager(tx, now, msg, notes) })
 }
 
-// applyAlertmanager applies one webhook inside a transaction.
-func (s *Service) applyAlertmanager(tx *txn, now time.Time, msg *AlertmanagerWebhook) (*change, error) {
+// clampAlertTimes keeps every alert of a webhook whose times cannot be
+// stored (valid RFC 3339, but outside the years 0000 to 9999 once in
+// UTC): the time is clamped to the nearest storable one, the same on every
+// re-send (so a re-sent webhook stays a no-op), and a note says which
+// field of which alert. Refusing the webhook would lose the whole group:
+// Alertmanager does not retry a 4xx and retries a 5xx forever.
+func clampAlertTimes(msg *AlertmanagerWebhook) []string {
+	var notes []string
+	for i := range msg.Alerts {
+		a := &msg.Alerts[i]
+		for _, f := range []struct {
+			name string
+			t    *time.Time
+		}{{"startsAt", &a.StartsAt}, {"endsAt", &a.EndsAt}} {
+			if kept, ok := storable(*f.t); !ok {
+				notes = append(notes, fmt.Sprintf("alerts[%d].%s of %s was %s, outside the years 0000 to 9999 in UTC: kept as %s",
+					i, f.name, alertName(*a), f.t.Format(time.RFC3339Nano), kept.Format(time.RFC3339)))
+				*f.t = kept
+			}
+		}
+	}
+	return notes
+}
+
+// The times a store can keep: the years 0000 to 9999 in UTC (RFC 3339).
+var (
+	minStorable = time.Date(0, time.January, 1, 0, 0, 0, 0, time.UTC)
+	maxStorable = time.Date(9999, time.December, 31, 23, 59, 59, 0, time.UTC)
+)
+
+// storable is t when it can be stored, else the nearest time that can,
+// and false.
+func storable(t time.Time) (time.Time, bool) {
+	switch u := t.UTC(); {
+	case u.Before(minStorable):
+		return minStorable, false
+	case u.After(maxStorable):
+		return maxStorable, false
+	}
+	return t, true
+}
+
+// applyAlertmanager applies one webhook inside a transaction; notes say
+// what of it had to be changed to be kept (see clampAlertTimes).
+func (s *Service) applyAlertmanager(tx *txn, now time.Time, msg *AlertmanagerWebhook, notes []string) (*change, error) {
 	inc, err := tx.LatestByDedupKey(store.SourceAlertmanager, msg.GroupKey)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -78,6 +122,13 @@ func (s *Service) applyAlertmanager(tx *txn, now time.Time, msg *AlertmanagerWeb
 	changed, err := s.applyAlerts(ch, msg)
 	if err != nil {
 		return nil, err
+	}
+	if changed || ch.created {
+		for _, note := range notes {
+			if err := ch.record(store.KindNote, note, "responder"); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if !changed && !ch.created && ch.inc.AlertsTruncated == msg.TruncatedAlerts {
 		return ch, nil // a duplicate: nothing to write

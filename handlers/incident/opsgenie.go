@@ -243,6 +243,15 @@ func (s *Service) putOpsGenieAlert(ch *change, a *OpsGenieAlert) error {
 	start := ch.now
 	if a.CreatedAt > 0 {
 		start = time.UnixMilli(a.CreatedAt).UTC()
+		if _, ok := storable(start); !ok {
+			// Kept, at the time it was received: one absurd field must
+			// not lose the alert.
+			start = ch.now
+			if err := ch.record(store.KindNote, fmt.Sprintf("OpsGenie alert %s: createdAt %d ms is outside the years 0000 to 9999: its start is the time it was received",
+				a.key(), a.CreatedAt), "responder"); err != nil {
+				return err
+			}
+		}
 	}
 	ch.inc.AlertsTotal++
 	ch.inc.AlertsFiring++

@@ -142,6 +142,10 @@ func (s *Service) PostUpdate(ctx context.Context, id string, req UpdateRequest, 
 	now := s.now()
 	if req.ETA != nil {
 		eta := req.ETA.UTC()
+		if _, ok := storable(eta); !ok {
+			return nil, invalid("eta", "%s is not a time this daemon can keep (the years 0000 to 9999 in UTC): give one like %s",
+				req.ETA.Format(time.RFC3339), now.Add(time.Hour).Truncate(time.Minute).Format(time.RFC3339))
+		}
 		if !eta.After(now) {
 			return nil, invalid("eta", "%s is not in the future (now is %s)", eta.Format(timeFormat), now.Format(timeFormat))
 		}
