@@ -295,11 +295,20 @@ func (c *Config) Secrets() []string {
 	if n.Slack != nil {
 		add(n.Slack.Token)
 	}
+	// Beside a secret, the pair it travels in, which a server may echo
+	// base64-encoded (the redactor searches every secret in base64 too):
+	// SMTP AUTH PLAIN's \x00user\x00password, Basic client_id:secret.
 	if n.Email != nil {
 		add(n.Email.Password)
+		if n.Email.Password != "" {
+			out = append(out, "\x00"+n.Email.Username+"\x00"+n.Email.Password.Value(), n.Email.Username+":"+n.Email.Password.Value())
+		}
 	}
 	if n.Zoom != nil && n.Zoom.API != nil {
 		add(n.Zoom.API.ClientSecret)
+		if n.Zoom.API.ClientSecret != "" {
+			out = append(out, n.Zoom.API.ClientID+":"+n.Zoom.API.ClientSecret.Value())
+		}
 	}
 	if n.OpsGenie != nil {
 		add(n.OpsGenie.APIKey)

@@ -123,7 +123,7 @@ func (s *Server) postmortem(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("inline; filename=%q", c.Param("id")+"-postmortem.md"))
-	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", md)
+	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(s.redactor.Answer(string(md))))
 }
 
 // change is a change people make to one incident, as the incident service

@@ -163,3 +163,13 @@ func TestMetricsToken(t *testing.T) {
 		}
 	}
 }
+
+// An API answer never shows a configured secret, wherever it came from:
+// here a token pasted into a path comes back in the 404's error.
+func TestAnswersHoldNoSecret(t *testing.T) {
+	e := newEnv(t, func(s envSetup) { s.cfg.Secrets = []string{tokRead, "vendor-key-0123456789"} })
+	r := e.do("GET", "/api/v1/incidents/"+tokRead, tokRead, nil)
+	if r.status != 404 || strings.Contains(string(r.body), tokRead) || !strings.Contains(r.errorText(t), "<secret>") {
+		t.Errorf("404 for a token in the path: %d %s", r.status, r.body)
+	}
+}

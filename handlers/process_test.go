@@ -52,7 +52,7 @@ func TestRolesAndUpdates(t *testing.T) {
 	tests := []struct{ body, want string }{
 		{`{"eta":"` + eta + `","by":"dev"}`, "text: required"},
 		{`{"text":"x","eta":"2020-01-01T00:00:00Z","by":"dev"}`, "eta: 2020-01-01T00:00:00Z is not in the future"},
-		{`{"text":"x","eta":"soon","by":"dev"}`, "invalid JSON"},
+		{`{"text":"x","eta":"soon","by":"dev"}`, `eta: "soon" is not a time: give one like`},
 	}
 	for _, tc := range tests {
 		if r := e.do(http.MethodPost, "/api/v1/incidents/"+id+"/updates", tokWrite, []byte(tc.body)); r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), tc.want) {

@@ -6,9 +6,12 @@
 package handlers
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -21,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/integrations"
 )
 
 // Scopes a token can carry.
@@ -95,6 +99,8 @@ type Server struct {
 	// templates.
 	sessionKey []byte
 	pages      pages
+	// redactor removes secrets from what people are shown.
+	redactor *integrations.Redactor
 }
 
 type hashedToken struct {
@@ -121,6 +127,7 @@ func New(cfg Config, d Deps) *Server {
 		metrics:   newMetrics(d.Registry),
 
 		sessionKey: sessionKey(),
+		redactor:   integrations.NewRedactor(cfg.Secrets),
 	}
 	pg, err := newPages()
 	if err != nil {
@@ -140,7 +147,7 @@ func New(cfg Config, d Deps) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
-	e.JSONSerializer = redactingJSON{r: NewRedactor(cfg.Secrets)}
+	e.JSONSerializer = redactingJSON{r: s.redactor}
 	// Log the peer's address, not what X-Forwarded-For claims.
 	e.IPExtractor = echo.ExtractIPDirect()
 	e.Use(s.recoverPanics, echoprometheus.NewMiddlewareWithConfig(echoprometheus.MiddlewareConfig{
@@ -328,4 +335,25 @@ func (s *Server) readyz(c echo.Context) error {
 		return errorf(http.StatusServiceUnavailable, "not ready: the notification dispatcher is not running")
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}
+
+// redactingJSON is echo's JSON serializer with secrets removed from every
+// answer: a vendor's error kept as a notification's last_error, or a token
+// a client put in a path, is never shown back.
+type redactingJSON struct {
+	echo.DefaultJSONSerializer
+	r *integrations.Redactor
+}
+
+func (s redactingJSON) Serialize(c echo.Context, i any, indent string) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	if indent != "" {
+		enc.SetIndent("", indent)
+	}
+	if err := enc.Encode(i); err != nil {
+		return err
+	}
+	_, err := io.WriteString(c.Response(), s.r.Answer(b.String()))
+	return err
 }

@@ -193,6 +193,9 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()
 	}
+	if dc.Redactor == nil {
+		dc.Redactor = integrations.NewRedactor(cfg.Secrets)
+	}
 	if deps.Outbox == nil {
 		d := outbox.New(dc, db, notifiers, deps.Log, dclock, func(id string) string { return incident.URL(inc.ExternalURL, id) }, deps.Registry)
 		ctx, cancel := context.WithCancel(context.Background())

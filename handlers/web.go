@@ -190,7 +190,9 @@ func (s *Server) render(c echo.Context, status int, name, title string, page any
 	if err := t.ExecuteTemplate(&b, "layout.html", d); err != nil {
 		return fmt.Errorf("render page %s: %w", name, err)
 	}
-	return c.HTMLBlob(status, b.Bytes())
+	// Kept text was redacted where it entered (delivery errors); this is
+	// the second line, for anything stored before or from elsewhere.
+	return c.HTMLBlob(status, []byte(s.redactor.Answer(b.String())))
 }
 
 // errorPage answers with the status and message the API would give for

@@ -169,6 +169,7 @@ func buildNotifications(b *built) error {
 	b.dispatch = outbox.Config{
 		MaxAge: n.MaxAge, BackoffBase: n.RetryBase, BackoffMax: n.RetryMax,
 		Concurrency: n.Concurrency, Timeout: n.Timeout,
+		Redactor: integrations.NewRedactor(b.cfg.Secrets()),
 	}
 	if s := n.Slack; s != nil {
 		sn, err := slack.New(s.Build(client))
@@ -213,7 +214,7 @@ func buildNotifications(b *built) error {
 // configuration replaced by <secret> in whatever it writes.
 func newLogger(cfg configs.LogConfig, w io.Writer, secrets []string) zerolog.Logger {
 	f, isFile := w.(*os.File)
-	w = handlers.NewRedactor(secrets).Writer(w)
+	w = integrations.NewRedactor(secrets).Writer(w)
 	if cfg.Format == "console" {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339, NoColor: !isFile || !isatty.IsTerminal(f.Fd())}
 	}

@@ -107,7 +107,7 @@ func (d *Dispatcher) attempt(ctx context.Context, r *delivery, n integrations.No
 			r.err = fmt.Errorf("check whether an earlier attempt was delivered: %w", err)
 			return // still in doubt: asked again next time, never sent blind
 		case err != nil:
-			d.log.Warn().Err(err).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
+			d.log.Warn().Str("error", d.errorText(err)).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
 				Msg("cannot check whether an earlier attempt was delivered: sending again, which may duplicate it")
 		case found:
 			r.receipt, r.found, r.doubt = receipt, true, false

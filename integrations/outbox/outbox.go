@@ -46,6 +46,9 @@ type Config struct {
 	// the intents held (default 1s), for backends where intents can become
 	// visible out of sequence order (see rescan).
 	RescanEvery time.Duration
+	// Redactor removes secrets from delivery errors before they are kept
+	// or logged; nil redacts credential shapes only.
+	Redactor *integrations.Redactor
 }
 
 func (c *Config) defaults() {
@@ -59,6 +62,9 @@ func (c *Config) defaults() {
 	setIfZero(&c.CollapseMax, 100)
 	setIfZero(&c.DependencyWait, 15*time.Second)
 	setIfZero(&c.RescanEvery, time.Second)
+	if c.Redactor == nil {
+		c.Redactor = integrations.NewRedactor(nil)
+	}
 }
 
 func setIfZero[T comparable](v *T, def T) {

@@ -2,6 +2,8 @@ package outbox
 
 import (
 	"context"
+	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -80,15 +82,43 @@ func BenchmarkDispatchPass(b *testing.B) {
 	})
 }
 
+// A vendor's error that echoes what it was sent is kept without the
+// secrets in it: the configured ones in every encoding, and anything
+// shaped like a credential.
+func TestErrorTextHoldsNoSecret(t *testing.T) {
+	const token, secret = "xoxb-1234567890-abcdefghij", "zoom-secret-0123456789"
+	// The pairs as configs.Secrets lists them beside the secrets.
+	d := New(Config{Redactor: integrations.NewRedactor([]string{token, secret, "zoom-client:" + secret, "\x00responder\x00" + secret})},
+		nil, nil, zerolog.Nop(), nil, nil, nil)
+	basic := base64.StdEncoding.EncodeToString([]byte("zoom-client:" + secret))
+	plain := base64.StdEncoding.EncodeToString([]byte("\x00responder\x00" + secret))
+	for _, echoed := range []string{
+		"invalid_auth: you sent Authorization: Bearer " + token,
+		"401: Authorization: Basic " + basic,
+		`{"error":"bad key","key":"` + secret + `"}`,
+		"535 5.7.8 AUTH PLAIN " + plain,
+		"who is xoxp-9876543210-zyxwvutsrq?",
+		"Token token=u+pd-rest-0123456789 rejected",
+	} {
+		got := d.errorText(errors.New(echoed))
+		for _, leak := range []string{token, secret, basic, plain, "xoxp-9876543210", "u+pd-rest-0123456789"} {
+			if strings.Contains(got, leak) {
+				t.Errorf("%q kept as %q", echoed, got)
+			}
+		}
+	}
+}
+
 // A vendor's long error page is cut, on a character boundary, before it is
 // kept on the intent and written into the timeline.
 func TestErrorTextIsBounded(t *testing.T) {
+	d := New(Config{}, nil, nil, zerolog.Nop(), nil, nil, nil)
 	short := fmt.Errorf("slack chat.postMessage: HTTP 503")
-	if got := errorText(short); got != short.Error() {
+	if got := d.errorText(short); got != short.Error() {
 		t.Errorf("short error changed: %q", got)
 	}
 	long := fmt.Errorf("vendor said: %s", strings.Repeat("é", 2*maxErrorText))
-	got := errorText(long)
+	got := d.errorText(long)
 	if len(got) > maxErrorText+len("… (2000 bytes)") || !strings.HasSuffix(got, fmt.Sprintf("… (%d bytes)", len(long.Error()))) || !utf8.ValidString(got) {
 		t.Errorf("long error kept as %d bytes (valid UTF-8 %v): %.40q...", len(got), utf8.ValidString(got), got)
 	}

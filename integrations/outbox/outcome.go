@@ -52,14 +52,14 @@ func (d *Dispatcher) finish(r delivery) {
 				in.MergedInto = head.Seq
 			}
 		case retry:
-			in.LastError = errorText(r.err)
+			in.LastError = d.errorText(r.err)
 			if after <= 0 {
 				after = d.backoff(head.Attempts)
 			}
 			in.NextAt = r.at.Add(after)
 			in.HoldsTarget = holds
 		default:
-			in.State, in.LastError = store.IntentFailed, errorText(r.err)
+			in.State, in.LastError = store.IntentFailed, d.errorText(r.err)
 		}
 	}
 	level := zerolog.InfoLevel
@@ -71,7 +71,7 @@ func (d *Dispatcher) finish(r delivery) {
 	case head.Channel == integrations.ChannelLog:
 		level = zerolog.DebugLevel // the log notifier's own line says it all
 	}
-	d.log.WithLevel(level).Err(r.err).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
+	d.log.WithLevel(level).Str("error", d.errorText(r.err)).Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).
 		Int("attempt", head.Attempts).Int("messages", len(r.group)).Str("state", head.State).
 		Func(func(e *zerolog.Event) {
 			if head.State == store.IntentPending {
@@ -98,9 +98,17 @@ func (d *Dispatcher) finish(r delivery) {
 // the timeline: enough to say what went wrong, not a vendor's whole page.
 const maxErrorText = 500
 
-// errorText is a delivery error for the record, cut at maxErrorText bytes
-// on a character boundary.
-func errorText(err error) string { return integrations.Shorten(err.Error(), maxErrorText) }
+// errorText is a delivery error as it is kept (on the intent, in the
+// timeline, the page, the post-mortem) and logged: secrets removed where
+// the text enters, since a vendor may echo the credentials it was sent
+// (the token, a Basic id:secret, an SMTP AUTH line), then cut at
+// maxErrorText bytes on a character boundary. Empty for no error.
+func (d *Dispatcher) errorText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return integrations.Shorten(d.cfg.Redactor.Text(err.Error()), maxErrorText)
+}
 
 // expire gives up on an intent that waited longer than MaxAge.
 func (d *Dispatcher) expire(in *store.Intent, l *lane) {

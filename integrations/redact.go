@@ -1,15 +1,14 @@
-package handlers
+package integrations
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/url"
 	"regexp"
 	"sort"
 	"strings"
-
-	"github.com/labstack/echo/v4"
 )
 
 // redacted replaces a secret wherever one is found.
@@ -39,8 +38,14 @@ func NewRedactor(secrets []string) *Redactor {
 		enc := json.NewEncoder(&plain)
 		enc.SetEscapeHTML(false)
 		_ = enc.Encode(s)
+		// And as it goes over the wire inside a credential: base64 alone
+		// (SMTP AUTH LOGIN), or as a Basic id:secret or AUTH PLAIN
+		// \x00user\x00password pair (see Secrets in configs), which a
+		// vendor may echo.
 		for _, form := range []string{s, strings.Trim(string(escaped), `"`), strings.Trim(strings.TrimSpace(plain.String()), `"`),
-			url.QueryEscape(s), url.PathEscape(s)} {
+			url.QueryEscape(s), url.PathEscape(s),
+			base64.StdEncoding.EncodeToString([]byte(s)), base64.RawStdEncoding.EncodeToString([]byte(s)),
+			base64.URLEncoding.EncodeToString([]byte(s)), base64.RawURLEncoding.EncodeToString([]byte(s))} {
 			if len(form) >= minRedacted && !seen[form] {
 				seen[form] = true
 				forms = append(forms, form)
@@ -73,22 +78,25 @@ func (r *Redactor) Values(s string) string {
 var (
 	credentialShapes = []*regexp.Regexp{
 		regexp.MustCompile(`(?i)\b(bearer|basic|geniekey)(\s+)[A-Za-z0-9._~+/\-]{6,}=*`),
+		regexp.MustCompile(`(?i)\b(token\s+token=)("?)[^\s,"']{6,}`), // PagerDuty's REST API
+		regexp.MustCompile(`\b(xox[a-z]|xapp)(-)[A-Za-z0-9-]{6,}`),   // Slack tokens
 		regexp.MustCompile(`(?i)((?:access_|refresh_|id_)?token|api_?key|password|passwd|pwd|client_secret|secret)(=|%3D)[^&\s"'\\%]+`),
 		regexp.MustCompile(`(?i)(\\?"(?:(?:access_|refresh_)?token|api_?key|password|client_secret|secret)\\?"\s*:\s*\\?")[^"\\]+`),
 	}
 	// credentialHints are lower-case pieces one of which every match above
 	// holds; a line without any is not searched.
-	credentialHints = []string{"bearer", "basic", "geniekey", "token", "apikey", "api_key", "pass", "pwd", "secret"}
+	credentialHints = []string{"bearer", "basic", "geniekey", "token", "apikey", "api_key", "pass", "pwd", "secret", "xox", "xapp"}
 )
 
 // Text replaces the configured secrets and anything shaped like a
 // credential in s: what the log gets.
 func (r *Redactor) Text(s string) string { return r.redact(s, credentialShapes) }
 
-// answer is Text without the URL and form parameters, for API answers: a
-// Zoom join link's passcode (pwd=) is the incident's, shown on purpose.
-func (r *Redactor) answer(s string) string {
-	return r.redact(s, []*regexp.Regexp{credentialShapes[0], credentialShapes[2]})
+// Answer is Text without the URL and form parameters, for what people are
+// shown (API answers, pages, post-mortems): a Zoom join link's passcode
+// (pwd=) is the incident's, shown on purpose.
+func (r *Redactor) Answer(s string) string {
+	return r.redact(s, []*regexp.Regexp{credentialShapes[0], credentialShapes[1], credentialShapes[2], credentialShapes[4]})
 }
 
 func (r *Redactor) redact(s string, shapes []*regexp.Regexp) string {
@@ -131,25 +139,4 @@ func (rw *redactingWriter) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
-}
-
-// redactingJSON is echo's JSON serializer with secrets removed from every
-// answer: a vendor's error kept as a notification's last_error, or a token
-// a client put in a path, is never shown back.
-type redactingJSON struct {
-	echo.DefaultJSONSerializer
-	r *Redactor
-}
-
-func (s redactingJSON) Serialize(c echo.Context, i any, indent string) error {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	if indent != "" {
-		enc.SetIndent("", indent)
-	}
-	if err := enc.Encode(i); err != nil {
-		return err
-	}
-	_, err := io.WriteString(c.Response(), s.r.answer(b.String()))
-	return err
 }
