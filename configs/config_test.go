@@ -307,7 +307,7 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 		MaxHeaderBytes:    64 << 10,
 		MaxIngestInFlight: 512,
 	})
-	check(t, "store", cfg.Store, configs.StoreConfig{QueueSize: 1024, MaxBatch: 256, LockTimeout: 5 * time.Second, RetryAfter: time.Second})
+	check(t, "store", cfg.Store, configs.StoreConfig{QueueSize: 1024, MaxBatch: 256, LockTimeout: 0, RetryAfter: time.Second})
 	check(t, "policy.rules", cfg.Policy.Rules, []configs.RuleConfig{
 		{Name: "critical-in-production", Matchers: []string{`severity=~"critical|page"`, `env=~"prod|production"`}, Severity: "S1"},
 		{Name: "critical", Matchers: []string{`severity=~"critical|page"`}, Severity: "S2"},

@@ -330,7 +330,6 @@ func (c *Config) applyDefaults() {
 	}
 	setDefault(&c.Store.QueueSize, 1024)
 	setDefault(&c.Store.MaxBatch, 256)
-	setDefault(&c.Store.LockTimeout, 5*time.Second)
 	setDefault(&c.Store.RetryAfter, time.Second)
 	setDefault(&c.Alertmanager.MaxAlerts, DefaultMaxAlerts)
 	for i := range c.Auth.Tokens {
@@ -437,7 +436,9 @@ func (c *Config) Validate() error {
 	if c.Store.MaxBatch < 1 {
 		p.addf("store.max_batch", "must be at least 1, got %d", c.Store.MaxBatch)
 	}
-	positive(&p, "store.lock_timeout", c.Store.LockTimeout)
+	if c.Store.LockTimeout < 0 {
+		p.addf("store.lock_timeout", "must be 0s (fail at once) or a positive duration, got %s", c.Store.LockTimeout)
+	}
 	positive(&p, "store.retry_after", c.Store.RetryAfter)
 	if c.Alertmanager.MaxAlerts < 1 {
 		p.addf("alertmanager.max_alerts", "must be at least 1, got %d", c.Alertmanager.MaxAlerts)

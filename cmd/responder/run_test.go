@@ -192,3 +192,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// A second daemon on a data directory that a first one serves stops at
+// once, saying which process holds the file.
+func TestSecondDaemonOnTheSameDataDir(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, noEnv, logs, logs)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	servingAddr(t, logs, done)
+
+	second := &syncBuffer{}
+	start := time.Now()
+	code := run(context.Background(), []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir}, noEnv, second, second)
+	if code == 0 || time.Since(start) > 3*time.Second {
+		t.Fatalf("second daemon: exit %d after %s, want a failure at once", code, time.Since(start))
+	}
+	if want := fmt.Sprintf("another process (pid %d) holds it", os.Getpid()); !strings.Contains(second.String(), want) {
+		t.Errorf("second daemon said:\n%s\nwant %q", second.String(), want)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/responder-sre/responder/store"
 )
@@ -49,7 +51,8 @@ const initialMmapSize = 256 << 20
 
 // Options tune Open. Zero values take the defaults.
 type Options struct {
-	// LockTimeout bounds the wait for the file lock held by another process.
+	// LockTimeout bounds the wait for the file lock held by another
+	// process; zero tries once and fails at once.
 	LockTimeout time.Duration
 	// QueueSize bounds the writes waiting for the writer; a full queue makes
 	// Update return store.ErrBusy at once.
@@ -63,9 +66,8 @@ type Options struct {
 
 // Defaults of Options.
 const (
-	DefaultLockTimeout = 5 * time.Second
-	DefaultQueueSize   = 1024
-	DefaultMaxBatch    = 256
+	DefaultQueueSize = 1024
+	DefaultMaxBatch  = 256
 )
 
 // DB is the bbolt-backed store. It is safe for concurrent use.
@@ -90,9 +92,8 @@ type op struct {
 // bucket, and starts the writer. Close it to stop the writer and release the
 // file.
 func Open(path string, o Options) (*DB, error) {
-	if o.LockTimeout <= 0 {
-		o.LockTimeout = DefaultLockTimeout
-	}
+	// bbolt waits for ever on a zero timeout; a tiny one tries once.
+	lockWait := max(o.LockTimeout, time.Nanosecond)
 	if o.QueueSize <= 0 {
 		o.QueueSize = DefaultQueueSize
 	}
@@ -103,13 +104,21 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("create data dir for %s: %w", path, err)
 	}
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{
-		Timeout:      o.LockTimeout,
+		Timeout:      lockWait,
 		FreelistType: bbolt.FreelistMapType,
 		// Growing the mapping waits for every open read transaction; mapping
 		// ahead of the file keeps the writer from stalling behind a long read
 		// until the file passes this size. It reserves address space only.
 		InitialMmapSize: initialMmapSize,
 	})
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		holder := "another process"
+		if pid, ok := lockHolder(path); ok {
+			holder = fmt.Sprintf("another process (pid %d)", pid)
+		}
+		return nil, fmt.Errorf("open store %s: %s holds it, most likely another responder on the same data directory: "+
+			"stop it, or give this one its own data_dir (waited %s for the lock, store.lock_timeout): %w", path, holder, o.LockTimeout, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
