@@ -98,6 +98,7 @@ type Server struct {
 	// sessionKey signs the web pages' session cookies; pages are their
 	// templates.
 	sessionKey []byte
+	revoked    revocations // sessions logged out
 	pages      pages
 	// redactor removes secrets from what people are shown.
 	redactor *integrations.Redactor

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -75,8 +76,42 @@ func (s *Server) newSession(c echo.Context, name string) *session {
 	return sess
 }
 
-// endSession clears the session cookie.
+// revocations are the sessions logged out before they expired: a copy of
+// the cookie must not outlive the logout. Kept in memory, like the key
+// that signs the cookies (a restart ends every session anyway), each until
+// its session would have expired.
+type revocations struct {
+	mu  sync.Mutex
+	ids map[string]time.Time // session id -> when its cookie expires
+}
+
+func (r *revocations) revoke(sess *session, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ids == nil {
+		r.ids = map[string]time.Time{}
+	}
+	for id, exp := range r.ids {
+		if !now.Before(exp) {
+			delete(r.ids, id)
+		}
+	}
+	r.ids[sess.id] = sess.expires
+}
+
+func (r *revocations) revoked(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.ids[id]
+	return ok
+}
+
+// endSession ends the request's session on the server (a copied cookie
+// stops working) and clears its cookie.
 func (s *Server) endSession(c echo.Context) {
+	if sess := sessionOf(c); sess != nil {
+		s.revoked.revoke(sess, s.now())
+	}
 	//nolint:gosec // G124: as in newSession
 	c.SetCookie(&http.Cookie{
 		Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
@@ -105,6 +140,9 @@ func (s *Server) readSession(r *http.Request) *session {
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil || !s.now().Before(time.Unix(exp, 0)) {
+		return nil
+	}
+	if s.revoked.revoked(parts[1]) {
 		return nil
 	}
 	sess := &session{id: parts[1], name: string(name), expires: time.Unix(exp, 0).UTC()}

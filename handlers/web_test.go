@@ -461,3 +461,30 @@ func TestSafeNext(t *testing.T) {
 		}
 	}
 }
+
+// Logging out ends the session on the server: a copy of the cookie taken
+// before (another tab, a stolen cookie) no longer opens a page or posts a
+// form.
+func TestLogoutRevokesTheSession(t *testing.T) {
+	e := newEnv(t)
+	b := newBrowser(e)
+	b.login(tokAll)
+	wantStatus(t, "list while logged in", b.get("/"), http.StatusOK)
+	copied := *b.cookie
+	csrf := b.csrf
+	if p := b.post("/logout", url.Values{}); p.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", p.status, p.body)
+	}
+	thief := newBrowser(e)
+	thief.cookie = &copied
+	if p := thief.get("/"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/login") {
+		t.Errorf("the copied cookie after logout: %d to %q, want sent to the login page", p.status, p.header.Get("Location"))
+	}
+	p := thief.postRaw("/incidents", url.Values{"title": {"after logout"}, "declared_by": {"x"}, csrfField: {csrf}}, nil)
+	if p.status != http.StatusForbidden && p.status != http.StatusUnauthorized {
+		t.Errorf("a form posted with the copied cookie: %d, want refused", p.status)
+	}
+	if got := e.list(""); len(got) != 0 {
+		t.Errorf("the copied cookie opened %d incidents", len(got))
+	}
+}
