@@ -126,12 +126,21 @@ func (s *Server) retryAfterSeconds() int {
 	return secs
 }
 
+// uncompressed refuses a body sent compressed (Content-Encoding other
+// than identity), naming the encoding, rather than reading it as text.
+func uncompressed(r *http.Request) error {
+	if enc := strings.TrimSpace(r.Header.Get(echo.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
+		return errorf(http.StatusUnsupportedMediaType, "content encoding %q: send the body uncompressed", integrations.Shorten(enc, 32))
+	}
+	return nil
+}
+
 // readBody reads the request body within the configured limit. A body over
 // the limit is a 413; a content type other than JSON is a 415.
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	r := c.Request()
-	if enc := strings.TrimSpace(r.Header.Get(echo.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
-		return nil, errorf(http.StatusUnsupportedMediaType, "content encoding %q: send the body uncompressed", integrations.Shorten(enc, 32))
+	if err := uncompressed(r); err != nil {
+		return nil, err
 	}
 	// JSON only: a browser sends a form or text/plain to another site
 	// without asking it first, never application/json. (curl -d sends a

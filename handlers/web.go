@@ -153,8 +153,8 @@ func (s *Server) session(scope string) echo.MiddlewareFunc {
 // readForm parses a form post within the body limit.
 func (s *Server) readForm(c echo.Context) error {
 	r := c.Request()
-	if enc := strings.TrimSpace(r.Header.Get(echo.HeaderContentEncoding)); enc != "" && !strings.EqualFold(enc, "identity") {
-		return errorf(http.StatusUnsupportedMediaType, "content encoding %q: send the form uncompressed", integrations.Shorten(enc, 32))
+	if err := uncompressed(r); err != nil {
+		return err
 	}
 	if ct := r.Header.Get(echo.HeaderContentType); !strings.HasPrefix(ct, echo.MIMEApplicationForm) {
 		return errorf(http.StatusUnsupportedMediaType, "content type %q: send the form", integrations.Shorten(ct, 64))
