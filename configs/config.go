@@ -20,6 +20,8 @@ var Default []byte
 type Config struct {
 	Listen        string              `yaml:"listen"`
 	DataDir       string              `yaml:"data_dir"`
+	// ExternalURL is the old name of http.public_url. After Load it holds
+	// the URL in effect, whichever name set it (or the default).
 	ExternalURL   string              `yaml:"external_url"`
 	Log           LogConfig           `yaml:"log"`
 	HTTP          HTTPConfig          `yaml:"http"`
@@ -64,12 +66,17 @@ type HTTPConfig struct {
 	MaxIngestInFlight int           `yaml:"max_ingest_in_flight"`
 	TLS               TLSConfig     `yaml:"tls"`
 	// AllowedHosts are the names (or addresses) besides loopback, the
-	// listen address and external_url's host that a request's Host may
+	// listen address and http.public_url's host that a request's Host may
 	// carry; any other name is refused (DNS rebinding).
 	AllowedHosts []string `yaml:"allowed_hosts"`
 	// MetricsRequiresToken makes /metrics take a token with the read
 	// scope, when tokens are configured.
 	MetricsRequiresToken bool `yaml:"metrics_requires_token"`
+	// PublicURL is where people reach this daemon; every link to an
+	// incident (messages, reminders, post-mortems) opens its page under
+	// it. external_url is its old name; after Load, Config.ExternalURL
+	// holds the one in effect.
+	PublicURL string `yaml:"public_url"`
 }
 
 // TLSConfig serves the API over TLS (1.2 or later) when both files are set.

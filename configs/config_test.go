@@ -128,6 +128,9 @@ var badFiles = []struct {
 	{file: "bad-listen-no-tokens.yml", want: []string{
 		"auth.tokens",
 	}},
+	{file: "bad-public-url.yml", want: []string{
+		"http.public_url",
+	}},
 	{file: "bad-allowed-hosts.yml", want: []string{
 		"http.allowed_hosts[1]",
 		"http.allowed_hosts[2]",
@@ -258,7 +261,7 @@ func TestAllProblemsAtOnce(t *testing.T) {
 	}
 	check(t, "len(problems)", len(p), 5)
 	check(t, "problems", []string(p), []string{
-		`external_url: "/responder" is not an absolute http(s) URL`,
+		`external_url: "/responder" is not an absolute http(s) URL, such as https://responder.example.com`,
 		`log.level: "verbose": want debug, info, warn or error`,
 		`http.body_limit_bytes: must be at least 1024, got 100`,
 		`store.queue_size: must be at least 1, got -1`,
@@ -703,7 +706,10 @@ func TestExampleLoads(t *testing.T) {
 
 	// The example spells the defaults out; where it says "Default: X" and
 	// sets X, the loaded value is the default.
-	check(t, "http", cfg.HTTP, def.HTTP)
+	// public_url is the example's own, not the default.
+	exampleHTTP := cfg.HTTP
+	exampleHTTP.PublicURL = def.HTTP.PublicURL
+	check(t, "http", exampleHTTP, def.HTTP)
 	check(t, "store", cfg.Store, def.Store)
 	check(t, "listen", cfg.Listen, def.Listen)
 	check(t, "data_dir", cfg.DataDir, def.DataDir)
@@ -759,6 +765,8 @@ func TestExampleShowsEveryOption(t *testing.T) {
 		"notifications.zoom.api.client_id": true, "notifications.zoom.api.client_secret": true,
 		"notifications.zoom.api.client_secret_file": true, "notifications.zoom.api.token_url": true,
 		"notifications.zoom.api.api_url": true, "notifications.zoom.api.user": true,
+		// The old name of http.public_url.
+		"external_url": true,
 		// TLS needs files that exist.
 		"http.tls": true, "http.tls.cert_file": true, "http.tls.key_file": true,
 	}

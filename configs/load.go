@@ -338,6 +338,9 @@ func (c *Config) applyDefaults() {
 			t.Burst = max(1, int(math.Ceil(t.RatePerSecond)))
 		}
 	}
+	if c.HTTP.PublicURL != "" && c.ExternalURL == "" {
+		c.ExternalURL = c.HTTP.PublicURL
+	}
 	if c.ExternalURL == "" {
 		scheme := "http://"
 		if c.HTTP.TLS.Enabled() {
@@ -417,8 +420,15 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.DataDir) == "" {
 		p.addf("data_dir", "must not be empty")
 	}
+	urlKey := "external_url"
+	if c.HTTP.PublicURL != "" {
+		urlKey = "http.public_url"
+		if c.ExternalURL != c.HTTP.PublicURL {
+			p.addf(urlKey, "%q and external_url %q differ: external_url is the old name of http.public_url, set only one", c.HTTP.PublicURL, c.ExternalURL)
+		}
+	}
 	if u, err := url.Parse(c.ExternalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		p.addf("external_url", "%q is not an absolute http(s) URL", c.ExternalURL)
+		p.addf(urlKey, "%q is not an absolute http(s) URL, such as https://responder.example.com", c.ExternalURL)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -753,7 +763,7 @@ func checkHostName(host string) error {
 }
 
 // HostsAllowed are the names and addresses a request's Host may carry
-// besides loopback ones: http.allowed_hosts, external_url's host, and the
+// besides loopback ones: http.allowed_hosts, http.public_url's host, and the
 // listen address's host (unless it is every interface).
 func (c *Config) HostsAllowed() []string {
 	hosts := append([]string(nil), c.HTTP.AllowedHosts...)

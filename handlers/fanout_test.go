@@ -161,7 +161,7 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 	if !strings.Contains(string(roots[0].Blocks), meetings[0].JoinURL) {
 		t.Errorf("the announcement lacks the Zoom link %s: %s", meetings[0].JoinURL, roots[0].Blocks)
 	}
-	if !strings.Contains(string(roots[0].Blocks), "http://127.0.0.1:9095/api/v1/incidents/"+id) {
+	if !strings.Contains(string(roots[0].Blocks), "http://127.0.0.1:9095/incidents/"+id+"|") { // the page, not the JSON
 		t.Errorf("the announcement lacks the incident URL: %s", roots[0].Blocks)
 	}
 	if !strings.Contains(string(roots[0].Blocks), "runbooks.example.com") {

@@ -22,7 +22,7 @@ import (
 
 // hostAllowed reports whether a request's Host names this daemon: a
 // loopback address or localhost, a name or address configured
-// (http.allowed_hosts, external_url's host, the listen address), or, when
+// (http.allowed_hosts, http.public_url's host, the listen address), or, when
 // the daemon listens on every interface, any IP address. An address can
 // never be an attacker's DNS name; a name must be configured.
 func (s *Server) hostAllowed(hostport string) bool {

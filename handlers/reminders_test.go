@@ -151,7 +151,7 @@ func TestReminderAfterAnInterval(t *testing.T) {
 	e.setClock(opened.Add(61 * time.Minute))
 	e.remind()
 	e.remind()
-	first := "04:01 reminded maria: no update since 03:00 UTC (04:00 CET), when the incident opened; S1 updates are due every 1h and the next is due now: post one with POST http://127.0.0.1:9095/api/v1/incidents/" + id + "/updates"
+	first := "04:01 reminded maria: no update since 03:00 UTC (04:00 CET), when the incident opened; S1 updates are due every 1h and the next is due now: post one at http://127.0.0.1:9095/incidents/" + id + "#update-form"
 	wantReminders(t, "after 61m, twice", e.reminders(id), first)
 
 	e.setClock(opened.Add(120 * time.Minute))
@@ -374,7 +374,7 @@ func TestReminderAsksForAnETAOnce(t *testing.T) {
 		e.remind()
 	}
 	askedAt := opened.Add(30 * time.Minute)
-	asked := "03:30 reminded the channel: no ETA for recovery yet, 30m after the incident opened at 03:00 UTC (04:00 CET): give one with POST http://127.0.0.1:9095/api/v1/incidents/" + noETA + "/updates"
+	asked := "03:30 reminded the channel: no ETA for recovery yet, 30m after the incident opened at 03:00 UTC (04:00 CET): give one with an update at http://127.0.0.1:9095/incidents/" + noETA + "#update-form"
 	wantReminders(t, "after eta_within", e.reminders(noETA), asked)
 	wantReminders(t, "with an ETA", e.reminders(withETA))
 

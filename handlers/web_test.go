@@ -488,3 +488,30 @@ func TestLogoutRevokesTheSession(t *testing.T) {
 		t.Errorf("the copied cookie opened %d incidents", len(got))
 	}
 }
+
+// Every link to an incident in a message opens its page: a browser gets
+// the page, after logging in when tokens are configured, never JSON.
+func TestIncidentLinksOpenThePage(t *testing.T) {
+	e := newEnv(t)
+	id := e.declareS("S2")
+	e.flush()
+	e.notes.mu.Lock()
+	link := e.notes.msgs[0].Incident.URL
+	e.notes.mu.Unlock()
+	if want := "http://127.0.0.1:9095/incidents/" + id; link != want {
+		t.Fatalf("messages link %q, want the page %q", link, want)
+	}
+	path := strings.TrimPrefix(link, "http://127.0.0.1:9095")
+	b := newBrowser(e)
+	p := b.get(path)
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/login?next="+url.QueryEscape(path) {
+		t.Fatalf("the link before login: %d to %q, want the login page coming back to it", p.status, p.header.Get("Location"))
+	}
+	b.login(tokRead)
+	p = b.get(path)
+	wantStatus(t, "the link after login", p, http.StatusOK)
+	if ct := p.header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("the link answers %q, want a page", ct)
+	}
+	wantBody(t, "the link after login", p, id)
+}

@@ -136,7 +136,7 @@ func (ch *change) resolve(by, summary string) error {
 	}
 	ch.inc.PostmortemRemindedAt = &t
 	return ch.announce(integrations.EventNote, store.KindPostmortem,
-		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; draft at %s/postmortem", ch.inc.Kind, ch.s.url(ch.inc.ID)), "responder")
+		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; draft at %s/postmortem", ch.inc.Kind, APIURL(ch.s.cfg.ExternalURL, ch.inc.ID)), "responder")
 }
 
 func (ch *change) reopen(reason, by string) error {

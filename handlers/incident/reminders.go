@@ -170,14 +170,14 @@ func (s *Service) remind(ctx context.Context, id string, now time.Time) ([]strin
 		if mention == "" {
 			mention = mentionChannel
 		}
-		url := s.url(inc.ID) + "/updates"
+		url := s.url(inc.ID) + "#update-form" // the page's update form
 		if d.update {
 			since := lastUpdate(inc)
 			text := "no update since " + s.clockText(since, now)
 			if inc.LastUpdateAt == nil {
 				text += ", when the incident opened"
 			}
-			text += fmt.Sprintf("; %s updates are due every %s and the next is due now: post one with POST %s, even if nothing is new",
+			text += fmt.Sprintf("; %s updates are due every %s and the next is due now: post one at %s, even if nothing is new",
 				inc.Severity, shortDuration(d.interval), url)
 			if err := ch.remind(text, mention); err != nil {
 				return err
@@ -187,7 +187,7 @@ func (s *Service) remind(ctx context.Context, id string, now time.Time) ([]strin
 			posted = append(posted, reminderUpdate)
 		}
 		if d.eta {
-			text := fmt.Sprintf("no ETA for recovery yet, %s after the incident opened at %s: give one with POST %s and an \"eta\"",
+			text := fmt.Sprintf("no ETA for recovery yet, %s after the incident opened at %s: give one with an update at %s",
 				shortDuration(now.Sub(inc.CreatedAt).Truncate(time.Minute)), s.clockText(inc.CreatedAt, now), url)
 			if err := ch.remind(text, mention); err != nil {
 				return err

@@ -37,8 +37,8 @@ type Kicker interface {
 
 // Config is what the service takes from the configuration.
 type Config struct {
-	// ExternalURL is where people reach this daemon; links in messages
-	// and post-mortems start with it.
+	// ExternalURL is where people reach this daemon (http.public_url);
+	// links in messages and post-mortems open its pages.
 	ExternalURL string
 	Routes      Routes
 	Scenarios   map[string]Scenario // drill scenarios by name
@@ -120,12 +120,18 @@ func (s *Service) write(ctx context.Context, fn func(tx *txn) error) error {
 	return nil
 }
 
-// URL is the incident's address in Responder under externalURL.
-func URL(externalURL, id string) string {
-	return strings.TrimRight(externalURL, "/") + "/api/v1/incidents/" + id
+// URL is the incident's web page under publicURL (http.public_url): what
+// every link to an incident opens, in a browser.
+func URL(publicURL, id string) string {
+	return strings.TrimRight(publicURL, "/") + "/incidents/" + id
 }
 
-// url is the incident's address under the configured external URL.
+// APIURL is the incident in the JSON API under publicURL.
+func APIURL(publicURL, id string) string {
+	return strings.TrimRight(publicURL, "/") + "/api/v1/incidents/" + id
+}
+
+// url is the incident's page under the configured public URL.
 func (s *Service) url(id string) string { return URL(s.cfg.ExternalURL, id) }
 
 // Touched is an incident that a webhook touched.
