@@ -18,8 +18,8 @@ var Default []byte
 
 // Config is the whole configuration file.
 type Config struct {
-	Listen        string              `yaml:"listen"`
-	DataDir       string              `yaml:"data_dir"`
+	Listen  string `yaml:"listen"`
+	DataDir string `yaml:"data_dir"`
 	// ExternalURL is the old name of http.public_url. After Load it holds
 	// the URL in effect, whichever name set it (or the default).
 	ExternalURL   string              `yaml:"external_url"`
