@@ -94,6 +94,10 @@ func (s *Server) webRoutes(e *echo.Echo) {
 	e.POST("/incidents/:id/roles", s.rolesForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/updates", s.updateForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/resolve", s.resolveForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/severity", s.severityForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/customer_impact", s.customersForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/reopen", s.reopenForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/notes", s.noteForm, pageHeaders, s.session(ScopeWrite))
 }
 
 // pageHeaders sets the security headers of every page and asset.
@@ -414,6 +418,10 @@ type incidentData struct {
 	// Failed counts the notifications that could not be delivered.
 	Failed        int
 	PostmortemURL string
+	// Pages are the pager's notifications (who was paged, and whether it
+	// went); Sevs the severities the severity form offers.
+	Pages []store.Intent
+	Sevs  []string
 }
 
 func (s *Server) incidentPage(c echo.Context) error {
@@ -432,9 +440,13 @@ func (s *Server) showIncident(c echo.Context, status int, form, msg string) erro
 	if d.Values == nil {
 		d.Values = url.Values{}
 	}
+	d.Sevs = severityNames()
 	for _, n := range view.Notifications {
 		if n.State == store.IntentFailed {
 			d.Failed++
+		}
+		if n.Event == integrations.EventPage {
+			d.Pages = append(d.Pages, n)
 		}
 	}
 	return s.render(c, status, "incident", view.ID+" "+view.Title, d)
@@ -501,4 +513,34 @@ func parseFormTime(v string) (time.Time, error) {
 // in for one.
 func postValue(c echo.Context, name string) string {
 	return c.Request().PostFormValue(name)
+}
+
+func (s *Server) severityForm(c echo.Context) error {
+	_, err := doChange(s, c, (*incident.Service).SetSeverity, incident.SeverityRequest{
+		Severity: postValue(c, "severity"), Reason: postValue(c, "reason"), By: postValue(c, "by")})
+	return s.formDone(c, "severity", err)
+}
+
+// customersForm sets customer impact to the form's customer_impact (the
+// page offers the opposite of the incident's).
+func (s *Server) customersForm(c echo.Context) error {
+	req := incident.CustomerImpactRequest{Reason: postValue(c, "reason"), By: postValue(c, "by")}
+	switch postValue(c, "customer_impact") {
+	case "true":
+		req.CustomerImpact = new(true)
+	case "false":
+		req.CustomerImpact = new(false)
+	}
+	_, err := doChange(s, c, (*incident.Service).SetCustomerImpact, req)
+	return s.formDone(c, "customers", err)
+}
+
+func (s *Server) reopenForm(c echo.Context) error {
+	_, err := doChange(s, c, (*incident.Service).Reopen, incident.ReopenRequest{Reason: postValue(c, "reason"), By: postValue(c, "by")})
+	return s.formDone(c, "reopen", err)
+}
+
+func (s *Server) noteForm(c echo.Context) error {
+	_, err := doChange(s, c, (*incident.Service).AddNote, incident.NoteRequest{Text: postValue(c, "text"), By: postValue(c, "by")})
+	return s.formDone(c, "note", err)
 }

@@ -32,18 +32,19 @@ const (
 
 // Events a message can be about.
 const (
-	EventOpened         = "opened"          // an incident opened: the root announcement
-	EventAlertJoined    = "alert_joined"    // alerts joined (Lines lists them when collapsed)
-	EventSeverityRaised = "severity_raised" // severity went up
-	EventAcknowledged   = "acknowledged"
-	EventReopened       = "reopened"
-	EventNote           = "note"
-	EventResolved       = "resolved"
-	EventRootUpdate     = "root_update" // Slack: edit the root message to show the final state
-	EventCustomer       = "customer"    // tell customer engineering (their channel, their list)
-	EventBridge         = "bridge"      // Zoom: create the incident's meeting
-	EventPage           = "page"        // OpsGenie: get a responder's phone to ring
-	EventClose          = "close"       // OpsGenie: close the alert Responder created
+	EventOpened          = "opened"           // an incident opened: the root announcement
+	EventAlertJoined     = "alert_joined"     // alerts joined (Lines lists them when collapsed)
+	EventSeverityRaised  = "severity_raised"  // severity went up
+	EventSeverityLowered = "severity_lowered" // a person lowered the severity
+	EventAcknowledged    = "acknowledged"
+	EventReopened        = "reopened"
+	EventNote            = "note"
+	EventResolved        = "resolved"
+	EventRootUpdate      = "root_update" // Slack: edit the root message to show the final state
+	EventCustomer        = "customer"    // tell customer engineering (their channel, their list)
+	EventBridge          = "bridge"      // Zoom: create the incident's meeting
+	EventPage            = "page"        // OpsGenie: get a responder's phone to ring
+	EventClose           = "close"       // OpsGenie: close the alert Responder created
 )
 
 // Incident is what a notifier may show about an incident: a snapshot taken

@@ -171,6 +171,24 @@ func TestBrowser(t *testing.T) {
 	}
 	b.screenshot(shots, "incident-page.png", 1200, 900)
 
+	// Raise the severity with a reason, and add a note.
+	b.do("fill the severity form",
+		chromedp.SetValue(chromedp.ID("severity-value"), "S1"),
+		chromedp.SetValue(chromedp.ID("severity-reason"), "every checkout fails"),
+		chromedp.SetValue(chromedp.ID("severity-by"), "alice"))
+	if status := b.submit("change the severity", "#severity-submit"); status != http.StatusOK {
+		t.Fatalf("changing the severity answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#incident-severity", "S1")
+	b.wantText("#timeline", "every checkout fails (set by alice)")
+	b.do("fill a note",
+		chromedp.SetValue(chromedp.ID("note-text"), "connection pool exhausted on db-2"),
+		chromedp.SetValue(chromedp.ID("note-by"), "bob"))
+	if status := b.submit("add the note", "#note-submit"); status != http.StatusOK {
+		t.Fatalf("adding a note answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#timeline", "note from bob: connection pool exhausted on db-2")
+
 	b.do("fill the resolve form",
 		chromedp.SetValue(chromedp.ID("resolve-summary"), "Bad connection-pool setting in deploy 2026.11.22-3; rolled back, error rate back to 0.1%."),
 		chromedp.SetValue(chromedp.ID("resolve-by"), "bob"))
@@ -186,6 +204,21 @@ func TestBrowser(t *testing.T) {
 		}
 	}
 	b.screenshot(shots, "incident-resolved.png", 1200, 900)
+
+	// A resolved incident can be reopened, for a reason.
+	b.do("fill the reopen form",
+		chromedp.SetValue(chromedp.ID("reopen-reason"), "errors are back after the rollback"),
+		chromedp.SetValue(chromedp.ID("reopen-by"), "carol"))
+	if status := b.submit("reopen", "#reopen-submit"); status != http.StatusOK {
+		t.Fatalf("reopening answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#incident-status", "open")
+	b.wantText("#timeline", "errors are back after the rollback (by carol)")
+	b.do("fill the resolve form again", chromedp.SetValue(chromedp.ID("resolve-by"), "bob"))
+	if status := b.submit("resolve again", "#resolve-submit"); status != http.StatusOK {
+		t.Fatalf("resolving again answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#incident-status", "resolved")
 
 	// An alert whose labels and annotations hold markup renders as text.
 	xssID := env.postAlert(t)

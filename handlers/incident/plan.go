@@ -93,8 +93,11 @@ func (s *Service) plan(ch *change, ev event) error {
 		if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, name, ev.text, 0); err != nil {
 			return err
 		}
-		if ev.name == integrations.EventResolved || ev.name == integrations.EventReopened {
-			// The root shows the state: resolved, or open again.
+		switch ev.name {
+		case integrations.EventResolved, integrations.EventReopened, integrations.EventSeverityRaised,
+			integrations.EventSeverityLowered, integrations.EventCustomer:
+			// The root shows the state: resolved or open again, the
+			// severity, whether customers are affected.
 			if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
 				return err
 			}

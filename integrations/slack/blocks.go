@@ -310,6 +310,8 @@ func eventEmoji(event string) string {
 		return ":eyes:"
 	case integrations.EventSeverityRaised:
 		return ":arrow_double_up:"
+	case integrations.EventSeverityLowered:
+		return ":arrow_double_down:"
 	case integrations.EventReopened:
 		return ":repeat:"
 	case integrations.EventNote:

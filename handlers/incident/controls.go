@@ -1,0 +1,144 @@
+package incident
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/responder-sre/responder/integrations"
+	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
+)
+
+// The moves a responder makes during an incident, besides acknowledging,
+// staffing, updating and resolving: each names who made it and why, in the
+// timeline and in the incident's thread, in one transaction with its
+// notifications.
+
+// NoteRequest adds a note to the timeline (and the thread).
+type NoteRequest struct {
+	Text string `json:"text"`
+	By   string `json:"by"`
+}
+
+// AddNote adds a note to the incident id's timeline and posts it in its
+// thread. A resolved incident takes notes too (what was found after).
+func (s *Service) AddNote(ctx context.Context, id string, req NoteRequest, actor string) (*View, error) {
+	if err := CheckText("text", req.Text, MaxText, true); err != nil {
+		return nil, err
+	}
+	by, err := who("by", req.By, actor)
+	if err != nil {
+		return nil, err
+	}
+	text := strings.TrimSpace(req.Text)
+	return s.changeIncident(ctx, id, func(ch *change) error {
+		return ch.announce(integrations.EventNote, store.KindNote, "note from "+by+": "+text, by)
+	})
+}
+
+// SeverityRequest changes an incident's severity, up or down, for a
+// reason.
+type SeverityRequest struct {
+	Severity string `json:"severity"`
+	Reason   string `json:"reason"`
+	By       string `json:"by"`
+}
+
+// SetSeverity changes the severity of the incident id. Raising it runs
+// what the new severity asks for that has not happened (the bridge, the
+// announcement where it is routed, a page out of business hours); lowering
+// it is said in the thread and pages nobody back. Either way the reason is
+// recorded with who gave it.
+func (s *Service) SetSeverity(ctx context.Context, id string, req SeverityRequest, actor string) (*View, error) {
+	sev, err := policy.ParseSeverity(strings.TrimSpace(req.Severity))
+	if err != nil {
+		return nil, invalid("severity", "%v", err)
+	}
+	if err := CheckText("reason", req.Reason, MaxText, true); err != nil {
+		return nil, err
+	}
+	by, err := who("by", req.By, actor)
+	if err != nil {
+		return nil, err
+	}
+	reason := strings.TrimSpace(req.Reason)
+	return s.changeIncident(ctx, id, func(ch *change) error {
+		cur := storedSeverity(ch.inc.Severity)
+		switch {
+		case ch.inc.Status == store.StatusResolved:
+			return conflict("%s is resolved: reopen it first to change its severity", ch.inc.ID)
+		case sev == cur:
+			return conflict("%s is already %s", ch.inc.ID, sev)
+		case sev.MoreSevereThan(cur):
+			return ch.raise(sev, reason+" (set by "+by+")", by)
+		}
+		old := ch.inc.Severity
+		ch.inc.Severity = sev.String()
+		return ch.announce(integrations.EventSeverityLowered, store.KindSeverityLowered,
+			fmt.Sprintf("severity lowered from %s to %s by %s: %s", old, sev, by, reason), by)
+	})
+}
+
+// CustomerImpactRequest says whether customers are affected, and why.
+type CustomerImpactRequest struct {
+	CustomerImpact *bool  `json:"customer_impact"`
+	Reason         string `json:"reason"`
+	By             string `json:"by"`
+}
+
+// SetCustomerImpact sets or clears customer impact on the incident id.
+// Setting it tells customer engineering (once per incident, as at
+// declaration); clearing it is recorded and said in the thread.
+func (s *Service) SetCustomerImpact(ctx context.Context, id string, req CustomerImpactRequest, actor string) (*View, error) {
+	if req.CustomerImpact == nil {
+		return nil, invalid("customer_impact", "required: true when customers are affected, false when they are not")
+	}
+	if err := CheckText("reason", req.Reason, MaxText, true); err != nil {
+		return nil, err
+	}
+	by, err := who("by", req.By, actor)
+	if err != nil {
+		return nil, err
+	}
+	reason := strings.TrimSpace(req.Reason)
+	affected := *req.CustomerImpact
+	return s.changeIncident(ctx, id, func(ch *change) error {
+		switch {
+		case ch.inc.CustomerImpact == affected && affected:
+			return conflict("%s already affects customers", ch.inc.ID)
+		case ch.inc.CustomerImpact == affected:
+			return conflict("%s is not marked as affecting customers", ch.inc.ID)
+		case affected:
+			return ch.markCustomerImpact(reason+" (set by "+by+")", by)
+		}
+		ch.inc.CustomerImpact = false
+		return ch.announce(integrations.EventNote, store.KindCustomerImpact,
+			fmt.Sprintf("customer impact cleared by %s: %s", by, reason), by)
+	})
+}
+
+// ReopenRequest reopens a resolved incident, for a reason.
+type ReopenRequest struct {
+	Reason string `json:"reason"`
+	By     string `json:"by"`
+}
+
+// Reopen reopens the resolved incident id: open again, unacknowledged, its
+// thread told, and its reminders running again.
+func (s *Service) Reopen(ctx context.Context, id string, req ReopenRequest, actor string) (*View, error) {
+	if err := CheckText("reason", req.Reason, MaxText, true); err != nil {
+		return nil, err
+	}
+	by, err := who("by", req.By, actor)
+	if err != nil {
+		return nil, err
+	}
+	reason := strings.TrimSpace(req.Reason)
+	return s.changeIncident(ctx, id, func(ch *change) error {
+		if ch.inc.Status != store.StatusResolved {
+			return conflict("%s is %s: only a resolved incident can be reopened", ch.inc.ID, ch.inc.Status)
+		}
+		return ch.reopen(reason+" (by "+by+")", by)
+	})
+}
