@@ -248,7 +248,11 @@ func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
 		}
 		ev = ev.Dict("labels", d)
 	}
-	ev.Msg(m.Text)
+	msg := m.Text
+	if inc.Drill {
+		msg = "[DRILL] " + msg // as on every other channel
+	}
+	ev.Msg(msg)
 	return Receipt{}, nil
 }
 
