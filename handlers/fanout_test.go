@@ -531,3 +531,38 @@ func TestFanoutOpsGenieSourcedAddsResponder(t *testing.T) {
 		t.Errorf("paged_at not set")
 	}
 }
+
+// Customer engineering hears how it goes on, not only that it began: the
+// ETA when one is given, and the resolution, in their channel and their
+// mail. An incident that does not affect customers tells them nothing.
+func TestFanoutCustomerEngineeringHearsTheEnd(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true))
+	var affected, internal view
+	e.doWant(http.MethodPost, "/api/v1/incidents", tokWrite, `{"title":"Checkout down","severity":"S2","customer_impact":true}`, http.StatusCreated).json(t, &affected)
+	e.doWant(http.MethodPost, "/api/v1/incidents", tokWrite, `{"title":"CI runners slow","severity":"S2"}`, http.StatusCreated).json(t, &internal)
+	eta := e.clock().Add(time.Hour).Format(time.RFC3339)
+	for _, id := range []string{affected.ID, internal.ID} {
+		e.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/updates", tokWrite, `{"text":"failing over","eta":"`+eta+`","by":"dev"}`, http.StatusCreated)
+		e.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/resolve", tokWrite, `{"by":"dev","summary":"failed over to eu-west-2"}`, http.StatusOK)
+	}
+	e.flush()
+	var posts []string
+	for _, m := range v.slack.Messages("customer-eng") {
+		posts = append(posts, string(m.Blocks))
+	}
+	all := strings.Join(posts, "\n")
+	if len(posts) != 3 || !strings.Contains(all, "Expected recovery: "+e.clock().Add(time.Hour).Format("2006-01-02 15:04 UTC")) ||
+		!strings.Contains(all, "Resolved: failed over to eu-west-2") || strings.Contains(all, "CI runners") {
+		t.Errorf("customer engineering's channel got %d posts, want the opening, the ETA and the resolution of %s only:\n%s", len(posts), affected.ID, all)
+	}
+	var subjects []string
+	for _, m := range v.smtp.Messages() {
+		if len(m.To) == 1 && m.To[0] == "ce@example.com" && m.Header != nil {
+			subjects = append(subjects, m.Header.Get("Subject"))
+		}
+	}
+	if len(subjects) != 3 || !strings.Contains(strings.Join(subjects, "\n"), "resolved") {
+		t.Errorf("customer engineering's mails: %q, want 3, the last about the resolution", subjects)
+	}
+}

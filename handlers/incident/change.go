@@ -31,6 +31,15 @@ type event struct {
 	text    string
 	by      string
 	mention string // who a Slack message calls on (see store.Intent.Mention)
+	// customersOnly: the event is for customer engineering alone (their
+	// channel and list, when customers are affected).
+	customersOnly bool
+}
+
+// tellCustomers queues text for customer engineering, when customers are
+// affected by the incident as it is when the change is saved.
+func (ch *change) tellCustomers(text, by string) {
+	ch.events = append(ch.events, event{name: integrations.EventCustomer, text: text, by: by, customersOnly: true})
 }
 
 // changeOf starts a change of an existing incident; the transaction keeps
@@ -124,6 +133,7 @@ func (ch *change) resolve(by, summary string) error {
 	if err := ch.announce(integrations.EventResolved, store.KindResolved, text, by); err != nil {
 		return err
 	}
+	ch.tellCustomers("Resolved: "+firstNonEmpty(summary, ch.inc.Title), by)
 	// A post-mortem is owed when no earlier incident of this kind was
 	// resolved: the first time is the one to learn from.
 	first, err := ch.tx.ResolvedOfKind(ch.inc.Kind, ch.inc.ID)

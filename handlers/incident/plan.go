@@ -54,6 +54,9 @@ type ZoomRoutes struct {
 // channel, the page) so that nothing is announced or paged twice.
 func (s *Service) plan(ch *change, ev event) error {
 	inc, r := ch.inc, s.cfg.Routes
+	if ev.customersOnly && !inc.CustomerImpact {
+		return nil // nobody to tell
+	}
 	proc := s.policy.ProcessFor(storedSeverity(inc.Severity))
 	enqueue := func(channel, target, name, text string, after uint64) (uint64, error) {
 		in := &store.Intent{
@@ -72,6 +75,11 @@ func (s *Service) plan(ch *change, ev event) error {
 		if _, err := enqueue(integrations.ChannelLog, integrations.ChannelLog, ev.name, ev.text, 0); err != nil {
 			return err
 		}
+	}
+	if ev.customersOnly {
+		// Customer engineering hears how it goes on, not only that it
+		// began: an ETA, the resolution.
+		return s.planCustomer(ch, ev.text, enqueue)
 	}
 	// An incident is announced when it opens and when it first reaches a
 	// severity that wants more (a bridge, a channel, a list, a page).
@@ -127,7 +135,7 @@ func (s *Service) plan(ch *change, ev event) error {
 		}
 	}
 	if (ev.name == integrations.EventOpened && inc.CustomerImpact) || ev.name == integrations.EventCustomer {
-		if err := s.planCustomer(ch, enqueue); err != nil {
+		if err := s.planCustomer(ch, "Customers are affected: "+inc.Title, enqueue); err != nil {
 			return err
 		}
 	}
@@ -174,11 +182,10 @@ func (s *Service) planBridge(ch *change, proc policy.Process, enqueue func(chann
 	return enqueue(integrations.ChannelZoom, "meeting", integrations.EventBridge, "create the incident's Zoom meeting", 0)
 }
 
-// planCustomer tells customer engineering, once per incident: their channel
-// and their list.
-func (s *Service) planCustomer(ch *change, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
+// planCustomer tells customer engineering text: their channel and their
+// list.
+func (s *Service) planCustomer(ch *change, text string, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
 	r := s.cfg.Routes
-	text := "Customers are affected: " + ch.inc.Title
 	if r.Slack != nil && r.Slack.Customer != "" {
 		if _, err := enqueue(integrations.ChannelSlack, r.Slack.Customer, integrations.EventCustomer, text, 0); err != nil {
 			return err

@@ -173,6 +173,9 @@ func (s *Service) PostUpdate(ctx context.Context, id string, req UpdateRequest, 
 			return err
 		}
 		ch.notify(eventUpdate, "update from "+by+": "+text, by)
+		if req.ETA != nil {
+			ch.tellCustomers("Expected recovery: "+req.ETA.Format("2006-01-02 15:04 UTC")+": "+ch.inc.Title, by)
+		}
 		return nil
 	})
 }
