@@ -163,7 +163,8 @@ func TestBrowser(t *testing.T) {
 	// customer channel, which Slack does not know, shows as failed.
 	b.waitPage("the notifications delivered or failed", env.url+"/incidents/"+id,
 		`document.querySelectorAll("#notifications tr.state-failed").length > 0 && document.querySelectorAll("#notifications tr.state-pending").length == 0`)
-	b.wantText("#failed-count", "1 failed")
+	// Two: the opening and the ETA, both told to customer engineering.
+	b.wantText("#failed-count", "2 failed")
 	b.wantText("#notifications tr.state-failed", "channel_not_found")
 	b.wantText("#notifications tr.state-failed", "#customer-engineering")
 	if n := b.evalInt("delivered Slack posts", `[...document.querySelectorAll("#notifications tr.state-sent")].filter(r => r.textContent.includes("slack")).length`); n == 0 {
