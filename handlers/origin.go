@@ -50,10 +50,15 @@ func (s *Server) hostAllowed(hostport string) bool {
 }
 
 // checkHost refuses, with 421, a request sent to a name this daemon does
-// not answer to.
+// not answer to. A request that carries a valid bearer token is let
+// through whatever its Host: DNS rebinding rides on a browser's ambient
+// credentials (none without tokens, the session cookie with them), and a
+// page cannot know a token. So Alertmanager may reach the daemon under any
+// name (a Kubernetes service's, say) without that name configured, and a
+// webhook is never lost to a 421.
 func (s *Server) checkHost(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if host := c.Request().Host; !s.hostAllowed(host) {
+		if host := c.Request().Host; !s.hostAllowed(host) && !s.validBearer(c.Request()) {
 			return errorf(http.StatusMisdirectedRequest, "Host %q is not a name this daemon answers to: "+
 				"use its address, or add the name to http.allowed_hosts", integrations.Shorten(host, 64))
 		}
@@ -94,4 +99,11 @@ func (s *Server) checkOrigin(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
+}
+
+// validBearer reports whether r carries one of the configured tokens
+// (never true when none is configured).
+func (s *Server) validBearer(r *http.Request) bool {
+	scheme, presented, _ := strings.Cut(strings.TrimSpace(r.Header.Get(echo.HeaderAuthorization)), " ")
+	return len(s.tokens) > 0 && strings.EqualFold(scheme, "Bearer") && s.findToken(strings.TrimSpace(presented)) != nil
 }

@@ -63,6 +63,24 @@ func TestHostHeaderIsChecked(t *testing.T) {
 		t.Errorf("a refused request opened %d incidents", len(got))
 	}
 
+	// With tokens, a request that presents one may use any name (a
+	// Kubernetes service's): a rebinding page cannot know a token. A
+	// presented token that is not configured does not open the door.
+	tokens := newEnv(t)
+	ingest := http.Header{"Content-Type": {"application/json"}, "Authorization": {"Bearer " + tokIngest}}
+	if r := tokens.send(http.MethodPost, "responder.monitoring.svc:9095", "/api/v1/alerts/alertmanager",
+		string(readTestdata(t, "am_firing_old.json")), ingest); r.status != http.StatusAccepted {
+		t.Errorf("a webhook with its token under a service name: %d %s", r.status, r.body)
+	}
+	for _, h := range []http.Header{{}, {"Authorization": {"Bearer not-a-configured-token-0000"}}} {
+		if r := tokens.send(http.MethodGet, "responder.monitoring.svc:9095", "/healthz", "", h); r.status != http.StatusMisdirectedRequest {
+			t.Errorf("an unconfigured name with %v: %d, want 421", h, r.status)
+		}
+	}
+	if r := e.send(http.MethodGet, "rebind.attacker.example", "/api/v1/incidents", "", http.Header{"Authorization": {"Bearer anything-at-all-0000"}}); r.status != http.StatusMisdirectedRequest {
+		t.Errorf("without tokens configured, a made-up bearer under a rebinding name: %d, want 421", r.status)
+	}
+
 	every := newEnv(t, withoutTokens(), func(s envSetup) { s.cfg.AnyAddress = true })
 	if r := every.send(http.MethodGet, "10.0.0.5:9095", "/healthz", "", nil); r.status != http.StatusOK {
 		t.Errorf("an IP address when listening on every interface: %d %s", r.status, r.body)
