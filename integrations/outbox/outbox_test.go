@@ -86,7 +86,7 @@ func BenchmarkDispatchPass(b *testing.B) {
 // secrets in it: the configured ones in every encoding, and anything
 // shaped like a credential.
 func TestErrorTextHoldsNoSecret(t *testing.T) {
-	const token, secret = "xoxb-1234567890-abcdefghij", "zoom-secret-0123456789"
+	const token, secret = "xoxb-example-1234567890", "zoom-secret-0123456789"
 	// The pairs as configs.Secrets lists them beside the secrets.
 	d := New(Config{Redactor: integrations.NewRedactor([]string{token, secret, "zoom-client:" + secret, "\x00responder\x00" + secret})},
 		nil, nil, zerolog.Nop(), nil, nil, nil)
@@ -97,11 +97,11 @@ func TestErrorTextHoldsNoSecret(t *testing.T) {
 		"401: Authorization: Basic " + basic,
 		`{"error":"bad key","key":"` + secret + `"}`,
 		"535 5.7.8 AUTH PLAIN " + plain,
-		"who is xoxp-9876543210-zyxwvutsrq?",
+		"who is xoxp-example-9876543210?",
 		"Token token=u+pd-rest-0123456789 rejected",
 	} {
 		got := d.errorText(errors.New(echoed))
-		for _, leak := range []string{token, secret, basic, plain, "xoxp-9876543210", "u+pd-rest-0123456789"} {
+		for _, leak := range []string{token, secret, basic, plain, "xoxp-example-9876543210", "u+pd-rest-0123456789"} { // example values
 			if strings.Contains(got, leak) {
 				t.Errorf("%q kept as %q", echoed, got)
 			}
