@@ -566,3 +566,34 @@ func TestFanoutCustomerEngineeringHearsTheEnd(t *testing.T) {
 		t.Errorf("customer engineering's mails: %q, want 3, the last about the resolution", subjects)
 	}
 }
+
+// The person woken up gets the bridge: the page waits (briefly) for the
+// meeting asked for with it and carries its link; when Zoom is slower than
+// that wait, the page goes without, and the link follows as a note on the
+// alert once the meeting exists.
+func TestFanoutThePagedPersonGetsTheBridge(t *testing.T) {
+	for _, slowZoom := range []bool{false, true} {
+		t.Run(fmt.Sprintf("slow zoom %v", slowZoom), func(t *testing.T) {
+			var v vendors
+			e := newEnv(t, withVendors(t, &v, false), func(s envSetup) { s.dispatch.DependencyWait = 50 * time.Millisecond })
+			if slowZoom {
+				v.zoom.FailNext(5, http.StatusServiceUnavailable)
+			}
+			id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+			e.flush()
+			link := e.incident(id).ZoomURL
+			creates, notes := v.og.Creates(), v.og.Notes()
+			if link == "" || len(creates) != 1 {
+				t.Fatalf("zoom_url %q, %d alerts created, want a bridge and one page", link, len(creates))
+			}
+			inPage := strings.Contains(creates[0].Request.Description, link)
+			noted := len(notes) == 1 && strings.Contains(notes[0].Note, link) && notes[0].Identifier == creates[0].Request.Alias
+			switch {
+			case !slowZoom && (!inPage || len(notes) != 0):
+				t.Errorf("bridge in time: link in the page %v, notes %+v; want the link in the page and no note", inPage, notes)
+			case slowZoom && (inPage || !noted):
+				t.Errorf("slow bridge: link in the page %v, notes %+v; want the page without it, then a note with it", inPage, notes)
+			}
+		})
+	}
+}

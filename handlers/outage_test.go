@@ -685,7 +685,7 @@ func (r *outageRun) accepted(vendor string) int {
 		}
 		return n
 	case integrations.ChannelOpsGenie:
-		return len(r.v.og.Creates()) + len(r.v.og.AddResponders()) + len(r.v.og.Closes())
+		return len(r.v.og.Creates()) + len(r.v.og.AddResponders()) + len(r.v.og.Closes()) + len(r.v.og.Notes())
 	case integrations.ChannelEmail:
 		return len(r.v.smtp.Messages())
 	}
@@ -836,6 +836,19 @@ func (r *outageRun) checkDelivered(vendor string) {
 		}
 	}
 	if vendor == integrations.ChannelZoom {
+		// The pages went without the link; it follows as a note on each
+		// alert once the meeting exists.
+		noted := map[string]bool{}
+		for _, n := range r.v.og.Notes() {
+			if strings.Contains(n.Note, "https://zoom.example/j/") {
+				noted[n.Identifier] = true
+			}
+		}
+		for _, c := range r.v.og.Creates()[1:] {
+			if !noted[c.Request.Alias] && !strings.Contains(c.Request.Description, "https://zoom.example/j/") {
+				r.t.Errorf("page %s: no Zoom link in the alert or a note on it", c.Request.Alias)
+			}
+		}
 		// The announcements went without the link; it follows in each
 		// thread once the meeting exists.
 		roots := r.v.slack.Messages("sev1")

@@ -149,7 +149,10 @@ func (s *Service) plan(ch *change, ev event) error {
 		inc.Status != store.StatusResolved && announce:
 		t := ch.now
 		inc.PagedAt = &t
-		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventPage, ev.text, 0); err != nil {
+		// The page waits (briefly, outbox.Config.DependencyWait) for the
+		// bridge asked for with it, so that the person woken up gets the
+		// link; if it goes without, the link follows as a note on the alert.
+		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventPage, ev.text, bridge); err != nil {
 			return err
 		}
 		return ch.record(store.KindAction, fmt.Sprintf("paging %s: %s out of business hours", r.Pager, inc.Severity), "responder")

@@ -180,8 +180,9 @@ func checkResponder(r Responder) []error {
 // Name is "opsgenie".
 func (n *Notifier) Name() string { return "opsgenie" }
 
-// Notify handles EventPage and EventClose; any other event is a permanent
-// error.
+// Notify handles EventPage, EventClose and EventNote (a note on the alert
+// paged, such as the Zoom link once the meeting exists); any other event is
+// a permanent error.
 //
 // A page for an incident whose Source is "opsgenie" adds the responder to
 // that alert, identified by the incident's DedupKey as alias. A page for any
@@ -203,6 +204,8 @@ func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrat
 		return integrations.Receipt{}, n.create(ctx, st, m, n.responder)
 	case integrations.EventClose:
 		return integrations.Receipt{}, n.close(ctx, st, m)
+	case integrations.EventNote:
+		return integrations.Receipt{}, n.note(ctx, st, m)
 	}
 	return integrations.Receipt{}, integrations.Permanent(fmt.Errorf("opsgenie: unsupported event %q", m.Event))
 }
@@ -253,6 +256,33 @@ func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Me
 	}
 	if _, err := n.alerts.AddResponder(ctx, req); err != nil {
 		return n.fail("add responder", st, err)
+	}
+	return nil
+}
+
+// note adds m.Text to the alert the incident paged: the OpsGenie alert it
+// came from, or the one Responder created.
+func (n *Notifier) note(ctx context.Context, st *call, m integrations.Message) error {
+	inc := m.Incident
+	alias := inc.DedupKey
+	if inc.Source != "opsgenie" {
+		var err error
+		if alias, err = aliasFor(inc); err != nil {
+			return integrations.Permanent(err)
+		}
+	}
+	if alias == "" {
+		return integrations.Permanent(errors.New("opsgenie: add note: the incident has no OpsGenie alias"))
+	}
+	req := &alert.AddNoteRequest{
+		IdentifierType:  alert.ALIAS,
+		IdentifierValue: alias,
+		User:            "Responder",
+		Source:          "responder",
+		Note:            truncate(m.Text, maxNote),
+	}
+	if _, err := n.alerts.AddNote(ctx, req); err != nil {
+		return n.fail("add note", st, err)
 	}
 	return nil
 }
@@ -522,7 +552,7 @@ func alertAction(path string) (id, action string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	for _, a := range []string{"close", "responders"} {
+	for _, a := range []string{"close", "responders", "notes"} {
 		if id, ok := strings.CutSuffix(rest, "/"+a); ok && id != "" {
 			return id, a, true
 		}

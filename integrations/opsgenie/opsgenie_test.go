@@ -612,3 +612,29 @@ func captureOutput(t *testing.T, f func()) string {
 	_ = w.Close()
 	return <-done
 }
+
+// A note goes to the alert the incident paged: the one Responder created
+// (its own alias), or the OpsGenie alert the incident came from.
+func TestNoteOnThePagedAlert(t *testing.T) {
+	srv := opsgenietest.New(apiKey)
+	defer srv.Close()
+	n := newNotifier(t, fakeConfig(srv))
+	created := message(integrations.EventNote)
+	created.Text = "Zoom bridge: https://zoom.example/j/123"
+	fromOpsGenie := created
+	fromOpsGenie.Incident.Source, fromOpsGenie.Incident.DedupKey = "opsgenie", "payments/checkout-down"
+	for _, m := range []integrations.Message{created, fromOpsGenie} {
+		if _, err := n.Notify(context.Background(), m); err != nil {
+			t.Fatalf("Notify: %v", err)
+		}
+	}
+	notes := srv.Notes()
+	if len(notes) != 2 {
+		t.Fatalf("notes = %+v, want 2 (requests: %+v)", notes, srv.Requests())
+	}
+	for i, want := range []string{pageAlias, "payments/checkout-down"} {
+		if notes[i].Identifier != want || notes[i].IdentifierType != "alias" || notes[i].Note != created.Text || notes[i].Source != "responder" {
+			t.Errorf("note %d = %+v, want on %s", i, notes[i], want)
+		}
+	}
+}

@@ -206,30 +206,41 @@ func (d *Dispatcher) apply(tx store.Tx, r delivery) error {
 	return tx.PutIncident(inc)
 }
 
-// lateBridge posts the Zoom link in the incident's thread when the
-// announcement that waited for it has gone (or is going) without it.
+// lateBridge gives the Zoom link to those who waited for it and went
+// without it (the wait for the bridge is bounded): a line in the incident's
+// Slack thread, and a note on the alert of the page, so that the person
+// woken up has the bridge too. One still waiting (pending, not in flight)
+// will carry the link itself.
 func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.Intent, at time.Time) error {
-	if inc.SlackTarget == "" {
-		return nil
-	}
+	waiting := map[uint64]bool{}
 	for _, in := range d.waiters[bridge.Seq] {
-		if l := d.lanes[laneOf(in)]; in.Channel == integrations.ChannelSlack && in.State == store.IntentPending && l != nil && !l.busy {
-			return nil // the announcement is still waiting: it will carry the link
+		if l := d.lanes[laneOf(in)]; in.State == store.IntentPending && l != nil && !l.busy {
+			waiting[in.Seq] = true
 		}
 	}
-	announced := false
 	intents, err := tx.IncidentIntents(inc.ID)
 	if err != nil {
 		return err
 	}
 	for _, in := range intents {
-		announced = announced || (in.After == bridge.Seq && in.Channel == integrations.ChannelSlack)
+		if in.After != bridge.Seq || waiting[in.Seq] {
+			continue
+		}
+		target := in.Target
+		switch {
+		case in.Channel == integrations.ChannelSlack && in.Event == integrations.EventOpened && inc.SlackTarget != "":
+			target = inc.SlackTarget
+		case in.Channel == integrations.ChannelOpsGenie && in.Event == integrations.EventPage:
+		default:
+			continue
+		}
+		err := tx.Enqueue(&store.Intent{
+			IncidentID: inc.ID, Channel: in.Channel, Target: target, Event: integrations.EventNote,
+			Text: "Zoom bridge: " + inc.ZoomURL, By: "responder", CreatedAt: at, NextAt: at,
+		})
+		if err != nil {
+			return err
+		}
 	}
-	if !announced {
-		return nil
-	}
-	return tx.Enqueue(&store.Intent{
-		IncidentID: inc.ID, Channel: integrations.ChannelSlack, Target: inc.SlackTarget, Event: integrations.EventNote,
-		Text: "Zoom bridge: " + inc.ZoomURL, By: "responder", CreatedAt: at, NextAt: at,
-	})
+	return nil
 }

@@ -86,6 +86,16 @@ type Close struct {
 	RequestID      string
 }
 
+// Note is an accepted add-note request.
+type Note struct {
+	Identifier     string
+	IdentifierType string
+	User           string
+	Source         string
+	Note           string
+	RequestID      string
+}
+
 // Request is any request the fake received, answered or not.
 type Request struct {
 	Method      string
@@ -125,6 +135,7 @@ type Server struct {
 	creates  []Create
 	adds     []AddResponder
 	closes   []Close
+	notes    []Note
 	alerts   map[string]*Alert
 	fails    []failure
 	down     *failure // set by Down: every request fails until Up
@@ -192,6 +203,13 @@ func (s *Server) Creates() []Create {
 }
 
 // AddResponders returns the accepted add-responder requests, in order.
+// Notes are the accepted add-note requests, in order.
+func (s *Server) Notes() []Note {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Note(nil), s.notes...)
+}
+
 func (s *Server) AddResponders() []AddResponder {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -349,6 +367,8 @@ func (s *Server) route(r *http.Request, raw []byte, reqID string) answer {
 		return s.addResponder(id, idType, raw, reqID)
 	case "close":
 		return s.close(id, idType, raw, reqID)
+	case "notes":
+		return s.addNote(id, idType, raw, reqID)
 	}
 	return answer{status: http.StatusNotFound, body: map[string]any{"message": "Could not find the requested resource"}}
 }
@@ -506,4 +526,25 @@ func uuid() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:])
+}
+
+// addNote adds a note to an alert; as OpsGenie does, the answer is 202
+// whether or not the alert exists (the request is processed later).
+func (s *Server) addNote(id, idType string, raw []byte, reqID string) answer {
+	var req struct {
+		User   string `json:"user"`
+		Source string `json:"source"`
+		Note   string `json:"note"`
+	}
+	if _, bad := decode(raw, &req); bad != nil {
+		return *bad
+	}
+	switch {
+	case req.Note == "":
+		return unprocessable("note", "Note can not be empty.")
+	case tooLong(req.Note, 25000):
+		return unprocessable("note", "Note can not be longer than 25000 characters.")
+	}
+	s.notes = append(s.notes, Note{Identifier: id, IdentifierType: idType, User: req.User, Source: req.Source, Note: req.Note, RequestID: reqID})
+	return answer{status: http.StatusAccepted, body: map[string]any{"result": "Request will be processed"}}
 }
