@@ -196,12 +196,18 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 	e.postAM(readTestdata(t, "am_resolved_v034.json"))
 	e.flush()
 	roots = v.slack.Messages("sev1")
-	// Replies: the acknowledgement, the resolution, the post-mortem owed.
-	if len(roots) != 1 || len(roots[0].Replies) != 3 || roots[0].Edits != 1 {
-		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 3, 1", len(roots), len(roots[0].Replies), roots[0].Edits)
+	// Replies: the page went, the acknowledgement, the resolution, the
+	// post-mortem owed. Edits: the root shows who was paged, then the
+	// resolution.
+	if len(roots) != 1 || len(roots[0].Replies) != 4 || roots[0].Edits != 2 {
+		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 4, 2", len(roots), len(roots[0].Replies), roots[0].Edits)
 	}
-	if !strings.Contains(roots[0].Replies[0].Text, "acknowledged by maria") || !strings.Contains(roots[0].Replies[1].Text, "resolved") {
-		t.Errorf("replies %q / %q", roots[0].Replies[0].Text, roots[0].Replies[1].Text)
+	if !strings.Contains(roots[0].Replies[0].Text, "paged team:sre-oncall through opsgenie") ||
+		!strings.Contains(roots[0].Replies[1].Text, "acknowledged by maria") || !strings.Contains(roots[0].Replies[2].Text, "resolved") {
+		t.Errorf("replies %q / %q / %q", roots[0].Replies[0].Text, roots[0].Replies[1].Text, roots[0].Replies[2].Text)
+	}
+	if !strings.Contains(string(roots[0].Blocks), "team:sre-oncall through opsgenie: paged at") {
+		t.Errorf("the root does not say who was paged: %s", roots[0].Blocks)
 	}
 	if closes := v.og.Closes(); len(closes) != 1 || closes[0].Identifier != pageAlias {
 		t.Errorf("OpsGenie closes %+v, want one for the alias", closes)

@@ -74,6 +74,15 @@ type Incident struct {
 	Summary        string
 	AlertsFiring   int
 	AlertsTotal    int
+	// What an incident's root message shows of its state, filled in for
+	// the messages that show it (Slack's root and its edits): the roles,
+	// the ETA, the firing alerts (the first few, one line each) and who
+	// was paged, through what, and how that went.
+	RecoveryLead string
+	CommsLead    string
+	ETA          *time.Time
+	FiringAlerts []string
+	Paged        []string
 }
 
 // Message is one delivery to one target.

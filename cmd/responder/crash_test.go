@@ -738,8 +738,12 @@ func (h *crashHarness) checkDeliveries(t *testing.T) {
 			t.Errorf("%s %s %s to %s: %s after %d attempts (%s)", in.IncidentID, in.Channel, in.Event, in.Target, in.State, in.Attempts, in.LastError)
 		}
 		switch in.Event {
-		case "opened", "resolved", "root_update", "bridge", "page", "close", "customer", "customer_impact":
+		case "opened", "resolved", "bridge", "page", "close", "customer", "customer_impact":
 			perEvent[in.IncidentID+" "+in.Channel+" "+in.Target+" "+in.Event]++
+		case "root_update":
+			// The root is edited once per change it shows (the page's
+			// outcome, the resolution): once per cause, never twice.
+			perEvent[in.IncidentID+" "+in.Channel+" "+in.Target+" "+in.Event+" ("+in.Text+")"]++
 		case "alert_joined", "reopened":
 			t.Errorf("%s: a %s %s intent: every alert of a group came in one webhook, so a resend added it", in.IncidentID, in.Channel, in.Event)
 		}

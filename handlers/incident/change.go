@@ -34,6 +34,9 @@ type event struct {
 	// customersOnly: the event is for customer engineering alone (their
 	// channel and list, when customers are affected).
 	customersOnly bool
+	// stateChanged: the event changes what the Slack root shows (the
+	// roles, the ETA), so the root is edited too.
+	stateChanged bool
 }
 
 // tellCustomers queues text for customer engineering, when customers are

@@ -101,11 +101,12 @@ func (s *Service) plan(ch *change, ev event) error {
 		if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, name, ev.text, 0); err != nil {
 			return err
 		}
-		switch ev.name {
-		case integrations.EventResolved, integrations.EventReopened, integrations.EventSeverityRaised,
-			integrations.EventSeverityLowered, integrations.EventCustomer:
+		switch {
+		case ev.stateChanged, ev.name == integrations.EventResolved, ev.name == integrations.EventReopened,
+			ev.name == integrations.EventSeverityRaised, ev.name == integrations.EventSeverityLowered,
+			ev.name == integrations.EventCustomer, ev.name == eventRoles:
 			// The root shows the state: resolved or open again, the
-			// severity, whether customers are affected.
+			// severity, whether customers are affected, the roles, the ETA.
 			if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
 				return err
 			}

@@ -172,7 +172,7 @@ func (s *Service) PostUpdate(ctx context.Context, id string, req UpdateRequest, 
 		if err := ch.tx.AppendTimeline(ch.inc.ID, store.Entry{At: t, Kind: store.KindUpdate, Text: strings.TrimSpace(req.Text), By: by, ETA: req.ETA}); err != nil {
 			return err
 		}
-		ch.notify(eventUpdate, "update from "+by+": "+text, by)
+		ch.events = append(ch.events, event{name: eventUpdate, text: "update from " + by + ": " + text, by: by, stateChanged: req.ETA != nil})
 		if req.ETA != nil {
 			ch.tellCustomers("Expected recovery: "+req.ETA.Format("2006-01-02 15:04 UTC")+": "+ch.inc.Title, by)
 		}

@@ -136,18 +136,25 @@ func unanswered(err error) bool {
 // message renders a delivery from the incident as it is now.
 func (d *Dispatcher) message(ctx context.Context, group []*store.Intent) (integrations.Message, error) {
 	head := group[0]
+	var snap integrations.Incident
 	var inc *store.Incident
 	err := d.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		inc, err = tx.Incident(head.IncidentID)
-		return err
+		if inc, err = tx.Incident(head.IncidentID); err != nil {
+			return err
+		}
+		snap = d.snapshot(inc)
+		if head.Channel == integrations.ChannelSlack && showsState(head.Event) {
+			return rootState(tx, &snap)
+		}
+		return nil
 	})
 	if err != nil {
 		return integrations.Message{}, integrations.Temporary(fmt.Errorf("read incident %s: %w", head.IncidentID, err), 0)
 	}
 	m := integrations.Message{
 		Key: head.Key, Event: head.Event, Text: head.Text, Target: head.Target,
-		At: head.CreatedAt, By: head.By, Mention: head.Mention, Incident: d.snapshot(inc),
+		At: head.CreatedAt, By: head.By, Mention: head.Mention, Incident: snap,
 	}
 	if len(group) > 1 {
 		for _, in := range group {
@@ -175,5 +182,69 @@ func (d *Dispatcher) snapshot(inc *store.Incident) integrations.Incident {
 		URL: d.incidentURL(inc.ID), CustomerImpact: inc.CustomerImpact, Drill: inc.Drill, OutOfHours: inc.OutOfHours,
 		CreatedAt: inc.CreatedAt, AcknowledgedBy: inc.AcknowledgedBy, ResolvedAt: inc.ResolvedAt,
 		ResolvedBy: inc.ResolvedBy, Summary: inc.Summary, AlertsFiring: inc.AlertsFiring, AlertsTotal: inc.AlertsTotal,
+		RecoveryLead: inc.Roles.RecoveryLead, CommsLead: inc.Roles.CommsLead, ETA: inc.ETA,
 	}
+}
+
+// showsState reports whether a Slack message of this event shows the
+// incident's state (a root, or an edit of it).
+func showsState(event string) bool {
+	return event == integrations.EventOpened || event == integrations.EventRootUpdate || event == integrations.EventCustomer
+}
+
+// maxFiringAlerts is how many firing alerts a root lists by name.
+const maxFiringAlerts = 5
+
+// rootState adds what a root shows beyond the incident document: its
+// firing alerts (the first few; the count says how many) and its pages.
+func rootState(tx store.Tx, snap *integrations.Incident) error {
+	alerts, err := tx.Alerts(snap.ID)
+	if err != nil {
+		return err
+	}
+	for _, a := range alerts {
+		if a.Status != store.AlertFiring {
+			continue
+		}
+		if len(snap.FiringAlerts) == maxFiringAlerts {
+			break
+		}
+		snap.FiringAlerts = append(snap.FiringAlerts, alertLine(a))
+	}
+	intents, err := tx.IncidentIntents(snap.ID)
+	if err != nil {
+		return err
+	}
+	for _, in := range intents {
+		if in.Event != integrations.EventPage {
+			continue
+		}
+		state := "paging"
+		switch {
+		case in.State == store.IntentSent && in.SentAt != nil:
+			state = "paged at " + in.SentAt.UTC().Format("15:04 UTC")
+		case in.State == store.IntentFailed:
+			state = "page failed: " + integrations.Shorten(in.LastError, 120)
+		}
+		snap.Paged = append(snap.Paged, in.Target+" through "+in.Channel+": "+state)
+	}
+	return nil
+}
+
+// alertLine names an alert in a line: its name and what tells it apart
+// (its summary, else its instance or job).
+func alertLine(a store.Alert) string {
+	name := a.Labels["alertname"]
+	if name == "" {
+		name = a.Fingerprint
+	}
+	switch {
+	case a.Annotations["summary"] != "":
+		return name + ": " + a.Annotations["summary"]
+	case a.Labels["instance"] != "":
+		return name + " on " + a.Labels["instance"]
+	case a.Labels["job"] != "":
+		return name + " (" + a.Labels["job"] + ")"
+	}
+	return name
 }

@@ -200,10 +200,35 @@ func (d *Dispatcher) apply(tx store.Tx, r delivery) error {
 			}
 		}
 	}
+	if head.Event == integrations.EventPage && inc.SlackTarget != "" {
+		if err := d.pageOutcome(tx, inc, head, r.at); err != nil {
+			return err
+		}
+	}
 	if err := tx.AppendTimeline(inc.ID, store.Entry{At: r.at, Kind: store.KindNotification, Text: text, By: "responder"}); err != nil {
 		return err
 	}
 	return tx.PutIncident(inc)
+}
+
+// pageOutcome tells the incident's thread how a page went (the people in
+// the channel need to know whether someone's phone rang), and edits the
+// root, which shows who was paged.
+func (d *Dispatcher) pageOutcome(tx store.Tx, inc *store.Incident, page *store.Intent, at time.Time) error {
+	text := "paged " + page.Target + " through " + page.Channel
+	if page.State == store.IntentFailed {
+		text = "the page to " + page.Target + " through " + page.Channel + " failed: " + page.LastError
+	}
+	for _, event := range []string{integrations.EventNote, integrations.EventRootUpdate} {
+		err := tx.Enqueue(&store.Intent{
+			IncidentID: inc.ID, Channel: integrations.ChannelSlack, Target: inc.SlackTarget, Event: event,
+			Text: text, By: "responder", CreatedAt: at, NextAt: at,
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lateBridge gives the Zoom link to those who waited for it and went

@@ -66,6 +66,13 @@ func rootMessage(m integrations.Message) ([]slackgo.Block, string) {
 	if d := strings.TrimSpace(inc.Description); d != "" {
 		blocks = append(blocks, mrkdwnSection(escape(d)))
 	}
+	if len(inc.FiringAlerts) > 0 {
+		lines := make([]string, 0, len(inc.FiringAlerts))
+		for _, a := range inc.FiringAlerts {
+			lines = append(lines, "• "+escape(oneLine(a, 200)))
+		}
+		blocks = append(blocks, mrkdwnSection(joinBounded("*Firing alerts*", lines, "alerts", max(inc.AlertsFiring, len(lines)), maxSectionText)))
+	}
 	if s := strings.TrimSpace(inc.Summary); s != "" {
 		blocks = append(blocks, mrkdwnSection("*Summary*\n"+escape(s)))
 	}
@@ -126,6 +133,17 @@ func rootFields(inc integrations.Incident) []*slackgo.TextBlockObject {
 	}
 	add("Status", escape(status))
 	add("Severity", escape(oneLine(inc.Severity, 10)))
+	roles := "roles not assigned"
+	if inc.RecoveryLead != "" || inc.CommsLead != "" {
+		roles = "recovery " + escape(word(orNobody(inc.RecoveryLead))) + ", comms " + escape(word(orNobody(inc.CommsLead)))
+	}
+	add("Roles", roles)
+	if inc.ETA != nil && !inc.ETA.IsZero() {
+		add("ETA", inc.ETA.UTC().Format(timeLayout))
+	}
+	if len(inc.Paged) > 0 {
+		add("Paged", escape(strings.Join(inc.Paged, "\n")))
+	}
 	add("Team", escape(word(inc.Team)))
 	add("Source", escape(word(inc.Source)))
 	if !inc.CreatedAt.IsZero() {
@@ -448,4 +466,12 @@ func clip(s string, limit int) string {
 		cut = cut[:i]
 	}
 	return cut + "…"
+}
+
+// orNobody is a role's holder, or "nobody yet".
+func orNobody(name string) string {
+	if name == "" {
+		return "nobody yet"
+	}
+	return name
 }

@@ -184,6 +184,22 @@ func TestRootAnnouncement(t *testing.T) {
 			absent: []string{"Zoom", "Runbook", "Out of hours", "Customer impact", "more labels", "*service*"},
 		},
 		{
+			name: "the state of the incident: roles, ETA, who was paged, the firing alerts",
+			change: func(inc *integrations.Incident) {
+				eta := time.Date(2025, 3, 1, 3, 30, 0, 0, time.UTC)
+				inc.RecoveryLead, inc.CommsLead, inc.ETA = "maria", "", &eta
+				inc.Paged = []string{"team:sre-oncall through opsgenie: paged at 02:15 UTC"}
+				inc.AlertsFiring = 7
+				inc.FiringAlerts = []string{"HighErrorRate: 5xx above 5%", "HighLatency on checkout-1", "PodCrashLooping (checkout)",
+					"QueueBacklog on kafka-2", "CacheMiss: hit rate under 50%"}
+			},
+			want: []string{"*Roles*\nrecovery maria, comms nobody yet", "*ETA*\n2025-03-01 03:30 UTC",
+				"*Paged*\nteam:sre-oncall through opsgenie: paged at 02:15 UTC",
+				"*Firing alerts*\n• HighErrorRate: 5xx above 5%\n• HighLatency on checkout-1", "• CacheMiss: hit rate under 50%",
+				"and 2 more alerts"},
+			absent: []string{"roles not assigned"},
+		},
+		{
 			name: "customer engineering's root says what they need to know",
 			msg: func(m *integrations.Message) {
 				m.Event, m.Text = integrations.EventCustomer, "Checkout fails for some EU customers; next update 03:00 UTC"
