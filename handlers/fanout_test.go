@@ -603,3 +603,35 @@ func TestFanoutThePagedPersonGetsTheBridge(t *testing.T) {
 		})
 	}
 }
+
+// Raised to a severity routed to another channel, the incident is posted
+// there too, with a link to its thread, where the conversation goes on;
+// out of business hours the raise pages.
+func TestFanoutRaiseMovesTheConversation(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, false))
+	var inc view
+	e.doWant(http.MethodPost, "/api/v1/incidents", tokWrite, `{"title":"Search is slow","severity":"S3"}`, http.StatusCreated).json(t, &inc)
+	e.flush()
+	if roots := v.slack.Messages("incidents"); len(roots) != 1 {
+		t.Fatalf("%d roots in #incidents, want the S3 announcement", len(roots))
+	}
+	e.doWant(http.MethodPut, "/api/v1/incidents/"+inc.ID+"/severity", tokWrite, `{"severity":"S1","reason":"checkout is down too","by":"maria"}`, http.StatusOK)
+	e.flush()
+	thread := v.slack.Messages("incidents")[0]
+	sev1 := v.slack.Messages("sev1")
+	if len(sev1) != 1 {
+		t.Fatalf("%d posts in #sev1, want one pointing at the thread", len(sev1))
+	}
+	blocks := string(sev1[0].Blocks)
+	if !strings.Contains(blocks, "severity raised from S3 to S1: checkout is down too") ||
+		!strings.Contains(blocks, "/p"+strings.ReplaceAll(thread.TS, ".", "")+"|Join the conversation in the incident's thread") {
+		t.Errorf("#sev1's post does not point at the thread %s: %s", thread.TS, blocks)
+	}
+	if got := e.incident(inc.ID); got.SlackTS != thread.TS {
+		t.Errorf("the incident's thread moved to %s, want it to stay %s", got.SlackTS, thread.TS)
+	}
+	if len(v.og.Creates()) != 1 {
+		t.Errorf("%d pages, want the out-of-hours raise to S1 to page", len(v.og.Creates()))
+	}
+}

@@ -36,15 +36,18 @@ const (
 	EventAlertJoined     = "alert_joined"     // alerts joined (Lines lists them when collapsed)
 	EventSeverityRaised  = "severity_raised"  // severity went up
 	EventSeverityLowered = "severity_lowered" // a person lowered the severity
-	EventAcknowledged    = "acknowledged"
-	EventReopened        = "reopened"
-	EventNote            = "note"
-	EventResolved        = "resolved"
-	EventRootUpdate      = "root_update" // Slack: edit the root message to show the final state
-	EventCustomer        = "customer"    // tell customer engineering (their channel, their list)
-	EventBridge          = "bridge"      // Zoom: create the incident's meeting
-	EventPage            = "page"        // OpsGenie: get a responder's phone to ring
-	EventClose           = "close"       // OpsGenie: close the alert Responder created
+	// EventEscalated: the incident reached a severity routed to another
+	// Slack channel, which gets a root pointing at the incident's thread.
+	EventEscalated    = "escalated"
+	EventAcknowledged = "acknowledged"
+	EventReopened     = "reopened"
+	EventNote         = "note"
+	EventResolved     = "resolved"
+	EventRootUpdate   = "root_update" // Slack: edit the root message to show the final state
+	EventCustomer     = "customer"    // tell customer engineering (their channel, their list)
+	EventBridge       = "bridge"      // Zoom: create the incident's meeting
+	EventPage         = "page"        // OpsGenie: get a responder's phone to ring
+	EventClose        = "close"       // OpsGenie: close the alert Responder created
 )
 
 // Incident is what a notifier may show about an incident: a snapshot taken
@@ -83,6 +86,10 @@ type Incident struct {
 	ETA          *time.Time
 	FiringAlerts []string
 	Paged        []string
+	// SlackChannel and SlackTS are the incident's Slack thread (its
+	// root's channel ID and ts), once posted.
+	SlackChannel string
+	SlackTS      string
 }
 
 // Message is one delivery to one target.
@@ -106,8 +113,11 @@ type Message struct {
 	By     string
 	// Mention is who the message calls on (Slack): a person's name or Slack
 	// user ID, or "channel"; empty for nobody.
-	Mention  string
-	Incident Incident
+	Mention string
+	// ThreadLink is a link to the incident's thread, for a message posted
+	// elsewhere (Slack: set by the notifier from the thread's permalink).
+	ThreadLink string
+	Incident   Incident
 }
 
 // Receipt is what a delivery hands back for the messages after it.

@@ -111,6 +111,15 @@ func (s *Service) plan(ch *change, ev event) error {
 				return err
 			}
 		}
+		if ev.name == integrations.EventSeverityRaised && slackOn {
+			// Raised to a severity routed elsewhere (#sev1): that channel
+			// is told, with a link to the thread where it goes on.
+			if to := r.Slack.channelFor(inc); to != inc.SlackTarget {
+				if _, err := enqueue(integrations.ChannelSlack, to, integrations.EventEscalated, ev.text, 0); err != nil {
+					return err
+				}
+			}
+		}
 	case inc.SlackTarget == "" && slackOn && inc.Status != store.StatusResolved:
 		// The root announcement: when the incident opens, or when it first
 		// reaches a severity that is announced. It waits (briefly) for the

@@ -162,7 +162,8 @@ func (d *Dispatcher) message(ctx context.Context, group []*store.Intent) (integr
 		}
 		m.Text = "" // the vendor words a collapsed list ("12 more alerts joined:")
 	}
-	if head.Channel == integrations.ChannelSlack && head.Event != integrations.EventOpened && head.Event != integrations.EventCustomer {
+	if head.Channel == integrations.ChannelSlack && head.Event != integrations.EventOpened && head.Event != integrations.EventCustomer &&
+		head.Event != integrations.EventEscalated {
 		switch {
 		case inc.SlackTS != "":
 			m.Target, m.Thread = inc.SlackChannel, inc.SlackTS
@@ -183,13 +184,15 @@ func (d *Dispatcher) snapshot(inc *store.Incident) integrations.Incident {
 		CreatedAt: inc.CreatedAt, AcknowledgedBy: inc.AcknowledgedBy, ResolvedAt: inc.ResolvedAt,
 		ResolvedBy: inc.ResolvedBy, Summary: inc.Summary, AlertsFiring: inc.AlertsFiring, AlertsTotal: inc.AlertsTotal,
 		RecoveryLead: inc.Roles.RecoveryLead, CommsLead: inc.Roles.CommsLead, ETA: inc.ETA,
+		SlackChannel: inc.SlackChannel, SlackTS: inc.SlackTS,
 	}
 }
 
 // showsState reports whether a Slack message of this event shows the
 // incident's state (a root, or an edit of it).
 func showsState(event string) bool {
-	return event == integrations.EventOpened || event == integrations.EventRootUpdate || event == integrations.EventCustomer
+	return event == integrations.EventOpened || event == integrations.EventRootUpdate || event == integrations.EventCustomer ||
+		event == integrations.EventEscalated
 }
 
 // maxFiringAlerts is how many firing alerts a root lists by name.

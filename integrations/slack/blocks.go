@@ -56,8 +56,15 @@ func rootMessage(m integrations.Message) ([]slackgo.Block, string) {
 	blocks := []slackgo.Block{
 		slackgo.NewHeaderBlock(slackgo.NewTextBlockObject(slackgo.PlainTextType, header, true, false)),
 	}
-	if m.Event == integrations.EventCustomer && strings.TrimSpace(m.Text) != "" {
+	switch {
+	case m.Event == integrations.EventCustomer && strings.TrimSpace(m.Text) != "":
 		blocks = append(blocks, mrkdwnSection(prefix+":busts_in_silhouette: "+escape(m.Text)))
+	case m.Event == integrations.EventEscalated:
+		line := prefix + ":arrow_double_up: " + escape(m.Text)
+		if l := link(m.ThreadLink, "Join the conversation in the incident's thread"); l != "" {
+			line += "\n" + l
+		}
+		blocks = append(blocks, mrkdwnSection(line))
 	}
 	blocks = append(blocks, slackgo.NewSectionBlock(nil, rootFields(inc), nil))
 	if markers := rootMarkers(inc); len(markers) > 0 {

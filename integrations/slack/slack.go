@@ -156,9 +156,30 @@ func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrat
 		return n.updateRoot(ctx, m)
 	case m.Thread == "" && (m.Event == integrations.EventOpened || m.Event == integrations.EventCustomer):
 		return n.postRoot(ctx, m)
+	case m.Event == integrations.EventEscalated:
+		return n.postEscalated(ctx, m)
 	default:
 		return n.postReply(ctx, m)
 	}
+}
+
+// postEscalated posts, in the channel the incident's new severity is
+// routed to, a root that points at the incident's thread, where the
+// conversation goes on. The receipt is dropped: the thread stays where it
+// is.
+func (n *Notifier) postEscalated(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
+	if inc := m.Incident; inc.SlackChannel != "" && inc.SlackTS != "" {
+		actx, ans := withAnswer(ctx)
+		p, err := n.api.GetPermalinkContext(actx, &slackgo.PermalinkParameters{Channel: inc.SlackChannel, Ts: inc.SlackTS})
+		if err != nil {
+			return integrations.Receipt{}, classify("slack chat.getPermalink", err, ans)
+		}
+		m.ThreadLink = p
+	}
+	if _, err := n.postRoot(ctx, m); err != nil {
+		return integrations.Receipt{}, err
+	}
+	return integrations.Receipt{}, nil
 }
 
 func (n *Notifier) postRoot(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {

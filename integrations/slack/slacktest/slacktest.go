@@ -45,6 +45,7 @@ const (
 	MethodHistory     = "conversations.history"
 	MethodReplies     = "conversations.replies"
 	MethodList        = "conversations.list"
+	MethodPermalink   = "chat.getPermalink"
 )
 
 // Metadata is a message's metadata (Slack's event_type and event_payload).
@@ -341,6 +342,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, at time.Time) ti
 		answer(w, map[string]any{"ok": false, "error": "unknown_method"})
 		return 0
 	case method == MethodPostMessage, method == MethodUpdate, method == MethodHistory, method == MethodReplies, method == MethodList:
+	case method == MethodPermalink:
+		s.permalink(w, r)
+		return 0
 	default:
 		answer(w, map[string]any{"ok": false, "error": "unknown_method"})
 		return 0
@@ -821,4 +825,30 @@ func validBlock(typ string, b map[string]json.RawMessage) bool {
 	default:
 		return false
 	}
+}
+
+// permalink answers chat.getPermalink (a GET, as Slack's clients send it):
+// a link to the message, in Slack's shape.
+func (s *Server) permalink(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	token := q.Get("token")
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		token = strings.TrimSpace(tok)
+	}
+	if token != s.token {
+		answer(w, map[string]any{"ok": false, "error": "invalid_auth"})
+		return
+	}
+	c, ok := s.channels[q.Get("channel")]
+	if !ok {
+		answer(w, map[string]any{"ok": false, "error": "channel_not_found"})
+		return
+	}
+	ts := q.Get("message_ts")
+	if _, ok := c.byTS[ts]; !ok {
+		answer(w, map[string]any{"ok": false, "error": "message_not_found"})
+		return
+	}
+	answer(w, map[string]any{"ok": true, "channel": c.id,
+		"permalink": "https://slacktest.example/archives/" + c.id + "/p" + strings.ReplaceAll(ts, ".", "")})
 }
