@@ -487,7 +487,15 @@ func (s *Server) rolesForm(c echo.Context) error {
 
 func (s *Server) updateForm(c echo.Context) error {
 	req := incident.UpdateRequest{Text: postValue(c, "text"), By: postValue(c, "by")}
-	if v := strings.TrimSpace(postValue(c, "eta")); v != "" {
+	if v := strings.TrimSpace(postValue(c, "eta_utc")); v != "" && strings.TrimSpace(postValue(c, "eta")) != "" {
+		// The page's script read the typed ETA in the viewer's zone.
+		eta, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			return s.formDone(c, "update", badRequest("eta: %q is not a time like 2026-11-22 03:04", integrations.Shorten(postValue(c, "eta"), 64)))
+		}
+		eta = eta.UTC()
+		req.ETA = &eta
+	} else if v := strings.TrimSpace(postValue(c, "eta")); v != "" {
 		eta, err := parseFormTime(v)
 		if err != nil {
 			return s.formDone(c, "update", err)

@@ -515,3 +515,28 @@ func TestIncidentLinksOpenThePage(t *testing.T) {
 	}
 	wantBody(t, "the link after login", p, id)
 }
+
+// The update form's ETA: the page's script sends the typed time read in the
+// viewer's zone as eta_utc, which wins; without the script the typed time
+// is UTC.
+func TestUpdateFormETA(t *testing.T) {
+	e := newEnv(t)
+	id := e.declareS("S2")
+	b := newBrowser(e)
+	b.login(tokAll)
+	for _, tc := range []struct {
+		form url.Values
+		want string
+	}{
+		{url.Values{"text": {"x"}, "by": {"ann"}, "eta": {"2026-11-22 03:04"}, "eta_utc": {"2026-11-21T21:34:00Z"}}, "2026-11-21T21:34:00Z"},
+		{url.Values{"text": {"x"}, "by": {"ann"}, "eta": {"2026-11-22 03:04"}, "eta_utc": {""}}, "2026-11-22T03:04:00Z"},
+	} {
+		b.get("/incidents/" + id)
+		if p := b.post("/incidents/"+id+"/updates", tc.form); p.status != http.StatusSeeOther {
+			t.Fatalf("update %v: %d %s", tc.form, p.status, p.body)
+		}
+		if v := e.incident(id); v.ETA == nil || v.ETA.Format(time.RFC3339) != tc.want {
+			t.Errorf("form %v: eta %v, want %s", tc.form, v.ETA, tc.want)
+		}
+	}
+}

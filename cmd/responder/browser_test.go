@@ -136,9 +136,12 @@ func TestBrowser(t *testing.T) {
 
 	const update = "Rolled back deploy 2026.11.22-3; error rate down from 30% to 4% and falling"
 	eta := time.Now().UTC().Add(45 * time.Minute).Truncate(time.Minute)
+	// The ETA is typed in the browser's own time (Asia/Kolkata) and kept
+	// in UTC.
+	b.wantText("label[for=update-eta]", "your local time")
 	b.do("fill an update",
 		chromedp.SetValue(chromedp.ID("update-text"), update),
-		chromedp.SetValue(chromedp.ID("update-eta"), eta.Format("2006-01-02 15:04")),
+		chromedp.SetValue(chromedp.ID("update-eta"), eta.In(time.FixedZone("IST", 5*3600+1800)).Format("2006-01-02 15:04")),
 		chromedp.SetValue(chromedp.ID("update-by"), "carol"))
 	if status := b.submit("post the update", "#update-submit"); status != http.StatusOK {
 		t.Fatalf("posting an update answered %d, want the incident page (200)", status)

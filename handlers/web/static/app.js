@@ -41,8 +41,36 @@ function refreshList(list, seconds) {
   }, seconds * 1000);
 }
 
+// etaInLocalTime lets a person type the ETA in their own time: on submit,
+// the typed "2026-11-22 03:04" (or a datetime-local value) is read in the
+// browser's zone and sent as UTC in eta_utc, which the server prefers.
+// Without this script the server reads the typed time as UTC, and the
+// label says which applies.
+function etaInLocalTime(form) {
+  var input = form.querySelector("input[name=eta]");
+  var utc = form.querySelector("input[name=eta_utc]");
+  var label = form.querySelector("label[for=" + (input ? input.id : "none") + "]");
+  if (!input || !utc) {
+    return;
+  }
+  if (label) {
+    label.textContent = "ETA (your local time, e.g. 2026-11-22 03:04)";
+  }
+  form.addEventListener("submit", function () {
+    utc.value = "";
+    var m = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})$/.exec(input.value.trim());
+    if (m) {
+      var d = new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5]);
+      if (!isNaN(d.getTime())) {
+        utc.value = d.toISOString().replace(/\.\d{3}Z$/, "Z");
+      }
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   fillLocalTimes(document);
+  document.querySelectorAll("form").forEach(etaInLocalTime);
   var list = document.getElementById("incident-list");
   if (list) {
     var seconds = parseInt(list.getAttribute("data-refresh"), 10);
