@@ -179,12 +179,27 @@ func TestServeDrainsAndRestarts(t *testing.T) {
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+	// wrote is signalled after each write, for a reader waiting for a
+	// line (made on first use; a zero syncBuffer works).
+	once  sync.Once
+	wrote chan struct{}
+}
+
+// written is signalled after each write.
+func (s *syncBuffer) written() chan struct{} {
+	s.once.Do(func() { s.wrote = make(chan struct{}, 1) })
+	return s.wrote
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+	n, err := s.b.Write(p)
+	s.mu.Unlock()
+	select {
+	case s.written() <- struct{}{}:
+	default:
+	}
+	return n, err
 }
 
 func (s *syncBuffer) String() string {

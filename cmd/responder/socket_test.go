@@ -52,7 +52,8 @@ func activated(sock *os.File, wrap []string, bin string, args ...string) *exec.C
 // from then on.
 func servingAddr(t *testing.T, logs *syncBuffer, done <-chan int) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	timeout := time.NewTimer(15 * time.Second)
+	defer timeout.Stop()
 	for {
 		for _, line := range strings.Split(logs.String(), "\n") {
 			var entry struct {
@@ -72,15 +73,13 @@ func servingAddr(t *testing.T, logs *syncBuffer, done <-chan int) string {
 				}
 			}
 		}
-		select {
+		select { // the next line written, the daemon's end, or the bound
+		case <-logs.written():
 		case code := <-done:
 			t.Fatalf("serve exited with %d before serving:\n%s", code, logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-timeout.C:
 			t.Fatalf("no \"responder serving\" line within 15s:\n%s", logs.String())
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
