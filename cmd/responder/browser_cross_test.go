@@ -27,9 +27,6 @@ import (
 // and the daemon share an origin). Nothing is written; the daemon's own log
 // shows each attempt refused, with the status that refused it.
 func TestBrowserCannotDriveTheLoopbackDefault(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test with headless Chromium: skipped with -short")
-	}
 	if _, err := os.Stat(browserChromium); err != nil {
 		t.Fatalf("%s not found (%v): install Debian's chromium package (make test installs it when missing)", browserChromium, err)
 	}

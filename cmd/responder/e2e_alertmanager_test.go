@@ -322,7 +322,7 @@ receivers:
 		"--web.listen-address=127.0.0.1:0",
 		"--cluster.listen-address=", // no gossip: nothing listens on 0.0.0.0:9094
 	)
-	env.alertmanagerURL = "http://" + e2eListeningOn(t, ap, amLog)
+	env.alertmanagerURL = "http://" + e2eListeningOn(t, ap)
 	e2eWaitReady(t, ap, env.client, env.alertmanagerURL+"/-/ready")
 	return env
 }
@@ -333,6 +333,7 @@ type e2eProcess struct {
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, set before done is closed
+	out  *syncBuffer   // its output, for processes started by e2eStartProcess
 }
 
 // e2eStartProcess starts a daemon with its stdout and stderr in logPath,
@@ -350,7 +351,9 @@ func e2eStartProcess(t *testing.T, name, logPath string, extraEnv []string, sock
 		cmd = activated(sock, nil, bin, args...)
 	}
 	cmd.Env = append(cmd.Environ(), extraEnv...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
+	out := &syncBuffer{} // what it printed, with a signal on each write
+	cmd.Stdout = io.MultiWriter(logFile, out)
+	cmd.Stderr = cmd.Stdout
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Cleanups run last-registered first: the log is shown after the stop.
 	t.Cleanup(func() {
@@ -362,7 +365,7 @@ func e2eStartProcess(t *testing.T, name, logPath string, extraEnv []string, sock
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
-	p := &e2eProcess{name: name, cmd: cmd, done: make(chan struct{})}
+	p := &e2eProcess{name: name, cmd: cmd, done: make(chan struct{}), out: out}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -542,29 +545,26 @@ func (env *e2eEnv) countRequests(t *testing.T, path string, status int) int {
 	return n
 }
 
-// e2eListeningOn waits (bounded) for Alertmanager's log to say which
-// address it listens on.
-func e2eListeningOn(t *testing.T, p *e2eProcess, logPath string) string {
+// e2eListeningOn waits (bounded) for Alertmanager's output to say which
+// address it listens on: woken by each write, never polling.
+func e2eListeningOn(t *testing.T, p *e2eProcess) string {
 	t.Helper()
 	const marker = `msg="Listening on" address=`
-	deadline := time.Now().Add(15 * time.Second)
+	timeout := time.NewTimer(15 * time.Second)
+	defer timeout.Stop()
 	for {
-		if b, err := os.ReadFile(logPath); err == nil {
-			if _, rest, ok := strings.Cut(string(b), marker); ok {
-				if addr, _, ok := strings.Cut(rest, "\n"); ok {
-					return strings.TrimSpace(addr)
-				}
+		if _, rest, ok := strings.Cut(p.out.String(), marker); ok {
+			if addr, _, ok := strings.Cut(rest, "\n"); ok {
+				return strings.TrimSpace(addr)
 			}
 		}
 		select {
+		case <-p.out.written():
 		case <-p.done:
 			t.Fatalf("%s exited before listening: %v", p.name, p.err)
-		default:
-		}
-		if time.Now().After(deadline) {
+		case <-timeout.C:
 			t.Fatalf("%s did not say where it listens within 15s", p.name)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -15,6 +15,21 @@ import (
 // timeline and in the incident's thread, in one transaction with its
 // notifications.
 
+// explained makes a change that carries a text of its own (a note, a
+// reason): the text is required and bounded, the person acting is named,
+// and do gets both, trimmed, inside the incident's transaction.
+func (s *Service) explained(ctx context.Context, id, field, text, by, actor string, do func(ch *change, by, text string) error) (*View, error) {
+	if err := CheckText(field, text, MaxText, true); err != nil {
+		return nil, err
+	}
+	person, err := who("by", by, actor)
+	if err != nil {
+		return nil, err
+	}
+	text = strings.TrimSpace(text)
+	return s.changeIncident(ctx, id, func(ch *change) error { return do(ch, person, text) })
+}
+
 // NoteRequest adds a note to the timeline (and the thread).
 type NoteRequest struct {
 	Text string `json:"text"`
@@ -24,15 +39,7 @@ type NoteRequest struct {
 // AddNote adds a note to the incident id's timeline and posts it in its
 // thread. A resolved incident takes notes too (what was found after).
 func (s *Service) AddNote(ctx context.Context, id string, req NoteRequest, actor string) (*View, error) {
-	if err := CheckText("text", req.Text, MaxText, true); err != nil {
-		return nil, err
-	}
-	by, err := who("by", req.By, actor)
-	if err != nil {
-		return nil, err
-	}
-	text := strings.TrimSpace(req.Text)
-	return s.changeIncident(ctx, id, func(ch *change) error {
+	return s.explained(ctx, id, "text", req.Text, req.By, actor, func(ch *change, by, text string) error {
 		return ch.announce(integrations.EventNote, store.KindNote, "note from "+by+": "+text, by)
 	})
 }
@@ -55,15 +62,7 @@ func (s *Service) SetSeverity(ctx context.Context, id string, req SeverityReques
 	if err != nil {
 		return nil, invalid("severity", "%v", err)
 	}
-	if err := CheckText("reason", req.Reason, MaxText, true); err != nil {
-		return nil, err
-	}
-	by, err := who("by", req.By, actor)
-	if err != nil {
-		return nil, err
-	}
-	reason := strings.TrimSpace(req.Reason)
-	return s.changeIncident(ctx, id, func(ch *change) error {
+	return s.explained(ctx, id, "reason", req.Reason, req.By, actor, func(ch *change, by, reason string) error {
 		cur := storedSeverity(ch.inc.Severity)
 		switch {
 		case ch.inc.Status == store.StatusResolved:
@@ -94,16 +93,8 @@ func (s *Service) SetCustomerImpact(ctx context.Context, id string, req Customer
 	if req.CustomerImpact == nil {
 		return nil, invalid("customer_impact", "required: true when customers are affected, false when they are not")
 	}
-	if err := CheckText("reason", req.Reason, MaxText, true); err != nil {
-		return nil, err
-	}
-	by, err := who("by", req.By, actor)
-	if err != nil {
-		return nil, err
-	}
-	reason := strings.TrimSpace(req.Reason)
 	affected := *req.CustomerImpact
-	return s.changeIncident(ctx, id, func(ch *change) error {
+	return s.explained(ctx, id, "reason", req.Reason, req.By, actor, func(ch *change, by, reason string) error {
 		switch {
 		case ch.inc.CustomerImpact == affected && affected:
 			return conflict("%s already affects customers", ch.inc.ID)
@@ -127,15 +118,7 @@ type ReopenRequest struct {
 // Reopen reopens the resolved incident id: open again, unacknowledged, its
 // thread told, and its reminders running again.
 func (s *Service) Reopen(ctx context.Context, id string, req ReopenRequest, actor string) (*View, error) {
-	if err := CheckText("reason", req.Reason, MaxText, true); err != nil {
-		return nil, err
-	}
-	by, err := who("by", req.By, actor)
-	if err != nil {
-		return nil, err
-	}
-	reason := strings.TrimSpace(req.Reason)
-	return s.changeIncident(ctx, id, func(ch *change) error {
+	return s.explained(ctx, id, "reason", req.Reason, req.By, actor, func(ch *change, by, reason string) error {
 		if ch.inc.Status != store.StatusResolved {
 			return conflict("%s is %s: only a resolved incident can be reopened", ch.inc.ID, ch.inc.Status)
 		}
