@@ -259,20 +259,6 @@ func (o *OpsGenieConfig) validate(p *Problems, path string) {
 	}
 }
 
-// Target describes the responder, as shown in notifications ("team:sre").
-func (r ResponderConfig) Target() string {
-	return r.Type + ":" + firstOf(r.Name, r.ID)
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
 func checkURL(p *Problems, path, v string) {
 	u, err := url.Parse(v)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -145,3 +145,133 @@ func TestIncidentControlsOnThePage(t *testing.T) {
 	wantStatus(t, "same severity", p, http.StatusConflict)
 	wantBody(t, "same severity", p, `id="severity-error"`, "already S2")
 }
+
+// Paging someone now, whatever the hour: the first page of an incident
+// creates its alert with that responder, a later one adds the responder to
+// the alert, and resolving closes it. Each is recorded with who asked and
+// why, and said in the thread.
+func TestPageSomeoneNow(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, true)) // business hours: the policy pages nobody
+	var inc view
+	e.doWant(http.MethodPost, "/api/v1/incidents", tokWrite, `{"title":"Replication lag","severity":"S2"}`, http.StatusCreated).json(t, &inc)
+	base := "/api/v1/incidents/" + inc.ID
+	e.flush()
+	if n := len(v.og.Creates()); n != 0 {
+		t.Fatalf("in business hours the policy paged (%d alerts)", n)
+	}
+
+	before := e.snapshot()
+	for _, tc := range []struct {
+		body   string
+		status int
+		says   string
+	}{
+		{`{"responder":"database","reason":"x"}`, http.StatusBadRequest, "responder:"},
+		{`{"responder":"group:database","reason":"x"}`, http.StatusBadRequest, `type "group"`},
+		{`{"responder":"team:database"}`, http.StatusBadRequest, "reason: required"},
+		{`{"responder":"team:database","reason":"x","urgent":true}`, http.StatusBadRequest, "unknown field"},
+	} {
+		r := e.do(http.MethodPost, base+"/page", tokWrite, []byte(tc.body))
+		if r.status != tc.status || !strings.Contains(r.errorText(t), tc.says) {
+			t.Errorf("%s: %d %s, want %d saying %q", tc.body, r.status, r.body, tc.status, tc.says)
+		}
+	}
+	if r := e.do(http.MethodPost, "/api/v1/incidents/INC-999/page", tokWrite, []byte(`{"responder":"team:x","reason":"x"}`)); r.status != http.StatusNotFound {
+		t.Errorf("unknown incident: %d %s", r.status, r.body)
+	}
+	if e.snapshot() != before {
+		t.Fatal("a refused page wrote something")
+	}
+
+	e.doWant(http.MethodPost, base+"/page", tokWrite, `{"responder":"schedule:database-oncall","reason":"the replica is behind","by":"maria"}`, http.StatusOK).json(t, &inc)
+	if !timelineHas(inc, store.KindAction, "paging schedule:database-oncall now, asked by maria: the replica is behind") {
+		t.Errorf("timeline %+v", inc.Timeline)
+	}
+	e.flush()
+	creates := v.og.Creates()
+	if len(creates) != 1 || len(creates[0].Request.Responders) != 1 ||
+		creates[0].Request.Responders[0].Type != "schedule" || creates[0].Request.Responders[0].Name != "database-oncall" {
+		t.Fatalf("creates %+v, want one alert for schedule database-oncall", creates)
+	}
+	alias := creates[0].Request.Alias
+
+	// The alert exists: only a user or a team can be added to it.
+	r := e.do(http.MethodPost, base+"/page", tokWrite, []byte(`{"responder":"escalation:dba","reason":"x","by":"maria"}`))
+	if r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), "only a user or a team") {
+		t.Errorf("escalation onto an existing alert: %d %s", r.status, r.body)
+	}
+	e.doWant(http.MethodPost, base+"/page", tokWrite, `{"responder":"user:lead@example.com","reason":"calling the team lead","by":"maria"}`, http.StatusOK)
+	e.flush()
+	adds := v.og.AddResponders()
+	if len(adds) != 1 || adds[0].Identifier != alias || adds[0].Responder.Type != "user" || adds[0].Responder.Username != "lead@example.com" {
+		t.Fatalf("add-responders %+v, want user lead@example.com on alias %q", adds, alias)
+	}
+	if len(v.og.Creates()) != 1 {
+		t.Errorf("a second alert was created: %+v", v.og.Creates())
+	}
+
+	inc = e.incident(inc.ID)
+	var paged []string
+	for _, n := range inc.Notifications {
+		if integrations.IsPage(n.Event) {
+			paged = append(paged, n.Target+" "+n.State)
+		}
+	}
+	if strings.Join(paged, ", ") != "schedule:database-oncall sent, user:lead@example.com sent" {
+		t.Errorf("pages %v", paged)
+	}
+	var thread []string
+	for _, m := range v.slack.Messages("incidents") {
+		for _, r := range m.Replies {
+			thread = append(thread, r.Text)
+		}
+	}
+	all := strings.Join(thread, "\n")
+	for _, want := range []string{"calling the team lead", "paged user:lead@example.com through opsgenie"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the thread never said %q:\n%s", want, all)
+		}
+	}
+
+	e.doWant(http.MethodPost, base+"/resolve", tokWrite, `{"by":"maria"}`, http.StatusOK)
+	e.flush()
+	if closes := v.og.Closes(); len(closes) != 1 || closes[0].Identifier != alias {
+		t.Errorf("closes %+v, want the alert %q closed", closes, alias)
+	}
+	r = e.do(http.MethodPost, base+"/page", tokWrite, []byte(`{"responder":"team:x","reason":"x","by":"maria"}`))
+	if r.status != http.StatusConflict {
+		t.Errorf("resolved: %d %s", r.status, r.body)
+	}
+}
+
+// Without a pager nobody can be paged, and a drill pages nobody: both say
+// so, and the page offers no page form without a pager.
+func TestPageRefused(t *testing.T) {
+	e := newEnv(t)
+	id := e.declareS("S2")
+	r := e.do(http.MethodPost, "/api/v1/incidents/"+id+"/page", tokWrite, []byte(`{"responder":"team:x","reason":"x","by":"a"}`))
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.errorText(t), "no pager is configured") {
+		t.Errorf("no pager: %d %s", r.status, r.body)
+	}
+	b := newBrowser(e)
+	b.login(tokAll)
+	if p := b.get("/incidents/" + id); strings.Contains(p.body, `id="page-form"`) {
+		t.Error("the page offers to page without a pager")
+	}
+
+	var v vendors
+	e = newEnv(t, withVendors(t, &v, false), withScenario())
+	var drill view
+	e.doWant(http.MethodPost, "/api/v1/drills", tokWrite, `{"scenario":"database-failover","by":"ann"}`, http.StatusCreated).json(t, &drill)
+	r = e.do(http.MethodPost, "/api/v1/incidents/"+drill.ID+"/page", tokWrite, []byte(`{"responder":"team:x","reason":"x","by":"a"}`))
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.errorText(t), "drills page nobody") {
+		t.Errorf("drill: %d %s", r.status, r.body)
+	}
+	b = newBrowser(e)
+	b.login(tokAll)
+	b.get("/incidents/" + drill.ID)
+	p := b.post("/incidents/"+drill.ID+"/page", url.Values{"responder": {"team:x"}, "reason": {"x"}, "by": {"a"}})
+	wantStatus(t, "drill page form", p, http.StatusUnprocessableEntity)
+	wantBody(t, "drill page form", p, `id="page-error"`, "drills page nobody")
+}

@@ -183,6 +183,7 @@ func New(cfg Config, d Deps) *Server {
 	api.PUT("/incidents/:id/severity", jsonChange(s, false, http.StatusOK, (*incident.Service).SetSeverity), s.auth(ScopeWrite))
 	api.PUT("/incidents/:id/customer_impact", jsonChange(s, false, http.StatusOK, (*incident.Service).SetCustomerImpact), s.auth(ScopeWrite))
 	api.POST("/incidents/:id/reopen", jsonChange(s, false, http.StatusOK, (*incident.Service).Reopen), s.auth(ScopeWrite))
+	api.POST("/incidents/:id/page", jsonChange(s, false, http.StatusOK, (*incident.Service).Page), s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
 	s.webRoutes(e)

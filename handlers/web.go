@@ -98,6 +98,7 @@ func (s *Server) webRoutes(e *echo.Echo) {
 	e.POST("/incidents/:id/customer_impact", s.customersForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/reopen", s.reopenForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/notes", s.noteForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/page", s.pageForm, pageHeaders, s.session(ScopeWrite))
 }
 
 // pageHeaders sets the security headers of every page and asset.
@@ -422,6 +423,8 @@ type incidentData struct {
 	// went); Sevs the severities the severity form offers.
 	Pages []store.Intent
 	Sevs  []string
+	// CanPage: a pager is configured, so the page offers to page someone.
+	CanPage bool
 }
 
 func (s *Server) incidentPage(c echo.Context) error {
@@ -441,11 +444,12 @@ func (s *Server) showIncident(c echo.Context, status int, form, msg string) erro
 		d.Values = url.Values{}
 	}
 	d.Sevs = severityNames()
+	d.CanPage = s.incidents.CanPage()
 	for _, n := range view.Notifications {
 		if n.State == store.IntentFailed {
 			d.Failed++
 		}
-		if n.Event == integrations.EventPage {
+		if integrations.IsPage(n.Event) {
 			d.Pages = append(d.Pages, n)
 		}
 	}
@@ -551,4 +555,10 @@ func (s *Server) reopenForm(c echo.Context) error {
 func (s *Server) noteForm(c echo.Context) error {
 	_, err := doChange(s, c, (*incident.Service).AddNote, incident.NoteRequest{Text: postValue(c, "text"), By: postValue(c, "by")})
 	return s.formDone(c, "note", err)
+}
+
+func (s *Server) pageForm(c echo.Context) error {
+	_, err := doChange(s, c, (*incident.Service).Page, incident.PageRequest{
+		Responder: postValue(c, "responder"), Reason: postValue(c, "reason"), By: postValue(c, "by")})
+	return s.formDone(c, "page", err)
 }

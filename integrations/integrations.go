@@ -12,10 +12,12 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
@@ -48,7 +50,42 @@ const (
 	EventBridge       = "bridge"      // Zoom: create the incident's meeting
 	EventPage         = "page"        // OpsGenie: get a responder's phone to ring
 	EventClose        = "close"       // OpsGenie: close the alert Responder created
+	// EventAddResponder: a person asked for someone else to be paged on
+	// the alert Responder already created (Target names them).
+	EventAddResponder = "add_responder"
 )
+
+// IsPage reports whether event rings someone's phone: the page of an
+// incident, or a responder added to its alert.
+func IsPage(event string) bool { return event == EventPage || event == EventAddResponder }
+
+// Responder types a pager notifies.
+var ResponderTypes = []string{"user", "team", "escalation", "schedule"}
+
+// Responder is whom a page is for, written "type:name" in a page's Target
+// and in requests: "team:sre", "user:maria@example.com".
+type Responder struct {
+	Type string // user, team, escalation or schedule
+	Name string // a user's name (email) or the team's, schedule's, escalation's
+}
+
+// String is "type:name".
+func (r Responder) String() string { return r.Type + ":" + r.Name }
+
+// ParseResponder reads "type:name".
+func ParseResponder(s string) (Responder, error) {
+	typ, name, ok := strings.Cut(strings.TrimSpace(s), ":")
+	typ, name = strings.TrimSpace(typ), strings.TrimSpace(name)
+	switch {
+	case !ok || name == "":
+		return Responder{}, fmt.Errorf("%q: write type:name, such as team:sre or user:maria@example.com", Shorten(s, 64))
+	case !slices.Contains(ResponderTypes, typ):
+		return Responder{}, fmt.Errorf("%q: the type %q is not one of %s", Shorten(s, 64), Shorten(typ, 32), strings.Join(ResponderTypes, ", "))
+	case len(name) > 100 || strings.ContainsFunc(name, unicode.IsControl):
+		return Responder{}, fmt.Errorf("%q: a name of at most 100 characters, without control characters", Shorten(s, 64))
+	}
+	return Responder{Type: typ, Name: name}, nil
+}
 
 // Incident is what a notifier may show about an incident: a snapshot taken
 // when the message is delivered, so it carries what is known then (a Zoom

@@ -83,10 +83,14 @@ type Incident struct {
 	SlackTarget  string     `json:"slack_target,omitempty"`
 	SlackChannel string     `json:"slack_channel,omitempty"`
 	SlackTS      string     `json:"slack_ts,omitempty"`
-	PagedAt      *time.Time `json:"paged_at"`                // a page was queued; never twice
-	BridgeQueued bool       `json:"bridge_queued,omitempty"` // a Zoom meeting was requested
-	AlertsFiring int        `json:"alerts_firing"`
-	AlertsTotal  int        `json:"alerts_total"`
+	PagedAt      *time.Time `json:"paged_at"` // the policy's page was queued; never twice
+	// PagerAlert: Responder created an alert for the incident in the
+	// pager (the policy's page, or one a person asked for), so that a later
+	// page adds a responder to it and resolving closes it.
+	PagerAlert   bool `json:"pager_alert,omitempty"`
+	BridgeQueued bool `json:"bridge_queued,omitempty"` // a Zoom meeting was requested
+	AlertsFiring int  `json:"alerts_firing"`
+	AlertsTotal  int  `json:"alerts_total"`
 	// AlertsTruncated is how many alerts the sender last left out
 	// (Alertmanager's truncatedAlerts, set by max_alerts).
 	AlertsTruncated uint64 `json:"alerts_truncated"`

@@ -18,6 +18,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +28,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/responder-sre/responder/integrations/opsgenie/opsgenietest"
 )
 
 const (
@@ -193,6 +196,27 @@ func TestBrowser(t *testing.T) {
 	}
 	b.wantText("#timeline", "note from bob: connection pool exhausted on db-2")
 
+	// Page the team lead now, from the page: the page shows who was paged
+	// and how the page went.
+	b.do("fill the page form",
+		chromedp.SetValue(chromedp.ID("page-responder"), "user:lead@example.com"),
+		chromedp.SetValue(chromedp.ID("page-reason"), "we need a decision on failing over"),
+		chromedp.SetValue(chromedp.ID("page-by"), "alice"))
+	if status := b.submit("page someone", "#page-submit"); status != http.StatusOK {
+		t.Fatalf("paging answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#timeline", "paging user:lead@example.com now, asked by alice: we need a decision on failing over")
+	b.waitPage("the page delivered", env.url+"/incidents/"+id,
+		`document.querySelector("#incident-paged").textContent.includes("user:lead@example.com (sent)")`)
+	// Out of business hours the raise to S1 paged the team first, and the
+	// lead is added to that alert; in hours the lead's page creates it.
+	lead := slices.ContainsFunc(env.og.Creates(), func(c opsgenietest.Create) bool {
+		return len(c.Request.Responders) == 1 && c.Request.Responders[0].Username == "lead@example.com"
+	}) || slices.ContainsFunc(env.og.AddResponders(), func(a opsgenietest.AddResponder) bool { return a.Responder.Username == "lead@example.com" })
+	if !lead {
+		t.Errorf("OpsGenie never heard of lead@example.com: %+v", env.og.Requests())
+	}
+
 	b.do("fill the resolve form",
 		chromedp.SetValue(chromedp.ID("resolve-summary"), "Bad connection-pool setting in deploy 2026.11.22-3; rolled back, error rate back to 0.1%."),
 		chromedp.SetValue(chromedp.ID("resolve-by"), "bob"))
@@ -283,7 +307,10 @@ type browserEnv struct {
 	webToken    string
 	ingestToken string
 	client      *http.Client
+	og          *opsgenietest.Server // the pager
 }
+
+const browserOGKey = "browser-opsgenie-key-0000"
 
 func browserStartResponder(t *testing.T, bin string) *browserEnv {
 	t.Helper()
@@ -292,7 +319,9 @@ func browserStartResponder(t *testing.T, bin string) *browserEnv {
 		webToken:    "web-" + e2eRandomHex(t, 16),
 		ingestToken: "ingest-" + e2eRandomHex(t, 16),
 		client:      &http.Client{Timeout: 5 * time.Second},
+		og:          opsgenietest.New(browserOGKey),
 	}
+	t.Cleanup(env.og.Close)
 	sock, addr := heldSocket(t)
 	env.url = "http://" + addr
 	cfg := filepath.Join(dir, "responder.yml")
@@ -319,7 +348,13 @@ notifications:
     customer_channel: "#customer-engineering"
     rate_per_second: 10
     burst: 10
-`, addr, filepath.Join(dir, "data"), env.webToken, env.ingestToken, browserFakeSlack(t)))
+  opsgenie:
+    api_key: %s
+    api_url: %s
+    responder:
+      type: team
+      name: sre-oncall
+`, addr, filepath.Join(dir, "data"), env.webToken, env.ingestToken, browserFakeSlack(t), browserOGKey, env.og.Host()))
 	p := e2eStartProcess(t, "responder", filepath.Join(dir, "responder.log"), nil, sock, bin, "serve", "--config", cfg)
 	e2eWaitReady(t, p, env.client, env.url+"/readyz")
 	return env

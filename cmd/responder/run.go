@@ -199,12 +199,13 @@ func buildNotifications(b *built) error {
 		}
 	}
 	if o := n.OpsGenie; o != nil {
-		on, err := opsgenie.New(o.Build(client))
+		oc := o.Build(client)
+		on, err := opsgenie.New(oc)
 		if err != nil {
 			return fmt.Errorf("notifications.opsgenie: %w", err)
 		}
 		b.notifiers = append(b.notifiers, on)
-		r.Pager = o.Responder.Target()
+		r.Pager = oc.Responder.Label()
 	}
 	b.incidents.Routes = r
 	return nil

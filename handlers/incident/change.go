@@ -37,6 +37,8 @@ type event struct {
 	// stateChanged: the event changes what the Slack root shows (the
 	// roles, the ETA), so the root is edited too.
 	stateChanged bool
+	// page is whom a person asked to page now ("user:maria@example.com").
+	page string
 }
 
 // tellCustomers queues text for customer engineering, when customers are

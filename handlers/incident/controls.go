@@ -125,3 +125,47 @@ func (s *Service) Reopen(ctx context.Context, id string, req ReopenRequest, acto
 		return ch.reopen(reason+" (by "+by+")", by)
 	})
 }
+
+// PageRequest pages a person or a team now, whatever the hour: the team
+// lead called in, a database expert for a second opinion.
+type PageRequest struct {
+	// Responder is "type:name": user:maria@example.com, team:database,
+	// schedule:sre-oncall or escalation:platform.
+	Responder string `json:"responder"`
+	Reason    string `json:"reason"`
+	By        string `json:"by"`
+}
+
+// Page pages req.Responder through the pager for the incident id. The page
+// carries the incident (its link, its bridge) like the policy's page; it is
+// recorded with who asked and why, and said in the incident's thread, as
+// its delivery will be.
+func (s *Service) Page(ctx context.Context, id string, req PageRequest, actor string) (*View, error) {
+	r, err := integrations.ParseResponder(req.Responder)
+	if err != nil {
+		return nil, invalid("responder", "%v", err)
+	}
+	if s.cfg.Routes.Pager == "" {
+		return nil, unprocessable("responder", "no pager is configured (notifications.opsgenie): nobody can be paged")
+	}
+	return s.explained(ctx, id, "reason", req.Reason, req.By, actor, func(ch *change, by, reason string) error {
+		inc := ch.inc
+		switch {
+		case inc.Status == store.StatusResolved:
+			return conflict("%s is resolved: reopen it first to page someone", inc.ID)
+		case inc.Drill && !s.cfg.Routes.PageDrills:
+			return unprocessable("responder", "%s is a drill, and drills page nobody (drills.page is off)", inc.ID)
+		case (inc.Source == store.SourceOpsGenie || inc.PagerAlert) && r.Type != "user" && r.Type != "team":
+			return invalid("responder", "%s already has an alert in the pager, and only a user or a team can be added to an alert, not a %s", inc.ID, r.Type)
+		}
+		text := fmt.Sprintf("paging %s now, asked by %s: %s", r, by, reason)
+		if err := ch.record(store.KindAction, text, by); err != nil {
+			return err
+		}
+		ch.events = append(ch.events, event{name: integrations.EventNote, text: text, by: by, page: r.String()})
+		return nil
+	})
+}
+
+// CanPage reports whether a pager is configured, so that Page can page.
+func (s *Service) CanPage() bool { return s.cfg.Routes.Pager != "" }

@@ -149,6 +149,10 @@ func (s *Service) plan(ch *change, ev event) error {
 			return err
 		}
 	}
+	if ev.page != "" {
+		// A person asked for someone to be paged now, whatever the hour.
+		return s.planPage(ch, ev.page, ev.text, 0, enqueue)
+	}
 	// Out of hours when it opened, or, for a severity raise, now.
 	outOfHours := inc.OutOfHours
 	if ev.name == integrations.EventSeverityRaised {
@@ -162,11 +166,11 @@ func (s *Service) plan(ch *change, ev event) error {
 		// The page waits (briefly, outbox.Config.DependencyWait) for the
 		// bridge asked for with it, so that the person woken up gets the
 		// link; if it goes without, the link follows as a note on the alert.
-		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventPage, ev.text, bridge); err != nil {
+		if err := s.planPage(ch, r.Pager, ev.text, bridge, enqueue); err != nil {
 			return err
 		}
 		return ch.record(store.KindAction, fmt.Sprintf("paging %s: %s out of business hours", r.Pager, inc.Severity), "responder")
-	case ev.name == integrations.EventResolved && inc.PagedAt != nil && inc.Source != store.SourceOpsGenie:
+	case ev.name == integrations.EventResolved && (inc.PagedAt != nil || inc.PagerAlert) && inc.Source != store.SourceOpsGenie:
 		// Close the pager alert Responder created; an OpsGenie alert of its
 		// own is closed in OpsGenie.
 		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventClose, ev.text, 0); err != nil {
@@ -174,6 +178,21 @@ func (s *Service) plan(ch *change, ev event) error {
 		}
 	}
 	return nil
+}
+
+// planPage pages target ("team:sre"): on the incident's own OpsGenie
+// alert, else on an alert Responder creates for it, or, once that exists,
+// as a responder added to it.
+func (s *Service) planPage(ch *change, target, text string, after uint64, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
+	inc, name := ch.inc, integrations.EventPage
+	if inc.Source != store.SourceOpsGenie {
+		if inc.PagerAlert {
+			name = integrations.EventAddResponder
+		}
+		inc.PagerAlert = true
+	}
+	_, err := enqueue(integrations.ChannelOpsGenie, target, name, text, after)
+	return err
 }
 
 // planBridge gives the incident its Zoom bridge when its severity wants

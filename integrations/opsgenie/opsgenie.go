@@ -180,34 +180,67 @@ func checkResponder(r Responder) []error {
 // Name is "opsgenie".
 func (n *Notifier) Name() string { return "opsgenie" }
 
-// Notify handles EventPage, EventClose and EventNote (a note on the alert
-// paged, such as the Zoom link once the meeting exists); any other event is
-// a permanent error.
+// Notify handles EventPage, EventAddResponder, EventClose and EventNote (a
+// note on the alert paged, such as the Zoom link once the meeting exists);
+// any other event is a permanent error.
 //
 // A page for an incident whose Source is "opsgenie" adds the responder to
 // that alert, identified by the incident's DedupKey as alias. A page for any
 // other incident creates an alert with an alias of its own (see aliasFor): retrying
 // it is safe, as OpsGenie folds a create into the open alert with the same
-// alias. A close closes the alert with that alias.
+// alias. EventAddResponder adds the responder to the alert a page created
+// (someone asked for more people). A close closes the alert with that alias.
 //
-// The responder is always the configured one: m.Target only names it for
-// people (the fan-out sets "team:sre", or "team:<id>" for a responder given
-// by ID, which could not be told from a name).
+// m.Target names the responder: the configured one's label ("team:sre", or
+// "team:<id>" for one given by ID), or "type:name" (integrations.Responder)
+// for someone a person asked to page.
 func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
 	st := &call{}
 	ctx = context.WithValue(ctx, callKey{}, st)
 	switch m.Event {
-	case integrations.EventPage:
-		if m.Incident.Source == "opsgenie" {
-			return integrations.Receipt{}, n.addResponder(ctx, st, m, n.responder)
+	case integrations.EventPage, integrations.EventAddResponder:
+		r, err := n.responderFor(m.Target)
+		if err != nil {
+			return integrations.Receipt{}, integrations.Permanent(err)
 		}
-		return integrations.Receipt{}, n.create(ctx, st, m, n.responder)
+		switch {
+		case m.Incident.Source == "opsgenie":
+			return integrations.Receipt{}, n.addResponder(ctx, st, m, m.Incident.DedupKey, r)
+		case m.Event == integrations.EventAddResponder:
+			alias, err := aliasFor(m.Incident)
+			if err != nil {
+				return integrations.Receipt{}, integrations.Permanent(err)
+			}
+			return integrations.Receipt{}, n.addResponder(ctx, st, m, alias, r)
+		}
+		return integrations.Receipt{}, n.create(ctx, st, m, r)
 	case integrations.EventClose:
 		return integrations.Receipt{}, n.close(ctx, st, m)
 	case integrations.EventNote:
 		return integrations.Receipt{}, n.note(ctx, st, m)
 	}
 	return integrations.Receipt{}, integrations.Permanent(fmt.Errorf("opsgenie: unsupported event %q", m.Event))
+}
+
+// Label is how the configured responder is named in a page's target.
+func (r Responder) Label() string {
+	if r.Name != "" {
+		return r.Type + ":" + r.Name
+	}
+	return r.Type + ":" + r.ID
+}
+
+// responderFor is the responder a page's target names: the configured one
+// by its label, else someone named "type:name".
+func (n *Notifier) responderFor(target string) (Responder, error) {
+	if target == "" || target == n.responder.Label() {
+		return n.responder, nil
+	}
+	r, err := integrations.ParseResponder(target)
+	if err != nil {
+		return Responder{}, fmt.Errorf("opsgenie: responder %w", err)
+	}
+	return Responder{Type: r.Type, Name: r.Name}, nil
 }
 
 func (n *Notifier) create(ctx context.Context, st *call, m integrations.Message, r Responder) error {
@@ -234,9 +267,9 @@ func (n *Notifier) create(ctx context.Context, st *call, m integrations.Message,
 	return nil
 }
 
-func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Message, r Responder) error {
+func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Message, alias string, r Responder) error {
 	inc := m.Incident
-	if inc.DedupKey == "" {
+	if alias == "" {
 		return integrations.Permanent(errors.New("opsgenie: add responder: the incident has no OpsGenie alias"))
 	}
 	if r.Type != "user" && r.Type != "team" {
@@ -248,7 +281,7 @@ func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Me
 	}
 	req := &alert.AddResponderRequest{
 		IdentifierType:  alert.ALIAS,
-		IdentifierValue: inc.DedupKey,
+		IdentifierValue: alias,
 		Responder:       sdkResponder(r),
 		User:            "Responder",
 		Source:          "responder",

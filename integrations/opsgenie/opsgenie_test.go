@@ -638,3 +638,55 @@ func TestNoteOnThePagedAlert(t *testing.T) {
 		}
 	}
 }
+
+// A page's target names whom it rings: the configured responder by its
+// label (by ID too), else anyone written type:name; EventAddResponder adds
+// them to the alert Responder created (its alias), and a target that names
+// nobody fails for good.
+func TestPageTargetNamesTheResponder(t *testing.T) {
+	srv := opsgenietest.New(apiKey)
+	defer srv.Close()
+	byID := fakeConfig(srv)
+	byID.Responder = opsgenie.Responder{Type: "team", ID: "4513b7ea-3b91-438f-b7e4-e3e54af9147c"}
+	for _, tc := range []struct {
+		name   string
+		cfg    opsgenie.Config
+		target string
+		want   opsgenietest.Responder
+	}{
+		{"configured by name", fakeConfig(srv), "team:sre", opsgenietest.Responder{Type: "team", Name: "sre"}},
+		{"configured by id", byID, byID.Responder.Label(), opsgenietest.Responder{Type: "team", ID: byID.Responder.ID}},
+		{"a schedule asked for", fakeConfig(srv), "schedule:database-oncall", opsgenietest.Responder{Type: "schedule", Name: "database-oncall"}},
+		{"a user asked for", fakeConfig(srv), "user:lead@example.com", opsgenietest.Responder{Type: "user", Username: "lead@example.com"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(srv.Creates())
+			m := message(integrations.EventPage)
+			m.Target = tc.target
+			if _, err := newNotifier(t, tc.cfg).Notify(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+			cs := srv.Creates()
+			if len(cs) != before+1 || len(cs[before].Request.Responders) != 1 || cs[before].Request.Responders[0] != tc.want {
+				t.Errorf("created %+v, want one alert for %+v", cs[before:], tc.want)
+			}
+		})
+	}
+
+	n := newNotifier(t, fakeConfig(srv))
+	m := message(integrations.EventAddResponder)
+	m.Target = "user:lead@example.com"
+	if _, err := n.Notify(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	as, alias := srv.AddResponders(), srv.Creates()[0].Request.Alias
+	if len(as) != 1 || as[0].Identifier != alias || as[0].Responder.Username != "lead@example.com" {
+		t.Errorf("add-responders %+v, want lead@example.com on the alert created, %q", as, alias)
+	}
+
+	m.Target = "nobody"
+	_, err := n.Notify(context.Background(), m)
+	if retry, _ := integrations.Retryable(err); err == nil || retry || !strings.Contains(err.Error(), "type:name") {
+		t.Errorf("a target naming nobody: %v (retryable %v)", err, retry)
+	}
+}

@@ -219,7 +219,7 @@ func rootState(tx store.Tx, snap *integrations.Incident) error {
 		return err
 	}
 	for _, in := range intents {
-		if in.Event != integrations.EventPage {
+		if !integrations.IsPage(in.Event) {
 			continue
 		}
 		state := "paging"

@@ -68,6 +68,12 @@ func (s *schedule) Pop() any {
 }
 
 func laneOf(in *store.Intent) string {
+	if in.Channel == integrations.ChannelOpsGenie {
+		// One alert per incident in the pager, whoever a call names: the
+		// page that creates it goes before a responder added to it, a
+		// note on it, its close.
+		return in.IncidentID + "\x00" + in.Channel
+	}
 	return in.IncidentID + "\x00" + in.Channel + "\x00" + in.Target
 }
 

@@ -200,7 +200,7 @@ func (d *Dispatcher) apply(tx store.Tx, r delivery) error {
 			}
 		}
 	}
-	if head.Event == integrations.EventPage && inc.SlackTarget != "" {
+	if integrations.IsPage(head.Event) && inc.SlackTarget != "" {
 		if err := d.pageOutcome(tx, inc, head, r.at); err != nil {
 			return err
 		}
