@@ -5,9 +5,12 @@ package configs
 
 import (
 	_ "embed"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/alertmanager/timeinterval"
+	"gopkg.in/yaml.v3"
 )
 
 // Default is the embedded configuration used when no file is given: loopback
@@ -31,6 +34,16 @@ type Config struct {
 	Policy        PolicyConfig        `yaml:"policy"`
 	Notifications NotificationsConfig `yaml:"notifications"`
 	Drills        DrillsConfig        `yaml:"drills"`
+	Display       DisplayConfig       `yaml:"display"`
+}
+
+// DisplayConfig says how times are shown to people.
+type DisplayConfig struct {
+	// TimeZone is the IANA zone whose local time is shown beside UTC in
+	// Slack, email, reminders and post-mortems; empty: the zone of the
+	// business hours (policy.business_hours.location, itself UTC by
+	// default).
+	TimeZone string `yaml:"time_zone"`
 }
 
 // DrillsConfig holds the drill scenarios.
@@ -210,10 +223,37 @@ type EmailConfig struct {
 	HelloName           string              `yaml:"hello_name"`
 	Timeout             time.Duration       `yaml:"timeout"`
 	Recipients          map[string][]string `yaml:"recipients"`
-	CustomerEngineering []string            `yaml:"customer_engineering"`
+	CustomerEngineering CustomerEngineering `yaml:"customer_engineering"`
 	Events              []string            `yaml:"events"`
 
 	passwordFromFile bool
+}
+
+// CustomerEngineering is customer engineering's mail: a list of addresses,
+// or a mapping with the list (to) and their own template (template_file).
+type CustomerEngineering struct {
+	To           []string `yaml:"to"`
+	TemplateFile string   `yaml:"template_file"`
+	// Template is the template file's text, read by Validate.
+	Template string `yaml:"-"`
+}
+
+// UnmarshalYAML takes a list of addresses, or a mapping with to and
+// template_file, refusing any other key.
+func (c *CustomerEngineering) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.SequenceNode:
+		return n.Decode(&c.To)
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := n.Content[i]; k.Value != "to" && k.Value != "template_file" {
+				return fmt.Errorf("unknown key %q: want to and template_file", k.Value)
+			}
+		}
+		type plain CustomerEngineering
+		return n.Decode((*plain)(c))
+	}
+	return errors.New("want a list of addresses, or a mapping with to (the addresses) and template_file")
 }
 
 // ZoomConfig gives incidents a bridge: a static URL, or a meeting created

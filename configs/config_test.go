@@ -113,6 +113,16 @@ var badFiles = []struct {
 		"policy.opsgenie_priorities.P7",
 		"policy.opsgenie_priorities.p2",
 	}},
+	{file: "bad-customer-template.yml", want: []string{
+		"display.time_zone",
+		"notifications.email.customer_engineering.template_file",
+	}},
+	{file: "bad-customer-engineering.yml", want: []string{
+		"notifications.email.customer_engineering",
+	}},
+	{file: "bad-customer-template-alone.yml", want: []string{
+		"notifications.email.customer_engineering.template_file",
+	}},
 	{file: "bad-timezone.yml", want: []string{
 		"policy.business_hours.location",
 	}},

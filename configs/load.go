@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -70,6 +71,12 @@ func Load(path string, o Overrides) (*Config, error) {
 		cfg.DataDir = o.DataDir
 	}
 	cfg.applyDefaults()
+	if e := cfg.Notifications.Email; e != nil && path != "" {
+		// Like Alertmanager's templates: relative to the config file.
+		if f := e.CustomerEngineering.TemplateFile; f != "" && !filepath.IsAbs(f) {
+			e.CustomerEngineering.TemplateFile = filepath.Join(filepath.Dir(path), f)
+		}
+	}
 	var more Problems
 	if errors.As(cfg.Validate(), &more) {
 		problems = append(problems, more...)
@@ -456,10 +463,30 @@ func (c *Config) Validate() error {
 	c.buildPolicy(&p)
 	c.Notifications.validate(&p)
 	c.Drills.validate(&p)
+	if c.Display.TimeZone != "" {
+		if _, err := time.LoadLocation(c.Display.TimeZone); err != nil {
+			p.addf("display.time_zone", "%q: %v (want an IANA zone such as Europe/Berlin)", c.Display.TimeZone, err)
+		}
+	}
 	if len(p) > 0 {
 		return p
 	}
 	return nil
+}
+
+// DisplayZone is the zone whose local time is shown beside UTC: the
+// display zone, else the business hours' zone; nil for UTC only. Call it
+// after Validate.
+func (c *Config) DisplayZone() *time.Location {
+	name := c.Display.TimeZone
+	if name == "" {
+		name = c.Policy.BusinessHours.Location
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil || loc.String() == "UTC" {
+		return nil
+	}
+	return loc
 }
 
 func positive(p *Problems, path string, d time.Duration) {

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"os"
 	"slices"
 	"strings"
 	"time"
@@ -131,7 +132,7 @@ func (s *SlackConfig) Build(client *http.Client) slack.Config {
 func (e *EmailConfig) Build() email.Config {
 	return email.Config{
 		Host: e.Host, Port: e.Port, TLS: e.TLS, Username: e.Username, Password: e.Password.Value(),
-		From: e.From, HelloName: e.HelloName, Timeout: e.Timeout,
+		From: e.From, HelloName: e.HelloName, Timeout: e.Timeout, CustomerTemplate: e.CustomerEngineering.Template,
 	}
 }
 
@@ -206,7 +207,25 @@ func (e *EmailConfig) validate(p *Problems, path string) {
 	for _, sev := range slices.Sorted(maps.Keys(e.Recipients)) {
 		checkAddresses(p, path+".recipients."+sev, e.Recipients[sev])
 	}
-	checkAddresses(p, path+".customer_engineering", e.CustomerEngineering)
+	ce := &e.CustomerEngineering
+	checkAddresses(p, path+".customer_engineering.to", ce.To)
+	ce.Template = ""
+	if ce.TemplateFile != "" {
+		tp := path + ".customer_engineering.template_file"
+		b, err := os.ReadFile(ce.TemplateFile) //nolint:gosec // the operator names the template file
+		switch {
+		case err != nil:
+			p.addf(tp, "%v", err)
+		case len(ce.To) == 0:
+			p.addf(tp, "set with no addresses in customer_engineering.to: nobody would get the mail")
+		default:
+			if err := email.CheckCustomerTemplate(string(b)); err != nil {
+				p.addf(tp, "%s: %v", ce.TemplateFile, err)
+			} else {
+				ce.Template = string(b)
+			}
+		}
+	}
 	for i, ev := range e.Events {
 		if !mailableEvents[ev] {
 			p.addf(fmt.Sprintf("%s.events[%d]", path, i), "unknown event %q: want opened, alert_joined, severity_raised, acknowledged, roles, update, reminder, reopened, note or resolved", ev)

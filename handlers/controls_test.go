@@ -214,7 +214,7 @@ func TestPageSomeoneNow(t *testing.T) {
 	inc = e.incident(inc.ID)
 	var paged []string
 	for _, n := range inc.Notifications {
-		if integrations.IsPage(n.Event) {
+		if integrations.IsPage(n.Event) && n.Channel == integrations.ChannelOpsGenie {
 			paged = append(paged, n.Target+" "+n.State)
 		}
 	}

@@ -449,7 +449,7 @@ func (s *Server) showIncident(c echo.Context, status int, form, msg string) erro
 		if n.State == store.IntentFailed {
 			d.Failed++
 		}
-		if integrations.IsPage(n.Event) {
+		if integrations.IsPage(n.Event) && n.Channel != integrations.ChannelLog {
 			d.Pages = append(d.Pages, n)
 		}
 	}

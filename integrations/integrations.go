@@ -256,22 +256,33 @@ func IsLoopback(host string) bool {
 }
 
 // LogNotifier writes every message to the daemon's log, so that a daemon
-// with no vendor configured still shows what it would have sent.
+// with no vendor configured still shows what it would have sent: one line
+// per message, then, for each preview that applies, what that vendor would
+// receive (the Slack post, the mail's subject and first lines, the page).
 type LogNotifier struct {
-	log zerolog.Logger
+	log      zerolog.Logger
+	previews []Preview
+}
+
+// Preview renders, for the log, what a vendor would receive for a message:
+// a few lines of text, or "" when the vendor would receive nothing for it.
+type Preview struct {
+	Vendor string // slack, email, opsgenie
+	Render func(Message) string
 }
 
 var _ Notifier = (*LogNotifier)(nil)
 
-// NewLogNotifier logs through l with the field integration=log.
-func NewLogNotifier(l zerolog.Logger) *LogNotifier {
-	return &LogNotifier{log: l.With().Str("integration", "log").Logger()}
+// NewLogNotifier logs through l with the field integration=log, with the
+// previews given (each vendor package offers one).
+func NewLogNotifier(l zerolog.Logger, previews ...Preview) *LogNotifier {
+	return &LogNotifier{log: l.With().Str("integration", "log").Logger(), previews: previews}
 }
 
 // Name is "log".
 func (n *LogNotifier) Name() string { return "log" }
 
-// Notify logs m at info level.
+// Notify logs m at info level, then each preview of it.
 func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
 	inc := m.Incident
 	ev := n.log.Info().
@@ -287,7 +298,7 @@ func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
 	}
 	if inc.ZoomURL != "" {
 		// Without the query: a join link may carry the meeting's passcode.
-		ev = ev.Str("zoom", strings.SplitN(inc.ZoomURL, "?", 2)[0])
+		ev = ev.Str("zoom", stripQuery(inc.ZoomURL))
 	}
 	if len(m.Lines) > 0 {
 		ev = ev.Strs("lines", m.Lines)
@@ -309,8 +320,21 @@ func (n *LogNotifier) Notify(_ context.Context, m Message) (Receipt, error) {
 		msg = "[DRILL] " + msg // as on every other channel
 	}
 	ev.Msg(msg)
+	if inc.ZoomURL != "" {
+		m.Incident.ZoomURL = stripQuery(inc.ZoomURL)
+	}
+	for _, p := range n.previews {
+		text := strings.TrimRight(p.Render(m), "\n")
+		if text == "" {
+			continue
+		}
+		n.log.Info().Str("incident", inc.ID).Str("event", m.Event).Str("preview", p.Vendor).
+			Msg(p.Vendor + " would receive:\n    " + strings.ReplaceAll(text, "\n", "\n    "))
+	}
 	return Receipt{}, nil
 }
+
+func stripQuery(u string) string { return strings.SplitN(u, "?", 2)[0] }
 
 // Shorten cuts s to at most n bytes, on a character boundary, marking the
 // cut with how long s was: for outside text that goes into a message or a

@@ -37,3 +37,31 @@ func TestLogNotifier(t *testing.T) {
 		}
 	}
 }
+
+// Each preview that has something to show follows the message's line, as
+// its own line naming the vendor, its text indented.
+func TestLogNotifierPreviews(t *testing.T) {
+	var b bytes.Buffer
+	slackish := Preview{Vendor: "slack", Render: func(m Message) string { return "[" + m.Incident.Severity + "] " + m.Text + "\n" + m.Incident.ZoomURL }}
+	silent := Preview{Vendor: "email", Render: func(Message) string { return "" }}
+	n := NewLogNotifier(zerolog.New(&b), slackish, silent)
+	_, err := n.Notify(context.Background(), Message{Event: EventOpened, Text: "opened", Incident: Incident{ID: "INC-7", Severity: "S2",
+		ZoomURL: "https://zoom.example/j/123?pwd=secret"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("want the message and one preview, got:\n%s", b.String())
+	}
+	var preview struct{ Message, Preview, Incident string }
+	if err := json.Unmarshal([]byte(lines[1]), &preview); err != nil {
+		t.Fatal(err)
+	}
+	if preview.Preview != "slack" || preview.Incident != "INC-7" || preview.Message != "slack would receive:\n    [S2] opened\n    https://zoom.example/j/123" {
+		t.Errorf("preview line %+v", preview)
+	}
+	if strings.Contains(b.String(), "pwd=") {
+		t.Errorf("a join link's passcode reached the log:\n%s", b.String())
+	}
+}

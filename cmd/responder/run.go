@@ -124,6 +124,8 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 	}}
 	b.policy = pol
 	b.incidents.ExternalURL = cfg.ExternalURL
+	b.incidents.TimeZone = cfg.DisplayZone()
+	b.clock = integrations.Clock{Zone: b.incidents.TimeZone}
 	if cfg.HTTP.TLS.Enabled() {
 		if b.tls, err = cfg.HTTP.TLS.ServerConfig(); err != nil {
 			return nil, fmt.Errorf("http.tls: %w", err)
@@ -156,6 +158,8 @@ type built struct {
 	policy    *policy.Policy
 	dispatch  outbox.Config
 	notifiers []integrations.Notifier // vendors; the log notifier is added by serve
+	clock     integrations.Clock      // how messages show times: UTC, display.time_zone beside
+	previews  []integrations.Preview  // what the log notifier shows each vendor would receive
 	tls       *tls.Config             // nil: plain HTTP
 }
 
@@ -172,7 +176,9 @@ func buildNotifications(b *built) error {
 		Redactor: integrations.NewRedactor(b.cfg.Secrets()),
 	}
 	if s := n.Slack; s != nil {
-		sn, err := slack.New(s.Build(client))
+		sc := s.Build(client)
+		sc.Clock = b.clock
+		sn, err := slack.New(sc)
 		if err != nil {
 			return fmt.Errorf("notifications.slack: %w", err)
 		}
@@ -181,12 +187,14 @@ func buildNotifications(b *built) error {
 		b.dispatch.SlackRate, b.dispatch.SlackBurst = s.RatePerSecond, s.Burst
 	}
 	if e := n.Email; e != nil {
-		en, err := email.New(e.Build())
+		ec := e.Build()
+		ec.Clock = b.clock
+		en, err := email.New(ec)
 		if err != nil {
 			return fmt.Errorf("notifications.email: %w", err)
 		}
 		b.notifiers = append(b.notifiers, en)
-		r.Email = &incident.EmailRoutes{Recipients: e.Recipients, Customer: e.CustomerEngineering, Events: e.Events}
+		r.Email = &incident.EmailRoutes{Recipients: e.Recipients, Customer: e.CustomerEngineering.To, Events: e.Events}
 	}
 	if z := n.Zoom; z != nil {
 		r.Zoom = &incident.ZoomRoutes{BridgeURL: z.BridgeURL, TeamBridges: z.TeamBridges, API: z.API != nil}
@@ -208,6 +216,17 @@ func buildNotifications(b *built) error {
 		r.Pager = oc.Responder.Label()
 	}
 	b.incidents.Routes = r
+	if n.Log {
+		var ceTemplate string
+		if n.Email != nil {
+			ceTemplate = n.Email.CustomerEngineering.Template
+		}
+		ep, err := email.Preview(b.clock, ceTemplate)
+		if err != nil {
+			return fmt.Errorf("notifications.email: %w", err)
+		}
+		b.previews = []integrations.Preview{slack.Preview(b.clock), ep, opsgenie.Preview()}
+	}
 	return nil
 }
 
@@ -276,7 +295,7 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	notifiers := b.notifiers
 	if cfg.Notifications.Log {
-		notifiers = append(notifiers, integrations.NewLogNotifier(log))
+		notifiers = append(notifiers, integrations.NewLogNotifier(log, b.previews...))
 	}
 	dispatcher := outbox.New(b.dispatch, db, notifiers, log, time.Now, func(id string) string { return incident.URL(cfg.ExternalURL, id) }, reg)
 	dctx, stopDispatch := context.WithCancel(context.WithoutCancel(ctx))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -229,5 +230,54 @@ func TestSecondDaemonOnTheSameDataDir(t *testing.T) {
 	}
 	if want := fmt.Sprintf("another process (pid %d) holds it", os.Getpid()); !strings.Contains(second.String(), want) {
 		t.Errorf("second daemon said:\n%s\nwant %q", second.String(), want)
+	}
+}
+
+// The quick start on the embedded default shows, in the log, what each
+// vendor would receive: the Slack post, the mail's subject and first lines,
+// and, out of business hours, the page nobody can send.
+func TestQuickStartLogShowsWhatVendorsWouldReceive(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--data-dir", t.TempDir()}, noEnv, logs, logs)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			t.Error("serve did not stop within 15s")
+		}
+	})
+	base := "http://" + servingAddr(t, logs, done)
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Post(base+"/api/v1/incidents", "application/json",
+		strings.NewReader(`{"title":"Checkout returns 500s","severity":"S2","declared_by":"maria","customer_impact":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("declare: %d", resp.StatusCode)
+	}
+	want := []string{
+		"slack would receive:", "[S2] INC-1: Checkout returns 500s", "*Roles*: roles not assigned",
+		"email would receive:", "Subject: [S2] INC-1 opened: Checkout returns 500s",
+		"Subject: [Customer impact] INC-1 (major): Checkout returns 500s",
+		"/incidents/INC-1|Open INC-1 in Responder>",
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return strings.Contains(logs.String(), w) })
+		if len(missing) == 0 {
+			break
+		}
+		select {
+		case <-logs.written():
+		case <-deadline:
+			t.Fatalf("the log never showed %q:\n%s", missing, logs.String())
+		}
 	}
 }

@@ -71,7 +71,7 @@ func (s *Service) plan(ch *change, ev event) error {
 		}
 		return in.Seq, nil
 	}
-	if r.Log {
+	if r.Log && !ev.customersOnly {
 		if _, err := enqueue(integrations.ChannelLog, integrations.ChannelLog, ev.name, ev.text, 0); err != nil {
 			return err
 		}
@@ -159,6 +159,13 @@ func (s *Service) plan(ch *change, ev event) error {
 		outOfHours = s.policy.OutOfHours(ch.now)
 	}
 	switch {
+	case r.Pager == "" && r.Log && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && !inc.Drill &&
+		inc.Status != store.StatusResolved && announce:
+		// Nobody can be paged, and the log says so: the page that a pager
+		// would have carried.
+		_, err := enqueue(integrations.ChannelLog, "on-call", integrations.EventPage,
+			fmt.Sprintf("%s out of business hours: this would page the on-call, but no pager is configured", inc.Severity), 0)
+		return err
 	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && (!inc.Drill || r.PageDrills) &&
 		inc.Status != store.StatusResolved && announce:
 		t := ch.now
@@ -191,6 +198,11 @@ func (s *Service) planPage(ch *change, target, text string, after uint64, enqueu
 		}
 		inc.PagerAlert = true
 	}
+	if s.cfg.Routes.Log {
+		if _, err := enqueue(integrations.ChannelLog, target, name, text, 0); err != nil {
+			return err
+		}
+	}
 	_, err := enqueue(integrations.ChannelOpsGenie, target, name, text, after)
 	return err
 }
@@ -218,6 +230,11 @@ func (s *Service) planBridge(ch *change, proc policy.Process, enqueue func(chann
 // list.
 func (s *Service) planCustomer(ch *change, text string, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
 	r := s.cfg.Routes
+	if r.Log {
+		if _, err := enqueue(integrations.ChannelLog, "customer-engineering", integrations.EventCustomer, text, 0); err != nil {
+			return err
+		}
+	}
 	if r.Slack != nil && r.Slack.Customer != "" {
 		if _, err := enqueue(integrations.ChannelSlack, r.Slack.Customer, integrations.EventCustomer, text, 0); err != nil {
 			return err

@@ -11,6 +11,7 @@ import (
 	"text/template"
 	"time"
 
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -24,10 +25,7 @@ var postmortemTemplate string
 // Postmortem is the Markdown draft of the incident id's post-mortem, built
 // from its record, to be completed by people.
 func (s *Service) Postmortem(ctx context.Context, id string) ([]byte, error) {
-	in := postmortemInput{Now: s.now(), ExternalURL: s.cfg.ExternalURL}
-	if s.policy != nil {
-		in.Location = s.policy.BusinessHours.Location
-	}
+	in := postmortemInput{Now: s.now(), ExternalURL: s.cfg.ExternalURL, Location: s.zone()}
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		var err error
 		if in.Incident, err = tx.Incident(id); err != nil {
@@ -122,14 +120,7 @@ func pmUTC(t time.Time) string { return t.UTC().Format(pmTimeFormat) }
 // pmLocal is t in loc beside its UTC form: the clock time and zone, with the
 // date too when it differs from the UTC date (past midnight locally).
 func pmLocal(t time.Time, loc *time.Location) string {
-	if loc == nil {
-		return ""
-	}
-	lt, ut := t.In(loc), t.UTC()
-	if lt.YearDay() != ut.YearDay() || lt.Year() != ut.Year() {
-		return lt.Format("2006-01-02 15:04 MST")
-	}
-	return lt.Format("15:04 MST")
+	return integrations.Clock{Zone: loc}.Local(t)
 }
 
 // pmDuration is d rounded to the second, as Go writes durations.

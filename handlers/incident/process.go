@@ -167,14 +167,14 @@ func (s *Service) PostUpdate(ctx context.Context, id string, req UpdateRequest, 
 		text := strings.TrimSpace(req.Text)
 		if req.ETA != nil {
 			ch.inc.ETA = req.ETA
-			text += " (ETA " + req.ETA.Format(timeFormat) + ")"
+			text += " (ETA " + integrations.Clock{Zone: s.zone()}.Format(*req.ETA, timeFormat) + ")"
 		}
 		if err := ch.tx.AppendTimeline(ch.inc.ID, store.Entry{At: t, Kind: store.KindUpdate, Text: strings.TrimSpace(req.Text), By: by, ETA: req.ETA}); err != nil {
 			return err
 		}
 		ch.events = append(ch.events, event{name: eventUpdate, text: "update from " + by + ": " + text, by: by, stateChanged: req.ETA != nil})
 		if req.ETA != nil {
-			ch.tellCustomers("Expected recovery: "+req.ETA.Format("2006-01-02 15:04 UTC")+": "+ch.inc.Title, by)
+			ch.tellCustomers("Expected recovery: "+integrations.Clock{Zone: s.zone()}.Format(*req.ETA, "2006-01-02 15:04 UTC")+": "+ch.inc.Title, by)
 		}
 		return nil
 	})

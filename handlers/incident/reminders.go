@@ -219,7 +219,7 @@ func (ch *change) remind(text, mention string) error {
 }
 
 // clockText shows t as "02:00 UTC (03:00 CET)": UTC first, the local time
-// of the policy's business hours beside it. A date is added to either when
+// of the display zone beside it. A date is added to either when
 // t is not on the same day as now there.
 func (s *Service) clockText(t, now time.Time) string {
 	utc := t.UTC()
@@ -227,7 +227,7 @@ func (s *Service) clockText(t, now time.Time) string {
 	if !sameDay(utc, now.UTC()) {
 		out = utc.Format("2006-01-02 15:04 UTC")
 	}
-	loc := s.policy.BusinessHours.Location
+	loc := s.zone()
 	if loc == nil || loc == time.UTC {
 		return out
 	}

@@ -42,6 +42,22 @@ type Config struct {
 	ExternalURL string
 	Routes      Routes
 	Scenarios   map[string]Scenario // drill scenarios by name
+	// TimeZone is the local zone shown beside UTC in reminders and
+	// post-mortems (display.time_zone); nil falls back to the zone of the
+	// policy's business hours.
+	TimeZone *time.Location
+}
+
+// zone is the local zone shown beside UTC: the display zone, else the
+// business hours' zone; nil for none.
+func (s *Service) zone() *time.Location {
+	if s.cfg.TimeZone != nil {
+		return s.cfg.TimeZone
+	}
+	if s.policy != nil {
+		return s.policy.BusinessHours.Location
+	}
+	return nil
 }
 
 // Deps are the parts the service is built from.

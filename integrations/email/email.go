@@ -73,6 +73,14 @@ type Config struct {
 	// self-signed certificate, a private CA). Its ServerName defaults to
 	// Host.
 	TLSConfig *tls.Config
+	// Clock writes the times in mails: UTC, with the local time of
+	// display.time_zone beside it.
+	Clock integrations.Clock
+	// CustomerTemplate, when set, is customer engineering's own mail: a
+	// text/template given a CustomerView, whose output is the mail's text
+	// (plain text only) and whose "subject" template, if defined, is its
+	// subject. Empty: the built-in customer mail.
+	CustomerTemplate string
 }
 
 // Notifier sends email. It is safe for concurrent use: every delivery has
@@ -85,6 +93,7 @@ type Notifier struct {
 	tlsConfig *tls.Config
 	text      *texttemplate.Template
 	html      *htmltemplate.Template
+	customer  *customerTemplate // nil: the built-in customer mail
 	now       func() time.Time
 }
 
@@ -169,6 +178,14 @@ func New(cfg Config) (*Notifier, error) {
 		cfg.Timeout = DefaultTimeout
 	}
 
+	var customer *customerTemplate
+	if cfg.CustomerTemplate != "" {
+		var err error
+		if customer, err = parseCustomerTemplate(cfg.CustomerTemplate); err != nil {
+			bad("customer_engineering.template_file: %v", err)
+		}
+	}
+
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -196,6 +213,7 @@ func New(cfg Config) (*Notifier, error) {
 		tlsConfig: tlsConfig,
 		text:      text,
 		html:      html,
+		customer:  customer,
 		now:       time.Now,
 	}, nil
 }

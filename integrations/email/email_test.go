@@ -837,13 +837,18 @@ func TestCheckAddress(t *testing.T) {
 func TestGolden(t *testing.T) {
 	srv := smtptest.Start(t)
 	n := notifier(t, srv)
-	for _, tc := range []struct{ name, event string }{
-		{"opened", integrations.EventOpened},
-		{"resolved", integrations.EventResolved},
-		{"customer", integrations.EventCustomer},
+	local := notifier(t, srv, func(c *email.Config) { c.Clock = integrations.Clock{Zone: time.FixedZone("CET", 3600)} })
+	for _, tc := range []struct {
+		name, event string
+		n           *email.Notifier
+	}{
+		{"opened", integrations.EventOpened, n},
+		{"resolved", integrations.EventResolved, n},
+		{"customer", integrations.EventCustomer, n},
+		{"resolved-local-time", integrations.EventResolved, local},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			text, html := parts(t, sendOne(t, srv, n, message(tc.event)))
+			text, html := parts(t, sendOne(t, srv, tc.n, message(tc.event)))
 			golden(t, tc.name+".txt", text)
 			golden(t, tc.name+".html", html)
 		})
@@ -879,4 +884,74 @@ func normalise(s string) string {
 		}
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Customer engineering's own template writes their mail, plain text only,
+// with its own subject; a drill is marked whatever the template says; the
+// times carry the display zone's local time; a template that names a field
+// the mail does not have is refused when the notifier is built.
+func TestCustomerTemplate(t *testing.T) {
+	srv := smtptest.Start(t)
+	tmpl := `{{define "subject"}}[Customers] {{.ID}}: {{.Title}}{{end}}Affected: {{.Title}} ({{.SeverityPlain}}) since {{.Since}}.
+News: {{.Update}}
+{{if .Resolved}}Resolved: {{.Summary}}{{end}}See {{.URL}}`
+	n := notifier(t, srv, func(c *email.Config) {
+		c.CustomerTemplate = tmpl
+		c.Clock = integrations.Clock{Zone: time.FixedZone("CET", 3600)}
+	})
+	m := message(integrations.EventCustomer)
+	got := sendOne(t, srv, n, m)
+	if s := header(t, got, "Subject"); s != "[Customers] INC-4: "+m.Incident.Title {
+		t.Errorf("subject %q", s)
+	}
+	text, err := got.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Affected: " + m.Incident.Title, "Critical, the highest of four levels",
+		"since " + openedAt.UTC().Format(time.RFC3339) + " (" + openedAt.In(time.FixedZone("CET", 3600)).Format("15:04") + " CET)",
+		"News: " + m.Text, "See " + m.Incident.URL} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the mail lacks %q:\n%s", want, text)
+		}
+	}
+	if html, err := got.HTML(); err == nil && html != "" {
+		t.Errorf("a text/template mail has an HTML part:\n%s", html)
+	}
+
+	m.Incident.Drill = true
+	got = sendOne(t, srv, n, m)
+	text, _ = got.Text()
+	if s := header(t, got, "Subject"); !strings.HasPrefix(s, "[DRILL] ") || !strings.Contains(text, "DRILL") {
+		t.Errorf("drill: subject %q, text:\n%s", s, text)
+	}
+
+	for _, bad := range []string{`{{.Labels.instance}}`, `{{.Title`, "  \n", `{{template "missing"}}`} {
+		_, err := email.New(email.Config{Host: "127.0.0.1", Port: 25, TLS: email.TLSNone, From: "r@example.com", CustomerTemplate: bad})
+		if err == nil || !strings.Contains(err.Error(), "customer_engineering.template_file") {
+			t.Errorf("template %q: %v", bad, err)
+		}
+		if err := email.CheckCustomerTemplate(bad); err == nil {
+			t.Errorf("CheckCustomerTemplate(%q) passed", bad)
+		}
+	}
+}
+
+// The log shows what a mail would be: its subject and first lines, for
+// the mails an incident's opening, resolution or customer impact sends.
+func TestPreview(t *testing.T) {
+	p, err := email.Preview(integrations.Clock{}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := p.Render(message(integrations.EventOpened))
+	if !strings.HasPrefix(got, "Subject: [S1] INC-4 opened: ") || strings.Count(got, "\n") < 3 || strings.Count(got, "\n") > 8 {
+		t.Errorf("preview of the opening:\n%s", got)
+	}
+	if got := p.Render(message(integrations.EventAcknowledged)); got != "" {
+		t.Errorf("an acknowledgement is previewed as a mail:\n%s", got)
+	}
+	if _, err := email.Preview(integrations.Clock{}, "{{.Nope}}"); err == nil {
+		t.Error("a bad customer template made a preview")
+	}
 }

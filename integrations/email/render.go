@@ -42,7 +42,7 @@ func parseTemplates() (*texttemplate.Template, *htmltemplate.Template, error) {
 }
 
 // view is what the templates show: every value already in words, times in
-// UTC RFC 3339.
+// UTC RFC 3339 with the display zone's local time beside them.
 type view struct {
 	Subject  string
 	Headline string // the first line of both parts; "[DRILL] ..." in a drill
@@ -67,6 +67,7 @@ type view struct {
 	Resolved                   bool
 
 	OpenedAt, At, ResolvedAt, Duration  string
+	Zone                                string // the display zone beside UTC; empty for UTC only
 	AcknowledgedBy, ResolvedBy, Summary string
 	AlertsFiring, AlertsTotal           int
 }
@@ -128,8 +129,9 @@ func (n *Notifier) view(m integrations.Message) view {
 		CustomerImpact: inc.CustomerImpact,
 		OutOfHours:     inc.OutOfHours,
 		Resolved:       inc.Status == "resolved" || inc.ResolvedAt != nil,
-		OpenedAt:       rfc3339(inc.CreatedAt),
-		At:             rfc3339(at),
+		OpenedAt:       n.when(inc.CreatedAt),
+		At:             n.when(at),
+		Zone:           n.zoneName(),
 		AcknowledgedBy: oneLine(inc.AcknowledgedBy),
 		ResolvedBy:     oneLine(inc.ResolvedBy),
 		Summary:        strings.TrimSpace(inc.Summary),
@@ -144,7 +146,7 @@ func (n *Notifier) view(m integrations.Message) view {
 	}
 	v.SeverityWord, v.SeverityPlain = severityWords(v.Severity)
 	if inc.ResolvedAt != nil {
-		v.ResolvedAt = rfc3339(*inc.ResolvedAt)
+		v.ResolvedAt = n.when(*inc.ResolvedAt)
 		if !inc.CreatedAt.IsZero() && inc.ResolvedAt.After(inc.CreatedAt) {
 			v.Duration = inc.ResolvedAt.Sub(inc.CreatedAt).Round(time.Second).String()
 		}
@@ -177,18 +179,37 @@ func (n *Notifier) view(m integrations.Message) view {
 	return v
 }
 
-// compose renders m for rcpts: multipart/alternative, text then HTML.
-func (n *Notifier) compose(m integrations.Message, rcpts []*mail.Address) (*gomail.Msg, error) {
-	v := n.view(m)
+// render writes m's mail: its view (with the subject), text and HTML
+// parts; the HTML part is empty for customer engineering's own template.
+func (n *Notifier) render(m integrations.Message) (v view, text, html string, err error) {
+	v = n.view(m)
 	name := tmplIncident
 	if m.Event == integrations.EventCustomer {
 		name = tmplCustomer
 	}
-	var text, html bytes.Buffer
-	if err := n.text.ExecuteTemplate(&text, name+".txt", v); err != nil {
-		return nil, err
+	if name == tmplCustomer && n.customer != nil {
+		// Customer engineering's own template: plain text only.
+		subject, body, err := n.customer.render(customerView(v))
+		if err != nil {
+			return v, "", "", integrations.Permanent(fmt.Errorf("customer engineering template: %w", err))
+		}
+		v.Subject = subject
+		return v, body, "", nil
 	}
-	if err := n.html.ExecuteTemplate(&html, name+".html", v); err != nil {
+	var tb, hb bytes.Buffer
+	if err := n.text.ExecuteTemplate(&tb, name+".txt", v); err != nil {
+		return v, "", "", err
+	}
+	if err := n.html.ExecuteTemplate(&hb, name+".html", v); err != nil {
+		return v, "", "", err
+	}
+	return v, tb.String(), hb.String(), nil
+}
+
+// compose renders m for rcpts: multipart/alternative, text then HTML.
+func (n *Notifier) compose(m integrations.Message, rcpts []*mail.Address) (*gomail.Msg, error) {
+	v, text, html, err := n.render(m)
+	if err != nil {
 		return nil, err
 	}
 
@@ -220,8 +241,10 @@ func (n *Notifier) compose(m integrations.Message, rcpts []*mail.Address) (*goma
 	if (v.Severity == "S1" || v.Severity == "S2") && !v.Resolved {
 		msg.SetImportance(gomail.ImportanceHigh)
 	}
-	msg.SetBodyString(gomail.TypeTextPlain, text.String())
-	msg.AddAlternativeString(gomail.TypeTextHTML, html.String())
+	msg.SetBodyString(gomail.TypeTextPlain, text)
+	if html != "" {
+		msg.AddAlternativeString(gomail.TypeTextHTML, html)
+	}
 	return msg, nil
 }
 
@@ -275,11 +298,21 @@ func atext(c byte) bool {
 	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
 }
 
-func rfc3339(t time.Time) string {
+// when writes t in UTC RFC 3339, with the local time of the display zone
+// beside it: "2025-03-04T02:10:00Z (03:10 CET)".
+func (n *Notifier) when(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.UTC().Format(time.RFC3339)
+	return n.cfg.Clock.Format(t, time.RFC3339)
+}
+
+// zoneName names the display zone for the mail's footer; empty for UTC.
+func (n *Notifier) zoneName() string {
+	if n.cfg.Clock.Local(time.Time{}) == "" {
+		return ""
+	}
+	return n.cfg.Clock.Zone.String()
 }
 
 // oneLine folds line breaks and runs of spaces, for subjects and fields.

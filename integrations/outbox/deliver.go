@@ -219,7 +219,7 @@ func rootState(tx store.Tx, snap *integrations.Incident) error {
 		return err
 	}
 	for _, in := range intents {
-		if !integrations.IsPage(in.Event) {
+		if !integrations.IsPage(in.Event) || in.Channel == integrations.ChannelLog {
 			continue
 		}
 		state := "paging"

@@ -43,7 +43,7 @@ const timeLayout = "2006-01-02 15:04 UTC"
 // rootMessage is the root announcement: blocks and the plain fallback text
 // that notifications show. It renders the snapshot m.Incident, so the same
 // code draws the first post and the final edit.
-func rootMessage(m integrations.Message) ([]slackgo.Block, string) {
+func rootMessage(m integrations.Message, clk integrations.Clock) ([]slackgo.Block, string) {
 	inc := m.Incident
 	prefix := ""
 	if inc.Drill {
@@ -66,7 +66,7 @@ func rootMessage(m integrations.Message) ([]slackgo.Block, string) {
 		}
 		blocks = append(blocks, mrkdwnSection(line))
 	}
-	blocks = append(blocks, slackgo.NewSectionBlock(nil, rootFields(inc), nil))
+	blocks = append(blocks, slackgo.NewSectionBlock(nil, rootFields(inc, clk), nil))
 	if markers := rootMarkers(inc); len(markers) > 0 {
 		blocks = append(blocks, slackgo.NewContextBlock("", markers...))
 	}
@@ -126,7 +126,7 @@ func statusWord(s string) string {
 	}
 }
 
-func rootFields(inc integrations.Incident) []*slackgo.TextBlockObject {
+func rootFields(inc integrations.Incident, clk integrations.Clock) []*slackgo.TextBlockObject {
 	var f []*slackgo.TextBlockObject
 	add := func(name, value string) {
 		if strings.TrimSpace(value) == "" || len(f) == maxFields {
@@ -146,7 +146,7 @@ func rootFields(inc integrations.Incident) []*slackgo.TextBlockObject {
 	}
 	add("Roles", roles)
 	if inc.ETA != nil && !inc.ETA.IsZero() {
-		add("ETA", inc.ETA.UTC().Format(timeLayout))
+		add("ETA", clk.Format(*inc.ETA, timeLayout))
 	}
 	if len(inc.Paged) > 0 {
 		add("Paged", escape(strings.Join(inc.Paged, "\n")))
@@ -154,13 +154,13 @@ func rootFields(inc integrations.Incident) []*slackgo.TextBlockObject {
 	add("Team", escape(word(inc.Team)))
 	add("Source", escape(word(inc.Source)))
 	if !inc.CreatedAt.IsZero() {
-		add("Opened", inc.CreatedAt.UTC().Format(timeLayout))
+		add("Opened", clk.Format(inc.CreatedAt, timeLayout))
 	}
 	if inc.AcknowledgedBy != "" {
 		add("Acknowledged by", escape(word(inc.AcknowledgedBy)))
 	}
 	if inc.ResolvedAt != nil && !inc.ResolvedAt.IsZero() {
-		add("Resolved", inc.ResolvedAt.UTC().Format(timeLayout))
+		add("Resolved", clk.Format(*inc.ResolvedAt, timeLayout))
 	}
 	if inc.AlertsTotal > 0 {
 		add("Alerts", fmt.Sprintf("%d firing of %d", inc.AlertsFiring, inc.AlertsTotal))
@@ -228,7 +228,7 @@ func linkLines(inc integrations.Incident) []string {
 
 // replyMessage is a reply in the incident's thread: m.Text, then the
 // collapsed lines when there are some.
-func replyMessage(m integrations.Message) ([]slackgo.Block, string) {
+func replyMessage(m integrations.Message, clk integrations.Clock) ([]slackgo.Block, string) {
 	inc := m.Incident
 	prefix := ""
 	if inc.Drill {
@@ -272,7 +272,7 @@ func replyMessage(m integrations.Message) ([]slackgo.Block, string) {
 	}
 	if !m.At.IsZero() {
 		blocks = append(blocks, slackgo.NewContextBlock("",
-			slackgo.NewTextBlockObject(slackgo.MarkdownType, m.At.UTC().Format("2006-01-02 15:04:05 UTC"), false, false)))
+			slackgo.NewTextBlockObject(slackgo.MarkdownType, clk.Format(m.At, "2006-01-02 15:04:05 UTC"), false, false)))
 	}
 	fallback := clip(escape(plain), maxFallback-utf8.RuneCountInString(lead))
 	if lead != "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	slackgo "github.com/slack-go/slack"
@@ -40,9 +41,9 @@ func FuzzMessages(f *testing.F) {
 	})
 }
 
-func check(t *testing.T, what string, drill bool, build func(integrations.Message) ([]slackgo.Block, string)) func(integrations.Message) {
+func check(t *testing.T, what string, drill bool, build func(integrations.Message, integrations.Clock) ([]slackgo.Block, string)) func(integrations.Message) {
 	return func(m integrations.Message) {
-		blocks, fallback := build(m)
+		blocks, fallback := build(m, integrations.Clock{Zone: sydney})
 		if len(blocks) == 0 || len(blocks) > maxBlocks {
 			t.Fatalf("%s: %d blocks", what, len(blocks))
 		}
@@ -120,3 +121,7 @@ func inertOutsideLinks(t *testing.T, what, s string) {
 		s = s[end+1:]
 	}
 }
+
+// sydney is a zone far from UTC: the fuzzed messages show their times
+// beside it.
+var sydney = time.FixedZone("AEDT", 11*3600)

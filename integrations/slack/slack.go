@@ -58,11 +58,15 @@ type Config struct {
 	// Its redirect policy is replaced: a redirect is never followed, since
 	// slack-go sends the token in the request body.
 	HTTPClient *http.Client
+	// Clock writes the times in messages: UTC, with the local time of
+	// display.time_zone beside it.
+	Clock integrations.Clock
 }
 
 // Notifier posts to Slack. It is safe for concurrent use.
 type Notifier struct {
-	api *slackgo.Client
+	api   *slackgo.Client
+	clock integrations.Clock
 
 	mu  sync.Mutex
 	ids map[string]string // channel name without "#" -> ID, learned from answers
@@ -97,7 +101,7 @@ func New(cfg Config) (*Notifier, error) {
 		slackgo.OptionAPIURL(cfg.APIURL),
 		slackgo.OptionHTTPClient(answerRecorder{client: hc}),
 	)
-	return &Notifier{api: api, ids: map[string]string{}}, nil
+	return &Notifier{api: api, clock: cfg.Clock, ids: map[string]string{}}, nil
 }
 
 func checkToken(tok string) error {
@@ -183,7 +187,7 @@ func (n *Notifier) postEscalated(ctx context.Context, m integrations.Message) (i
 }
 
 func (n *Notifier) postRoot(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
-	blocks, text := rootMessage(m)
+	blocks, text := rootMessage(m, n.clock)
 	ctx, ans := withAnswer(ctx)
 	ch, ts, err := n.api.PostMessageContext(ctx, m.Target, withMetadata(m,
 		slackgo.MsgOptionBlocks(blocks...),
@@ -214,7 +218,7 @@ func withMetadata(m integrations.Message, opts ...slackgo.MsgOption) []slackgo.M
 }
 
 func (n *Notifier) postReply(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
-	blocks, text := replyMessage(m)
+	blocks, text := replyMessage(m, n.clock)
 	opts := []slackgo.MsgOption{
 		slackgo.MsgOptionBlocks(blocks...),
 		slackgo.MsgOptionText(text, false),
@@ -381,7 +385,7 @@ func (n *Notifier) updateRoot(ctx context.Context, m integrations.Message) (inte
 	if m.Thread == "" {
 		return integrations.Receipt{}, integrations.Permanent(fmt.Errorf("%s: no root message ts to edit", op))
 	}
-	blocks, text := rootMessage(m)
+	blocks, text := rootMessage(m, n.clock)
 	ctx, ans := withAnswer(ctx)
 	ch, ts, _, err := n.api.UpdateMessageContext(ctx, m.Target, m.Thread,
 		slackgo.MsgOptionBlocks(blocks...),

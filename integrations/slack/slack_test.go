@@ -108,6 +108,48 @@ func (f fixture) notify(t *testing.T, m integrations.Message) integrations.Recei
 	return r
 }
 
+// With a display zone, every time in a message has the local time beside
+// the UTC one; past local midnight the local date is given too.
+func TestLocalTimeBesideUTC(t *testing.T) {
+	srv := slacktest.New(token)
+	t.Cleanup(srv.Close)
+	ops := srv.AddChannel("ops")
+	n, err := slack.New(slack.Config{Token: token, APIURL: srv.URL(), HTTPClient: &http.Client{Timeout: 5 * time.Second},
+		Clock: integrations.Clock{Zone: time.FixedZone("AEDT", 11*3600)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inc := incident()
+	eta := time.Date(2025, 3, 1, 3, 30, 0, 0, time.UTC)
+	inc.ETA = &eta
+	r, err := n.Notify(context.Background(), opened(inc, "#ops"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply := integrations.Message{Key: "k-ack", Event: integrations.EventAcknowledged, Text: "acknowledged by maria",
+		Target: "#ops", Thread: r.Thread, At: time.Date(2025, 3, 1, 2, 20, 5, 0, time.UTC), Incident: inc}
+	if _, err := n.Notify(context.Background(), reply); err != nil {
+		t.Fatal(err)
+	}
+	msgs := srv.Messages(ops)
+	if len(msgs) != 1 || len(msgs[0].Replies) != 1 {
+		t.Fatalf("channel holds %+v, want a root and one reply", msgs)
+	}
+	root, rep := allText(t, msgs[0].Blocks), allText(t, msgs[0].Replies[0].Blocks)
+	for _, w := range []string{"*Opened*\n2025-03-01 02:14 UTC (13:14 AEDT)", "*ETA*\n2025-03-01 03:30 UTC (14:30 AEDT)"} {
+		if !strings.Contains(root, w) {
+			t.Errorf("root lacks %q; it reads:\n%s", w, root)
+		}
+	}
+	if w := "2025-03-01 02:20:05 UTC (13:20 AEDT)"; !strings.Contains(rep, w) {
+		t.Errorf("reply lacks %q; it reads:\n%s", w, rep)
+	}
+	late := time.Date(2025, 3, 1, 14, 0, 0, 0, time.UTC)
+	if got := (integrations.Clock{Zone: time.FixedZone("AEDT", 11*3600)}).Format(late, "2006-01-02 15:04 UTC"); got != "2025-03-01 14:00 UTC (2025-03-02 01:00 AEDT)" {
+		t.Errorf("past local midnight: %q", got)
+	}
+}
+
 // texts returns the text of every text object in blocks, by type.
 func texts(t *testing.T, blocks json.RawMessage) (plain, mrkdwn []string) {
 	t.Helper()
