@@ -19,6 +19,7 @@ func TestReminderClockText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tokyo := time.FixedZone("JST", 9*3600)
 	at := func(s string) time.Time {
 		v, err := time.Parse(time.RFC3339, s)
 		if err != nil {
@@ -29,20 +30,23 @@ func TestReminderClockText(t *testing.T) {
 	tests := []struct {
 		name    string
 		loc     *time.Location
+		display *time.Location // display.time_zone, over the business hours' zone
 		at, now string
 		want    string
 	}{
-		{"no zone", nil, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC"},
-		{"UTC zone", time.UTC, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC"},
-		{"winter", loc, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC (03:00 CET)"},
-		{"summer", loc, "2026-07-01T02:00:00Z", "2026-07-01T03:00:00Z", "02:00 UTC (04:00 CEST)"},
-		{"local day differs", loc, "2026-11-16T23:30:00Z", "2026-11-17T01:00:00Z", "2026-11-16 23:30 UTC (00:30 CET)"},
-		{"only the local day differs", loc, "2026-11-16T22:30:00Z", "2026-11-16T23:30:00Z", "22:30 UTC (2026-11-16 23:30 CET)"},
-		{"days ago", loc, "2026-11-15T10:00:00Z", "2026-11-17T03:00:00Z", "2026-11-15 10:00 UTC (2026-11-15 11:00 CET)"},
+		{"display zone first", time.UTC, tokyo, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC (11:00 JST)"},
+		{"display zone over business hours", loc, tokyo, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC (11:00 JST)"},
+		{"no zone", nil, nil, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC"},
+		{"UTC zone", time.UTC, nil, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC"},
+		{"winter", loc, nil, "2026-11-17T02:00:00Z", "2026-11-17T03:00:00Z", "02:00 UTC (03:00 CET)"},
+		{"summer", loc, nil, "2026-07-01T02:00:00Z", "2026-07-01T03:00:00Z", "02:00 UTC (04:00 CEST)"},
+		{"local day differs", loc, nil, "2026-11-16T23:30:00Z", "2026-11-17T01:00:00Z", "2026-11-16 23:30 UTC (00:30 CET)"},
+		{"only the local day differs", loc, nil, "2026-11-16T22:30:00Z", "2026-11-16T23:30:00Z", "22:30 UTC (2026-11-16 23:30 CET)"},
+		{"days ago", loc, nil, "2026-11-15T10:00:00Z", "2026-11-17T03:00:00Z", "2026-11-15 10:00 UTC (2026-11-15 11:00 CET)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := &Service{policy: &policy.Policy{BusinessHours: policy.BusinessHours{Location: tt.loc}}}
+			s := &Service{policy: &policy.Policy{BusinessHours: policy.BusinessHours{Location: tt.loc}}, cfg: Config{TimeZone: tt.display}}
 			if got := s.clockText(at(tt.at), at(tt.now)); got != tt.want {
 				t.Errorf("clockText = %q, want %q", got, tt.want)
 			}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -902,6 +903,25 @@ func TestGoldenBodies(t *testing.T) {
 				Text:   "no update since 02:14 UTC (03:14 CET); S1 updates are due every 1h and the next is due now: post one with POST https://responder.example.com/api/v1/incidents/INC-4/updates, even if nothing is new",
 				Target: r.Channel, Thread: r.Thread, At: openedAt.Add(time.Hour), Incident: incident()}}
 		}},
+		{name: "root_state", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
+			inc := incident()
+			eta := openedAt.Add(90 * time.Minute)
+			inc.Status, inc.AcknowledgedBy, inc.RecoveryLead, inc.CommsLead, inc.ETA = "acknowledged", "maria", "maria", "dev", &eta
+			inc.Paged = []string{"team:sre-oncall through opsgenie: paged at 02:15 UTC", "user:lead@example.com through opsgenie: paging"}
+			inc.FiringAlerts = []string{"HighErrorRate: 5xx above 5%", "HighLatency on checkout-1"}
+			return []integrations.Message{{Event: integrations.EventRootUpdate, Text: "roles: recovery maria, comms dev",
+				Target: r.Channel, Thread: r.Thread, At: openedAt.Add(10 * time.Minute), Incident: inc}}
+		}},
+		{name: "escalated", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
+			inc := incident()
+			inc.SlackChannel, inc.SlackTS = r.Channel, r.Thread
+			return []integrations.Message{{Event: integrations.EventEscalated, Text: "severity raised from S2 to S1: every checkout fails (set by maria)",
+				Target: "#ops", At: openedAt.Add(20 * time.Minute), Incident: inc}}
+		}},
+		{name: "customer", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
+			return []integrations.Message{{Event: integrations.EventCustomer, Text: "Expected recovery: 2025-03-01 03:44 UTC: High error rate on checkout",
+				Target: "#ops", At: openedAt.Add(30 * time.Minute), Incident: incident()}}
+		}},
 		{name: "reply_collapsed", inc: incident(), msgs: func(r integrations.Receipt) []integrations.Message {
 			lines := make([]string, 23)
 			for i := range lines {
@@ -922,13 +942,18 @@ func TestGoldenBodies(t *testing.T) {
 			}
 			posts := f.srv.Posts()
 			last := posts[len(posts)-1]
-			golden(t, tt.name, map[string]any{"text": last.Text, "blocks": last.Blocks})
+			// A permalink holds the thread's ts, which the fake takes from
+			// the clock: the golden file holds "pTS" instead.
+			blocks := json.RawMessage(permalinkTS.ReplaceAll(last.Blocks, []byte("/pTS")))
+			golden(t, tt.name, map[string]any{"text": last.Text, "blocks": blocks})
 		})
 	}
 }
 
 // golden compares got with testdata/name.golden.json by meaning (both
 // decoded), or rewrites the file under -update.
+var permalinkTS = regexp.MustCompile(`/p[0-9]{16}`)
+
 func golden(t *testing.T, name string, got any) {
 	t.Helper()
 	raw, err := json.Marshal(got)
