@@ -196,6 +196,18 @@ func TestBrowser(t *testing.T) {
 	}
 	b.wantText("#timeline", "note from bob: connection pool exhausted on db-2")
 
+	// Customers turn out to be spared: the Customers form clears the
+	// impact declared, for a reason.
+	b.wantText("#incident-customers", "affected")
+	b.do("fill the customers form",
+		chromedp.SetValue(chromedp.ID("customers-reason"), "only staff accounts were hit"),
+		chromedp.SetValue(chromedp.ID("customers-by"), "dev"))
+	if status := b.submit("clear customer impact", "#customers-submit"); status != http.StatusOK {
+		t.Fatalf("clearing customer impact answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#incident-customers", "not marked as affected")
+	b.wantText("#timeline", "customer impact cleared by dev: only staff accounts were hit")
+
 	// Page the team lead now, from the page: the page shows who was paged
 	// and how the page went.
 	b.do("fill the page form",
