@@ -116,23 +116,11 @@ func TestBrowser(t *testing.T) {
 	b.wantText("#incident-id", id)
 
 	// The same person for both roles: 422 and the message beside the form.
-	b.do("fill the roles with one person twice",
-		chromedp.SetValue(chromedp.ID("roles-recovery"), "bob"),
-		chromedp.SetValue(chromedp.ID("roles-comms"), "Bob"),
-		chromedp.SetValue(chromedp.ID("roles-by"), "alice"))
-	if status := b.submit("set the same person twice", "#roles-submit"); status != http.StatusUnprocessableEntity {
-		t.Errorf("setting the same person for both roles answered %d, want 422", status)
-	}
+	b.form("set the same person twice", "roles", http.StatusUnprocessableEntity, "recovery", "bob", "comms", "Bob", "by", "alice")
 	b.wantText("#roles-error", "must be different people")
 	b.wantText("#recovery-lead", "nobody yet")
 
-	b.do("fill the roles properly",
-		chromedp.SetValue(chromedp.ID("roles-recovery"), "bob"),
-		chromedp.SetValue(chromedp.ID("roles-comms"), "carol"),
-		chromedp.SetValue(chromedp.ID("roles-by"), "alice"))
-	if status := b.submit("set the roles", "#roles-submit"); status != http.StatusOK {
-		t.Fatalf("setting the roles answered %d, want the incident page (200)", status)
-	}
+	b.form("set the roles", "roles", http.StatusOK, "recovery", "bob", "comms", "carol", "by", "alice")
 	b.wantText("#recovery-lead", "bob")
 	b.wantText("#comms-lead", "carol")
 	b.wantAbsent("#roles-error")
@@ -142,13 +130,7 @@ func TestBrowser(t *testing.T) {
 	// The ETA is typed in the browser's own time (Asia/Kolkata) and kept
 	// in UTC.
 	b.wantText("label[for=update-eta]", "your local time")
-	b.do("fill an update",
-		chromedp.SetValue(chromedp.ID("update-text"), update),
-		chromedp.SetValue(chromedp.ID("update-eta"), eta.In(time.FixedZone("IST", 5*3600+1800)).Format("2006-01-02 15:04")),
-		chromedp.SetValue(chromedp.ID("update-by"), "carol"))
-	if status := b.submit("post the update", "#update-submit"); status != http.StatusOK {
-		t.Fatalf("posting an update answered %d, want the incident page (200)", status)
-	}
+	b.form("post the update", "update", http.StatusOK, "text", update, "eta", eta.In(time.FixedZone("IST", 5*3600+1800)).Format("2006-01-02 15:04"), "by", "carol")
 	b.wantText("#incident-eta", eta.Format("2006-01-02 15:04 UTC"))
 	b.wantText("#timeline", update)
 
@@ -179,44 +161,22 @@ func TestBrowser(t *testing.T) {
 	b.screenshot(shots, "incident-page.png", 1200, 900)
 
 	// Raise the severity with a reason, and add a note.
-	b.do("fill the severity form",
-		chromedp.SetValue(chromedp.ID("severity-value"), "S1"),
-		chromedp.SetValue(chromedp.ID("severity-reason"), "every checkout fails"),
-		chromedp.SetValue(chromedp.ID("severity-by"), "alice"))
-	if status := b.submit("change the severity", "#severity-submit"); status != http.StatusOK {
-		t.Fatalf("changing the severity answered %d, want the incident page (200)", status)
-	}
+	b.form("change the severity", "severity", http.StatusOK, "value", "S1", "reason", "every checkout fails", "by", "alice")
 	b.wantText("#incident-severity", "S1")
 	b.wantText("#timeline", "every checkout fails (set by alice)")
-	b.do("fill a note",
-		chromedp.SetValue(chromedp.ID("note-text"), "connection pool exhausted on db-2"),
-		chromedp.SetValue(chromedp.ID("note-by"), "bob"))
-	if status := b.submit("add the note", "#note-submit"); status != http.StatusOK {
-		t.Fatalf("adding a note answered %d, want the incident page (200)", status)
-	}
+	b.form("add the note", "note", http.StatusOK, "text", "connection pool exhausted on db-2", "by", "bob")
 	b.wantText("#timeline", "note from bob: connection pool exhausted on db-2")
 
 	// Customers turn out to be spared: the Customers form clears the
 	// impact declared, for a reason.
 	b.wantText("#incident-customers", "affected")
-	b.do("fill the customers form",
-		chromedp.SetValue(chromedp.ID("customers-reason"), "only staff accounts were hit"),
-		chromedp.SetValue(chromedp.ID("customers-by"), "dev"))
-	if status := b.submit("clear customer impact", "#customers-submit"); status != http.StatusOK {
-		t.Fatalf("clearing customer impact answered %d, want the incident page (200)", status)
-	}
+	b.form("clear customer impact", "customers", http.StatusOK, "reason", "only staff accounts were hit", "by", "dev")
 	b.wantText("#incident-customers", "not marked as affected")
 	b.wantText("#timeline", "customer impact cleared by dev: only staff accounts were hit")
 
 	// Page the team lead now, from the page: the page shows who was paged
 	// and how the page went.
-	b.do("fill the page form",
-		chromedp.SetValue(chromedp.ID("page-responder"), "user:lead@example.com"),
-		chromedp.SetValue(chromedp.ID("page-reason"), "we need a decision on failing over"),
-		chromedp.SetValue(chromedp.ID("page-by"), "alice"))
-	if status := b.submit("page someone", "#page-submit"); status != http.StatusOK {
-		t.Fatalf("paging answered %d, want the incident page (200)", status)
-	}
+	b.form("page someone", "page", http.StatusOK, "responder", "user:lead@example.com", "reason", "we need a decision on failing over", "by", "alice")
 	b.wantText("#timeline", "paging user:lead@example.com now, asked by alice: we need a decision on failing over")
 	b.waitPage("the page delivered", env.url+"/incidents/"+id,
 		`document.querySelector("#incident-paged").textContent.includes("user:lead@example.com (sent)")`)
@@ -229,12 +189,7 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("OpsGenie never heard of lead@example.com: %+v", env.og.Requests())
 	}
 
-	b.do("fill the resolve form",
-		chromedp.SetValue(chromedp.ID("resolve-summary"), "Bad connection-pool setting in deploy 2026.11.22-3; rolled back, error rate back to 0.1%."),
-		chromedp.SetValue(chromedp.ID("resolve-by"), "bob"))
-	if status := b.submit("resolve", "#resolve-submit"); status != http.StatusOK {
-		t.Fatalf("resolving answered %d, want the incident page (200)", status)
-	}
+	b.form("resolve", "resolve", http.StatusOK, "summary", "Bad connection-pool setting in deploy 2026.11.22-3; rolled back, error rate back to 0.1%.", "by", "bob")
 	b.wantText("#incident-status", "resolved")
 	b.wantAbsent("#actions")
 	timeline := b.text("#timeline")
@@ -246,18 +201,10 @@ func TestBrowser(t *testing.T) {
 	b.screenshot(shots, "incident-resolved.png", 1200, 900)
 
 	// A resolved incident can be reopened, for a reason.
-	b.do("fill the reopen form",
-		chromedp.SetValue(chromedp.ID("reopen-reason"), "errors are back after the rollback"),
-		chromedp.SetValue(chromedp.ID("reopen-by"), "carol"))
-	if status := b.submit("reopen", "#reopen-submit"); status != http.StatusOK {
-		t.Fatalf("reopening answered %d, want the incident page (200)", status)
-	}
+	b.form("reopen", "reopen", http.StatusOK, "reason", "errors are back after the rollback", "by", "carol")
 	b.wantText("#incident-status", "open")
 	b.wantText("#timeline", "errors are back after the rollback (by carol)")
-	b.do("fill the resolve form again", chromedp.SetValue(chromedp.ID("resolve-by"), "bob"))
-	if status := b.submit("resolve again", "#resolve-submit"); status != http.StatusOK {
-		t.Fatalf("resolving again answered %d, want the incident page (200)", status)
-	}
+	b.form("resolve again", "resolve", http.StatusOK, "by", "bob")
 	b.wantText("#incident-status", "resolved")
 
 	// An alert whose labels and annotations hold markup renders as text.
@@ -531,6 +478,21 @@ func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
 
 // submit clicks sel, waits for the page that loads and returns its HTTP
 // status (after any redirect).
+// form fills the incident page's form name (fields in pairs: the field
+// after "name-" in its element id, then the value), submits it with its
+// button #name-submit and wants the page answered with status want.
+func (b *browser) form(what, name string, want int, fields ...string) {
+	b.t.Helper()
+	var steps []chromedp.Action[chromedp.Void]
+	for i := 0; i+1 < len(fields); i += 2 {
+		steps = append(steps, chromedp.SetValue(chromedp.ID(name+"-"+fields[i]), fields[i+1]))
+	}
+	b.do("fill the "+name+" form", steps...)
+	if status := b.submit(what, "#"+name+"-submit"); status != int64(want) {
+		b.t.Fatalf("%s answered %d, want %d", what, status, want)
+	}
+}
+
 func (b *browser) submit(what, sel string) int64 {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
