@@ -180,46 +180,98 @@ func checkResponder(r Responder) []error {
 // Name is "opsgenie".
 func (n *Notifier) Name() string { return "opsgenie" }
 
-// Notify handles EventPage, EventAddResponder, EventClose and EventNote (a
-// note on the alert paged, such as the Zoom link once the meeting exists);
-// any other event is a permanent error.
-//
-// A page for an incident whose Source is "opsgenie" adds the responder to
-// that alert, identified by the incident's DedupKey as alias. A page for any
-// other incident creates an alert with an alias of its own (see aliasFor): retrying
-// it is safe, as OpsGenie folds a create into the open alert with the same
-// alias. EventAddResponder adds the responder to the alert a page created
-// (someone asked for more people). A close closes the alert with that alias.
+// Notify delivers an outbox message through the Pager calls.
+func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
+	return integrations.NotifyPager(ctx, n, m)
+}
+
+var _ integrations.Pager = (*Notifier)(nil)
+
+// Page gets m.Target's phone to ring. For an incident whose Source is
+// "opsgenie" it adds the responder to that alert, identified by the
+// incident's DedupKey as alias. For any other incident it creates an alert
+// with an alias of its own (see aliasFor): retrying is safe, as OpsGenie
+// folds a create into the open alert with the same alias.
 //
 // m.Target names the responder: the configured one's label ("team:sre", or
 // "team:<id>" for one given by ID), or "type:name" (integrations.Responder)
 // for someone a person asked to page.
-func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
-	st := &call{}
-	ctx = context.WithValue(ctx, callKey{}, st)
-	switch m.Event {
-	case integrations.EventPage, integrations.EventAddResponder:
-		r, err := n.responderFor(m.Target)
-		if err != nil {
-			return integrations.Receipt{}, integrations.Permanent(err)
-		}
-		switch {
-		case m.Incident.Source == "opsgenie":
-			return integrations.Receipt{}, n.addResponder(ctx, st, m, m.Incident.DedupKey, r)
-		case m.Event == integrations.EventAddResponder:
-			alias, err := aliasFor(m.Incident)
-			if err != nil {
-				return integrations.Receipt{}, integrations.Permanent(err)
-			}
-			return integrations.Receipt{}, n.addResponder(ctx, st, m, alias, r)
-		}
-		return integrations.Receipt{}, n.create(ctx, st, m, r)
-	case integrations.EventClose:
-		return integrations.Receipt{}, n.close(ctx, st, m)
-	case integrations.EventNote:
-		return integrations.Receipt{}, n.note(ctx, st, m)
+func (n *Notifier) Page(ctx context.Context, m integrations.Message) error {
+	ctx, st := withCall(ctx)
+	r, err := n.responderFor(m.Target)
+	if err != nil {
+		return integrations.Permanent(err)
 	}
-	return integrations.Receipt{}, integrations.Permanent(fmt.Errorf("opsgenie: unsupported event %q", m.Event))
+	if m.Incident.Source == "opsgenie" {
+		return n.addResponder(ctx, st, m, m.Incident.DedupKey, r)
+	}
+	return n.create(ctx, st, m, r)
+}
+
+// AddResponder adds m.Target to the alert Page created (someone asked for
+// more people), or to the incident's own OpsGenie alert.
+func (n *Notifier) AddResponder(ctx context.Context, m integrations.Message) error {
+	ctx, st := withCall(ctx)
+	r, err := n.responderFor(m.Target)
+	if err != nil {
+		return integrations.Permanent(err)
+	}
+	alias, err := AlertAlias(m.Incident)
+	if err != nil {
+		return integrations.Permanent(err)
+	}
+	return n.addResponder(ctx, st, m, alias, r)
+}
+
+// Note adds m.Text to the alert the incident paged: the OpsGenie alert it
+// came from, or the one Responder created.
+func (n *Notifier) Note(ctx context.Context, m integrations.Message) error {
+	ctx, st := withCall(ctx)
+	return n.note(ctx, st, m)
+}
+
+// Acknowledge acknowledges the alert Responder created, by m.By.
+func (n *Notifier) Acknowledge(ctx context.Context, m integrations.Message) error {
+	ctx, st := withCall(ctx)
+	alias, err := aliasFor(m.Incident)
+	if err != nil {
+		return integrations.Permanent(err)
+	}
+	user := "Responder"
+	if m.By != "" {
+		user = m.By
+	}
+	req := &alert.AcknowledgeAlertRequest{
+		IdentifierType:  alert.ALIAS,
+		IdentifierValue: alias,
+		User:            truncate(user, maxUser),
+		Source:          "responder",
+		Note:            truncate("acknowledged in Responder: "+m.Text, maxNote),
+	}
+	if _, err := n.alerts.Acknowledge(ctx, req); err != nil {
+		return n.fail("acknowledge alert", st, err)
+	}
+	return nil
+}
+
+// Close closes the alert Responder created.
+func (n *Notifier) Close(ctx context.Context, m integrations.Message) error {
+	ctx, st := withCall(ctx)
+	return n.close(ctx, st, m)
+}
+
+func withCall(ctx context.Context) (context.Context, *call) {
+	st := &call{}
+	return context.WithValue(ctx, callKey{}, st), st
+}
+
+// AlertAlias is the alias of the incident's alert: its own OpsGenie alert's,
+// else the one Responder created.
+func AlertAlias(inc integrations.Incident) (string, error) {
+	if inc.Source == "opsgenie" {
+		return inc.DedupKey, nil
+	}
+	return aliasFor(inc)
 }
 
 // Label is how the configured responder is named in a page's target.
@@ -296,13 +348,9 @@ func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Me
 // note adds m.Text to the alert the incident paged: the OpsGenie alert it
 // came from, or the one Responder created.
 func (n *Notifier) note(ctx context.Context, st *call, m integrations.Message) error {
-	inc := m.Incident
-	alias := inc.DedupKey
-	if inc.Source != "opsgenie" {
-		var err error
-		if alias, err = aliasFor(inc); err != nil {
-			return integrations.Permanent(err)
-		}
+	alias, err := AlertAlias(m.Incident)
+	if err != nil {
+		return integrations.Permanent(err)
 	}
 	if alias == "" {
 		return integrations.Permanent(errors.New("opsgenie: add note: the incident has no OpsGenie alias"))
@@ -585,7 +633,7 @@ func alertAction(path string) (id, action string, ok bool) {
 	if !ok {
 		return "", "", false
 	}
-	for _, a := range []string{"close", "responders", "notes"} {
+	for _, a := range []string{"close", "acknowledge", "responders", "notes"} {
 		if id, ok := strings.CutSuffix(rest, "/"+a); ok && id != "" {
 			return id, a, true
 		}

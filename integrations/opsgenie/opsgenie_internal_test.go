@@ -66,7 +66,8 @@ func TestAlertAction(t *testing.T) {
 		{"/v2/alerts/{}/{x=\"y\"}:{a=\"b\"}/responders", `{}/{x="y"}:{a="b"}`, "responders", true},
 		{"/v2/alerts", "", "", false},
 		{"/v2/alerts//close", "", "", false},
-		{"/v2/alerts/abc/acknowledge", "", "", false},
+		{"/v2/alerts/abc/acknowledge", "abc", "acknowledge", true},
+		{"/v2/alerts/abc/snooze", "", "", false},
 	}
 	for _, tt := range tests {
 		id, action, ok := alertAction(tt.path)

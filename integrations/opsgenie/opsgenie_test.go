@@ -22,6 +22,7 @@ import (
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/opsgenie"
 	"github.com/responder-sre/responder/integrations/opsgenie/opsgenietest"
+	"github.com/responder-sre/responder/integrations/pagertest"
 )
 
 // These tests do not run in parallel: the SDK's client constructor writes a
@@ -386,7 +387,7 @@ func TestFailuresAreClassified(t *testing.T) {
 		{name: "unsupported event", setup: func(_ *opsgenietest.Server, _ *opsgenie.Config, m *integrations.Message) {
 			m.Event = integrations.EventOpened
 		},
-			errSubstr: "opsgenie: unsupported event"},
+			errSubstr: "opsgenie: a pager does not take"},
 		{name: "500", setup: func(s *opsgenietest.Server, _ *opsgenie.Config, _ *integrations.Message) { s.FailNext(1, 500) },
 			retry: true, errSubstr: "opsgenie: create alert: HTTP 500 Internal Server Error"},
 		{name: "503 on close", setup: func(s *opsgenietest.Server, _ *opsgenie.Config, m *integrations.Message) {
@@ -689,4 +690,70 @@ func TestPageTargetNamesTheResponder(t *testing.T) {
 	if retry, _ := integrations.Retryable(err); err == nil || retry || !strings.Contains(err.Error(), "type:name") {
 		t.Errorf("a target naming nobody: %v (retryable %v)", err, retry)
 	}
+}
+
+// OpsGenie passes the pager conformance suite against its fake.
+func TestConformance(t *testing.T) {
+	pagertest.RunSuite(t, func(t *testing.T) pagertest.Harness {
+		srv := opsgenietest.New(apiKey)
+		t.Cleanup(srv.Close)
+		return pagertest.Harness{
+			Pager:      newNotifier(t, fakeConfig(srv)),
+			Configured: "team:sre", Responder: "user:lead@example.com", ResponderShown: "user:lead@example.com",
+			Alert: func(inc integrations.Incident) (pagertest.Alert, bool) {
+				alias, err := opsgenie.AlertAlias(inc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				a, ok := srv.Alert(alias)
+				if !ok {
+					return pagertest.Alert{}, false
+				}
+				out := pagertest.Alert{Open: a.Status == "open", Acknowledged: a.Acknowledged, Text: a.Message}
+				for _, r := range a.Responders {
+					out.Responders = append(out.Responders, r.Type+":"+r.Name+r.Username+r.ID)
+				}
+				raised := map[string]bool{} // distinct alerts about the incident: OpsGenie folds a create into the open alert with its alias
+				for _, c := range srv.Creates() {
+					if c.Request.Alias == alias && !raised[alias] {
+						out.Text += "\n" + c.Request.Description
+					}
+					if strings.Contains(c.Request.Description, inc.URL) {
+						raised[c.Request.Alias] = true
+					}
+				}
+				out.Raised = len(raised)
+				for _, n := range srv.Notes() {
+					if n.Identifier == alias {
+						out.Text += "\n" + n.Note
+					}
+				}
+				return out, true
+			},
+			Sourced: func(t *testing.T) integrations.Incident {
+				req, err := http.NewRequest(http.MethodPost, "http://"+srv.Host()+"/v2/alerts",
+					strings.NewReader(`{"message":"Checkout is down","alias":"checkout-down","responders":[{"type":"team","name":"payments"}]}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "GenieKey "+apiKey)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_ = resp.Body.Close()
+				inc := pagertest.Incident("INC-9")
+				inc.Source, inc.DedupKey = "opsgenie", "checkout-down"
+				return inc
+			},
+			Refuse: func(status int, retryAfter time.Duration) {
+				if status == http.StatusTooManyRequests {
+					srv.RateLimitNext(1, retryAfter)
+					return
+				}
+				srv.FailNext(1, status)
+			},
+		}
+	})
 }

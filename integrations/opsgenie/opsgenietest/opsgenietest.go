@@ -109,12 +109,13 @@ type Request struct {
 
 // Alert is the state the fake keeps of an alert created with an alias.
 type Alert struct {
-	Alias      string
-	Message    string
-	Priority   string
-	Responders []Responder
-	Status     string // open, closed
-	Count      int    // creates with this alias while open (OpsGenie deduplicates)
+	Alias        string
+	Message      string
+	Priority     string
+	Responders   []Responder
+	Status       string // open, closed
+	Acknowledged bool
+	Count        int // creates with this alias while open (OpsGenie deduplicates)
 }
 
 type failure struct {
@@ -135,6 +136,7 @@ type Server struct {
 	creates  []Create
 	adds     []AddResponder
 	closes   []Close
+	acks     []Close
 	notes    []Note
 	alerts   map[string]*Alert
 	fails    []failure
@@ -221,6 +223,13 @@ func (s *Server) Closes() []Close {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]Close(nil), s.closes...)
+}
+
+// Acknowledges are the accepted acknowledge requests, in order.
+func (s *Server) Acknowledges() []Close {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Close(nil), s.acks...)
 }
 
 // Requests returns every request received, in order, including refused
@@ -367,6 +376,8 @@ func (s *Server) route(r *http.Request, raw []byte, reqID string) answer {
 		return s.addResponder(id, idType, raw, reqID)
 	case "close":
 		return s.close(id, idType, raw, reqID)
+	case "acknowledge":
+		return s.acknowledge(id, idType, raw, reqID)
 	case "notes":
 		return s.addNote(id, idType, raw, reqID)
 	}
@@ -508,6 +519,31 @@ func (s *Server) close(id, idType string, raw []byte, reqID string) answer {
 		Source: req.Source, Note: req.Note, Body: body, Raw: raw, RequestID: reqID})
 	if a, ok := s.alerts[id]; ok && idType == "alias" {
 		a.Status = "closed"
+	}
+	return answer{status: http.StatusAccepted, body: copyMap(accepted)}
+}
+
+// acknowledge answers an acknowledge request: the same body as a close.
+func (s *Server) acknowledge(id, idType string, raw []byte, reqID string) answer {
+	var req struct {
+		User   string `json:"user"`
+		Source string `json:"source"`
+		Note   string `json:"note"`
+	}
+	body, bad := decode(raw, &req)
+	if bad != nil {
+		return *bad
+	}
+	switch {
+	case tooLong(req.User, 100):
+		return unprocessable("user", "User can not be longer than 100 characters.")
+	case tooLong(req.Note, 25000):
+		return unprocessable("note", "Note can not be longer than 25000 characters.")
+	}
+	s.acks = append(s.acks, Close{Identifier: id, IdentifierType: idType, User: req.User,
+		Source: req.Source, Note: req.Note, Body: body, Raw: raw, RequestID: reqID})
+	if a, ok := s.alerts[id]; ok && idType == "alias" {
+		a.Acknowledged = true
 	}
 	return answer{status: http.StatusAccepted, body: copyMap(accepted)}
 }
