@@ -194,6 +194,17 @@ type NotificationsConfig struct {
 	Email       *EmailConfig    `yaml:"email"`
 	Zoom        *ZoomConfig     `yaml:"zoom"`
 	OpsGenie    *OpsGenieConfig `yaml:"opsgenie"`
+	Paging      PagingConfig    `yaml:"paging"`
+}
+
+// PagingConfig chooses the pager an incident pages through when more than
+// one is configured: its team's, else its severity's, else the default.
+type PagingConfig struct {
+	// Pager is the default pager (opsgenie, jsm or pagerduty); it may be
+	// left out when only one pager is configured.
+	Pager          string            `yaml:"pager"`
+	TeamPagers     map[string]string `yaml:"team_pagers"`
+	SeverityPagers map[string]string `yaml:"severity_pagers"`
 }
 
 // SlackConfig posts announcements and threads with a bot token.

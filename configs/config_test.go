@@ -123,6 +123,11 @@ var badFiles = []struct {
 	{file: "bad-customer-template-alone.yml", want: []string{
 		"notifications.email.customer_engineering.template_file",
 	}},
+	{file: "bad-paging.yml", want: []string{
+		"notifications.paging.pager",
+		"notifications.paging.severity_pagers.S9",
+		"notifications.paging.team_pagers.payments",
+	}},
 	{file: "bad-timezone.yml", want: []string{
 		"policy.business_hours.location",
 	}},

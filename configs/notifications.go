@@ -95,6 +95,54 @@ func (n *NotificationsConfig) validate(p *Problems) {
 		_, err := opsgenie.New(o.Build(nil))
 		vendorProblems(p, path+".opsgenie", err)
 	}
+	n.validatePaging(p, path+".paging")
+}
+
+// Pagers are the names of the pagers configured, in a fixed order.
+func (n *NotificationsConfig) Pagers() []string {
+	var out []string
+	if n.OpsGenie != nil {
+		out = append(out, "opsgenie")
+	}
+	return out
+}
+
+// DefaultPager is the pager that pages when no team or severity route
+// names one: paging.pager, else the only pager configured.
+func (n *NotificationsConfig) DefaultPager() string {
+	if n.Paging.Pager != "" {
+		return n.Paging.Pager
+	}
+	if ps := n.Pagers(); len(ps) == 1 {
+		return ps[0]
+	}
+	return ""
+}
+
+func (n *NotificationsConfig) validatePaging(p *Problems, path string) {
+	pagers := n.Pagers()
+	known := func(at, name string) {
+		if !slices.Contains(pagers, name) {
+			if len(pagers) == 0 {
+				p.addf(at, "%q: no pager is configured (notifications.opsgenie)", name)
+				return
+			}
+			p.addf(at, "%q is not a configured pager: want one of %s", name, strings.Join(pagers, ", "))
+		}
+	}
+	pg := n.Paging
+	if pg.Pager != "" {
+		known(path+".pager", pg.Pager)
+	} else if len(pagers) > 1 {
+		p.addf(path+".pager", "required with more than one pager configured (%s): the pager that pages by default", strings.Join(pagers, ", "))
+	}
+	for _, team := range slices.Sorted(maps.Keys(pg.TeamPagers)) {
+		known(path+".team_pagers."+team, pg.TeamPagers[team])
+	}
+	checkSeverityKeys(p, path+".severity_pagers", pg.SeverityPagers)
+	for _, sev := range slices.Sorted(maps.Keys(pg.SeverityPagers)) {
+		known(path+".severity_pagers."+sev, pg.SeverityPagers[sev])
+	}
 }
 
 // sectionOK runs check and reports whether it found no problem.

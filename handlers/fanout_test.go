@@ -131,7 +131,7 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 				Events:     []string{integrations.EventOpened},
 			},
 			Zoom:  &incident.ZoomRoutes{API: true},
-			Pager: "team:sre-oncall",
+			Paging: &incident.PagingRoutes{Pager: "opsgenie", Responders: map[string]string{"opsgenie": "team:sre-oncall"}},
 		}
 		s.incDeps.Policy = processPolicy(t, inHours)
 		s.deps.Log = zerolog.New(v.logs)
@@ -211,6 +211,14 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 	}
 	if closes := v.og.Closes(); len(closes) != 1 || closes[0].Identifier != pageAlias {
 		t.Errorf("OpsGenie closes %+v, want one for the alias", closes)
+	}
+	// The acknowledgement in Responder reached the alert that paged, which
+	// the incident records.
+	if acks := v.og.Acknowledges(); len(acks) != 1 || acks[0].Identifier != pageAlias || acks[0].User != "maria" {
+		t.Errorf("OpsGenie acknowledgements %+v, want one by maria for the alias", acks)
+	}
+	if inc := e.incident(id); inc.PagedVia != integrations.ChannelOpsGenie || !inc.PagerAlert {
+		t.Errorf("paged_via %q, pager_alert %v", inc.PagedVia, inc.PagerAlert)
 	}
 	if n := len(v.og.Creates()); n != 1 {
 		t.Errorf("%d OpsGenie creates, want still 1: never page twice", n)
@@ -524,14 +532,16 @@ func TestFanoutOpsGenieSourcedAddsResponder(t *testing.T) {
 	var v vendors
 	e := newEnv(t, withVendors(t, &v, false))
 	id := e.postOG(readTestdata(t, "og_create.json"))[0].ID
+	e.postOG(readTestdata(t, "og_acknowledge.json"))
+	e.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/notes", tokWrite, `{"text":"looking","by":"maria"}`, http.StatusCreated)
 	e.postOG(readTestdata(t, "og_close.json"))
 	e.flush()
 	adds := v.og.AddResponders()
 	if len(adds) != 1 || adds[0].Identifier != "checkout-api-latency" || adds[0].IdentifierType != "alias" {
 		t.Fatalf("add-responders %+v, want one by alias checkout-api-latency", adds)
 	}
-	if n := len(v.og.Creates()) + len(v.og.Closes()); n != 0 {
-		t.Errorf("%d creates or closes for an OpsGenie alert of its own", n)
+	if n := len(v.og.Creates()) + len(v.og.Closes()) + len(v.og.Acknowledges()); n != 0 {
+		t.Errorf("%d creates, closes or acknowledgements for an OpsGenie alert of its own", n)
 	}
 	if inc := e.incident(id); inc.PagedAt == nil {
 		t.Errorf("paged_at not set")

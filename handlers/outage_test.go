@@ -685,7 +685,7 @@ func (r *outageRun) accepted(vendor string) int {
 		}
 		return n
 	case integrations.ChannelOpsGenie:
-		return len(r.v.og.Creates()) + len(r.v.og.AddResponders()) + len(r.v.og.Closes()) + len(r.v.og.Notes())
+		return len(r.v.og.Creates()) + len(r.v.og.AddResponders()) + len(r.v.og.Closes()) + len(r.v.og.Notes()) + len(r.v.og.Acknowledges())
 	case integrations.ChannelEmail:
 		return len(r.v.smtp.Messages())
 	}

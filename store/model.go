@@ -87,10 +87,14 @@ type Incident struct {
 	// PagerAlert: Responder created an alert for the incident in the
 	// pager (the policy's page, or one a person asked for), so that a later
 	// page adds a responder to it and resolving closes it.
-	PagerAlert   bool `json:"pager_alert,omitempty"`
-	BridgeQueued bool `json:"bridge_queued,omitempty"` // a Zoom meeting was requested
-	AlertsFiring int  `json:"alerts_firing"`
-	AlertsTotal  int  `json:"alerts_total"`
+	PagerAlert bool `json:"pager_alert,omitempty"`
+	// PagedVia is the pager holding that alert (opsgenie, jsm,
+	// pagerduty), so that its acknowledgement and close go there even
+	// after the routes change.
+	PagedVia     string `json:"paged_via,omitempty"`
+	BridgeQueued bool   `json:"bridge_queued,omitempty"` // a Zoom meeting was requested
+	AlertsFiring int    `json:"alerts_firing"`
+	AlertsTotal  int    `json:"alerts_total"`
 	// AlertsTruncated is how many alerts the sender last left out
 	// (Alertmanager's truncatedAlerts, set by max_alerts).
 	AlertsTruncated uint64 `json:"alerts_truncated"`

@@ -206,6 +206,7 @@ func buildNotifications(b *built) error {
 			b.notifiers = append(b.notifiers, zn)
 		}
 	}
+	responders := map[string]string{} // each pager's configured responder
 	if o := n.OpsGenie; o != nil {
 		oc := o.Build(client)
 		on, err := opsgenie.New(oc)
@@ -213,7 +214,11 @@ func buildNotifications(b *built) error {
 			return fmt.Errorf("notifications.opsgenie: %w", err)
 		}
 		b.notifiers = append(b.notifiers, on)
-		r.Pager = oc.Responder.Label()
+		responders["opsgenie"] = oc.Responder.Label()
+	}
+	if len(responders) > 0 {
+		r.Paging = &incident.PagingRoutes{Pager: n.DefaultPager(), ByTeam: n.Paging.TeamPagers,
+			BySeverity: n.Paging.SeverityPagers, Responders: responders}
 	}
 	b.incidents.Routes = r
 	if n.Log {

@@ -145,8 +145,8 @@ func (s *Service) Page(ctx context.Context, id string, req PageRequest, actor st
 	if err != nil {
 		return nil, invalid("responder", "%v", err)
 	}
-	if s.cfg.Routes.Pager == "" {
-		return nil, unprocessable("responder", "no pager is configured (notifications.opsgenie): nobody can be paged")
+	if s.cfg.Routes.Paging == nil {
+		return nil, unprocessable("responder", "no pager is configured (notifications.opsgenie, jsm or pagerduty): nobody can be paged")
 	}
 	return s.explained(ctx, id, "reason", req.Reason, req.By, actor, func(ch *change, by, reason string) error {
 		inc := ch.inc
@@ -155,8 +155,10 @@ func (s *Service) Page(ctx context.Context, id string, req PageRequest, actor st
 			return conflict("%s is resolved: reopen it first to page someone", inc.ID)
 		case inc.Drill && !s.cfg.Routes.PageDrills:
 			return unprocessable("responder", "%s is a drill, and drills page nobody (drills.page is off)", inc.ID)
-		case (inc.Source == store.SourceOpsGenie || inc.PagerAlert) && r.Type != "user" && r.Type != "team":
-			return invalid("responder", "%s already has an alert in the pager, and only a user or a team can be added to an alert, not a %s", inc.ID, r.Type)
+		}
+		if pager := s.pagerOf(inc); pager != "" && (ownAlert(inc) || inc.PagerAlert) && !canAdd(pager, r.Type) {
+			return invalid("responder", "%s already has an alert in %s, which adds only a %s to an alert, not a %s",
+				inc.ID, pager, strings.Join(addableTypes(pager), " or a "), r.Type)
 		}
 		text := fmt.Sprintf("paging %s now, asked by %s: %s", r, by, reason)
 		if err := ch.record(store.KindAction, text, by); err != nil {
@@ -168,4 +170,4 @@ func (s *Service) Page(ctx context.Context, id string, req PageRequest, actor st
 }
 
 // CanPage reports whether a pager is configured, so that Page can page.
-func (s *Service) CanPage() bool { return s.cfg.Routes.Pager != "" }
+func (s *Service) CanPage() bool { return s.cfg.Routes.Paging != nil }

@@ -17,9 +17,9 @@ type Routes struct {
 	Slack *SlackRoutes
 	Email *EmailRoutes
 	Zoom  *ZoomRoutes
-	// Pager names the responder paged through the pager (OpsGenie), e.g.
-	// "team:sre-oncall"; empty when no pager is configured.
-	Pager string
+	// Paging chooses the pager and whom it pages; nil when no pager is
+	// configured.
+	Paging *PagingRoutes
 	// PageDrills pages for drills too (drills.page); by default a drill
 	// runs the whole process but nobody's phone rings.
 	PageDrills bool
@@ -149,62 +149,7 @@ func (s *Service) plan(ch *change, ev event) error {
 			return err
 		}
 	}
-	if ev.page != "" {
-		// A person asked for someone to be paged now, whatever the hour.
-		return s.planPage(ch, ev.page, ev.text, 0, enqueue)
-	}
-	// Out of hours when it opened, or, for a severity raise, now.
-	outOfHours := inc.OutOfHours
-	if ev.name == integrations.EventSeverityRaised {
-		outOfHours = s.policy.OutOfHours(ch.now)
-	}
-	switch {
-	case r.Pager == "" && r.Log && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && !inc.Drill &&
-		inc.Status != store.StatusResolved && announce:
-		// Nobody can be paged, and the log says so: the page that a pager
-		// would have carried.
-		_, err := enqueue(integrations.ChannelLog, "on-call", integrations.EventPage,
-			fmt.Sprintf("%s out of business hours: this would page the on-call, but no pager is configured", inc.Severity), 0)
-		return err
-	case r.Pager != "" && inc.PagedAt == nil && proc.PageOutOfHours && outOfHours && (!inc.Drill || r.PageDrills) &&
-		inc.Status != store.StatusResolved && announce:
-		t := ch.now
-		inc.PagedAt = &t
-		// The page waits (briefly, outbox.Config.DependencyWait) for the
-		// bridge asked for with it, so that the person woken up gets the
-		// link; if it goes without, the link follows as a note on the alert.
-		if err := s.planPage(ch, r.Pager, ev.text, bridge, enqueue); err != nil {
-			return err
-		}
-		return ch.record(store.KindAction, fmt.Sprintf("paging %s: %s out of business hours", r.Pager, inc.Severity), "responder")
-	case ev.name == integrations.EventResolved && (inc.PagedAt != nil || inc.PagerAlert) && inc.Source != store.SourceOpsGenie:
-		// Close the pager alert Responder created; an OpsGenie alert of its
-		// own is closed in OpsGenie.
-		if _, err := enqueue(integrations.ChannelOpsGenie, r.Pager, integrations.EventClose, ev.text, 0); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// planPage pages target ("team:sre"): on the incident's own OpsGenie
-// alert, else on an alert Responder creates for it, or, once that exists,
-// as a responder added to it.
-func (s *Service) planPage(ch *change, target, text string, after uint64, enqueue func(channel, target, name, text string, after uint64) (uint64, error)) error {
-	inc, name := ch.inc, integrations.EventPage
-	if inc.Source != store.SourceOpsGenie {
-		if inc.PagerAlert {
-			name = integrations.EventAddResponder
-		}
-		inc.PagerAlert = true
-	}
-	if s.cfg.Routes.Log {
-		if _, err := enqueue(integrations.ChannelLog, target, name, text, 0); err != nil {
-			return err
-		}
-	}
-	_, err := enqueue(integrations.ChannelOpsGenie, target, name, text, after)
-	return err
+	return s.planPaging(ch, ev, proc, announce, bridge, enqueue)
 }
 
 // planBridge gives the incident its Zoom bridge when its severity wants

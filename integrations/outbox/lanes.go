@@ -68,7 +68,7 @@ func (s *schedule) Pop() any {
 }
 
 func laneOf(in *store.Intent) string {
-	if in.Channel == integrations.ChannelOpsGenie {
+	if integrations.IsPager(in.Channel) {
 		// One alert per incident in the pager, whoever a call names: the
 		// page that creates it goes before a responder added to it, a
 		// note on it, its close.

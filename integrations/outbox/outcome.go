@@ -255,7 +255,7 @@ func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.
 		switch {
 		case in.Channel == integrations.ChannelSlack && in.Event == integrations.EventOpened && inc.SlackTarget != "":
 			target = inc.SlackTarget
-		case in.Channel == integrations.ChannelOpsGenie && in.Event == integrations.EventPage:
+		case integrations.IsPager(in.Channel) && in.Event == integrations.EventPage:
 		default:
 			continue
 		}
