@@ -130,7 +130,7 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 				Customer:   []string{"ce@example.com"},
 				Events:     []string{integrations.EventOpened},
 			},
-			Zoom:  &incident.ZoomRoutes{API: true},
+			Zoom:   &incident.ZoomRoutes{API: true},
 			Paging: &incident.PagingRoutes{Pager: "opsgenie", Responders: map[string]string{"opsgenie": "team:sre-oncall"}},
 		}
 		s.incDeps.Policy = processPolicy(t, inHours)

@@ -96,7 +96,7 @@ func (s *Service) planPaging(ch *change, ev event, proc policy.Process, announce
 		return ch.record(store.KindAction, fmt.Sprintf("paging %s through %s: %s out of business hours", target, pager, inc.Severity), "responder")
 	}
 	pager := s.pagerOf(inc)
-	if pager == "" || ownAlert(inc) || !(inc.PagerAlert || inc.PagedAt != nil) {
+	if pager == "" || ownAlert(inc) || (!inc.PagerAlert && inc.PagedAt == nil) {
 		return nil // no alert of Responder's to acknowledge or close
 	}
 	switch ev.name {
