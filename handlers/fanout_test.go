@@ -645,3 +645,32 @@ func TestFanoutRaiseMovesTheConversation(t *testing.T) {
 		t.Errorf("%d pages, want the out-of-hours raise to S1 to page", len(v.og.Creates()))
 	}
 }
+
+// An incident resolved before its page went: the page is cancelled (said
+// in the timeline), and nothing reaches the pager, neither the page nor a
+// close for it. One resolved after its page went gets the close.
+func TestFanoutPageCancelledWhenResolvedFirst(t *testing.T) {
+	var v vendors
+	opt := withVendors(t, &v, false)
+	e := newEnv(t, opt, withoutDispatcher())
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.postAM(readTestdata(t, "am_resolved_v034.json"))
+	inc := e.incident(id)
+	if inc.Status != store.StatusResolved || !timelineHas(inc, store.KindAction, "cancelled: "+id+" was resolved before it went") {
+		t.Fatalf("after a resolution before the page went: %s, timeline %+v", inc.Status, inc.Timeline)
+	}
+	e2 := reopenEnv(t, e, opt)
+	e2.flush()
+	if n := len(v.og.Creates()) + len(v.og.Closes()) + len(v.og.Acknowledges()); n != 0 {
+		t.Errorf("%d calls reached OpsGenie for a page cancelled before it went", n)
+	}
+	var states []string
+	for _, n := range e2.incident(id).Notifications {
+		if n.Channel == integrations.ChannelOpsGenie {
+			states = append(states, n.Event+" "+n.State)
+		}
+	}
+	if strings.Join(states, ", ") != "page cancelled" {
+		t.Errorf("pager notifications %v, want only the page, cancelled", states)
+	}
+}

@@ -39,6 +39,7 @@ func newPages() (pages, error) {
 		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
 		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"sevRank": func(sev string) string { return strings.ToLower(sev) },
+		"pageState": pageState,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(webFiles, "web/templates/layout.html")
 	if err != nil {
@@ -561,4 +562,16 @@ func (s *Server) pageForm(c echo.Context) error {
 	_, err := doChange(s, c, (*incident.Service).Page, incident.PageRequest{
 		Responder: postValue(c, "responder"), Reason: postValue(c, "reason"), By: postValue(c, "by")})
 	return s.formDone(c, "page", err)
+}
+
+// pageState says how a page went, for people: queued (not yet at the
+// pager), delivered, failed, cancelled (resolved before it went).
+func pageState(state string) string {
+	switch state {
+	case store.IntentPending:
+		return "queued"
+	case store.IntentSent:
+		return "delivered"
+	}
+	return state
 }

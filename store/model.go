@@ -168,6 +168,9 @@ const (
 	IntentPending = "pending"
 	IntentSent    = "sent"
 	IntentFailed  = "failed"
+	// IntentCancelled: not sent, on purpose: a page whose incident was
+	// resolved before the page went.
+	IntentCancelled = "cancelled"
 )
 
 // Intent is one notification an incident change causes, written to the

@@ -179,7 +179,7 @@ func TestBrowser(t *testing.T) {
 	b.form("page someone", "page", http.StatusOK, "responder", "user:lead@example.com", "reason", "we need a decision on failing over", "by", "alice")
 	b.wantText("#timeline", "paging user:lead@example.com now, asked by alice: we need a decision on failing over")
 	b.waitPage("the page delivered", env.url+"/incidents/"+id,
-		`document.querySelector("#incident-paged").textContent.includes("user:lead@example.com (sent)")`)
+		`document.querySelector("#incident-paged").textContent.includes("user:lead@example.com through opsgenie (delivered)")`)
 	// Out of business hours the raise to S1 paged the team first, and the
 	// lead is added to that alert; in hours the lead's page creates it.
 	lead := slices.ContainsFunc(env.og.Creates(), func(c opsgenietest.Create) bool {

@@ -104,10 +104,48 @@ func (s *Service) planPaging(ch *change, ev event, proc policy.Process, announce
 		_, err := enqueue(pager, r.Paging.responders()[pager], integrations.EventAcknowledged, ev.text, 0)
 		return err
 	case integrations.EventResolved:
-		_, err := enqueue(pager, r.Paging.responders()[pager], integrations.EventClose, ev.text, 0)
+		reached, err := ch.cancelPages()
+		if err != nil || !reached {
+			return err // nothing reached the pager: nothing to close
+		}
+		_, err = enqueue(pager, r.Paging.responders()[pager], integrations.EventClose, ev.text, 0)
 		return err
 	}
 	return nil
+}
+
+// cancelPages cancels the incident's pages that have not gone yet, now
+// that it is resolved: a page that never went needs no close after it. It
+// reports whether any page may have reached the pager (sent, or tried at
+// least once), so that the alert is closed. The dispatcher claims a page
+// in a transaction before it calls the pager, so a page is either claimed
+// (and closed after) or cancelled here, never both.
+func (ch *change) cancelPages() (reached bool, err error) {
+	intents, err := ch.tx.IncidentIntents(ch.inc.ID)
+	if err != nil {
+		return false, err
+	}
+	for i := range intents {
+		in := &intents[i]
+		if !integrations.IsPager(in.Channel) || !integrations.IsPage(in.Event) {
+			continue
+		}
+		// Sent, going now, or tried before (a timeout may have landed).
+		reached = reached || in.State == store.IntentSent ||
+			(in.State == store.IntentPending && (in.Attempts > 0 || in.AttemptAt != nil))
+		if in.State != store.IntentPending || in.AttemptAt != nil {
+			continue // gone, or going now
+		}
+		in.State = store.IntentCancelled
+		if err := ch.tx.PutIntent(in); err != nil {
+			return false, err
+		}
+		if err := ch.record(store.KindAction, fmt.Sprintf("page to %s through %s cancelled: %s was resolved before it went",
+			in.Target, in.Channel, ch.inc.ID), "responder"); err != nil {
+			return false, err
+		}
+	}
+	return reached, nil
 }
 
 // enqueueFunc queues one intent of a change (see plan).

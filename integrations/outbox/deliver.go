@@ -28,6 +28,9 @@ type delivery struct {
 	// found: the attempt found the message at the vendor (an earlier
 	// attempt had delivered it) and sent nothing.
 	found bool
+	// cancelled: a page whose incident was resolved before it went; it
+	// was not sent (see claimPage).
+	cancelled bool
 }
 
 // finder is a notifier that can tell whether a message reached the vendor
@@ -97,6 +100,17 @@ func (d *Dispatcher) attempt(ctx context.Context, r *delivery, n integrations.No
 		if err != nil {
 			// Not attempted: nothing was sent, nothing is in doubt.
 			r.err = integrations.Temporary(fmt.Errorf("record the attempt before sending: %w", err), 0)
+			return
+		}
+	}
+	if integrations.IsPager(head.Channel) && integrations.IsPage(head.Event) {
+		cancelled, err := d.claimPage(ctx, head)
+		if err != nil {
+			r.err = integrations.Temporary(fmt.Errorf("claim the page before sending: %w", err), 0)
+			return
+		}
+		if cancelled {
+			r.cancelled = true
 			return
 		}
 	}
@@ -222,12 +236,14 @@ func rootState(tx store.Tx, snap *integrations.Incident) error {
 		if !integrations.IsPage(in.Event) || in.Channel == integrations.ChannelLog {
 			continue
 		}
-		state := "paging"
+		state := "page queued"
 		switch {
 		case in.State == store.IntentSent && in.SentAt != nil:
 			state = "paged at " + in.SentAt.UTC().Format("15:04 UTC")
 		case in.State == store.IntentFailed:
 			state = "page failed: " + integrations.Shorten(in.LastError, 120)
+		case in.State == store.IntentCancelled:
+			state = "page cancelled: resolved before it went"
 		}
 		snap.Paged = append(snap.Paged, in.Target+" through "+in.Channel+": "+state)
 	}
@@ -250,4 +266,26 @@ func alertLine(a store.Alert) string {
 		return name + " (" + a.Labels["job"] + ")"
 	}
 	return name
+}
+
+// claimPage records that a page is about to be sent, in a transaction that
+// checks it is still pending: the incident service cancels a page that has
+// not gone when its incident resolves (store.IntentCancelled), and a page
+// is then either claimed here (and closed after, in its lane's order) or
+// cancelled there, never sent and then closed for nothing.
+func (d *Dispatcher) claimPage(ctx context.Context, in *store.Intent) (cancelled bool, err error) {
+	at := d.now()
+	err = d.store.Update(ctx, func(tx store.Tx) error {
+		cur, err := tx.Intent(in.Seq)
+		if err != nil {
+			return err
+		}
+		if cur.State != store.IntentPending {
+			cancelled = true
+			return nil
+		}
+		cur.AttemptAt, cur.AttemptKey = &at, cur.Key
+		return tx.PutIntent(cur)
+	})
+	return cancelled, err
 }

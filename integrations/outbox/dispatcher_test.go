@@ -253,3 +253,58 @@ func TestLanesWaitForADeliverySlot(t *testing.T) {
 		}
 	})
 }
+
+// A page waiting for its bridge is claimed in a transaction before it is
+// sent: one the incident service cancelled meanwhile (the incident
+// resolved first) is not sent, and stays cancelled; one still pending is
+// sent once the wait is over.
+func TestCancelledPageIsNotSent(t *testing.T) {
+	og := &fakeNotifier{name: integrations.ChannelOpsGenie}
+	zoom := &fakeNotifier{name: integrations.ChannelZoom, do: func(integrations.Message) error {
+		return integrations.Temporary(errors.New("zoom: HTTP 503"), time.Hour)
+	}}
+	cfg := Config{DependencyWait: 15 * time.Second}
+	run(t, cfg, bolt.Options{}, []integrations.Notifier{og, zoom}, func(b *bubble) {
+		queue := func() (string, uint64) {
+			var page uint64
+			id := b.incidentThen(func(tx store.Tx, q []*store.Intent) error {
+				p := &store.Intent{IncidentID: q[0].IncidentID, Channel: integrations.ChannelOpsGenie, Target: "team:sre",
+					Event: integrations.EventPage, Text: "S1 out of hours", After: q[0].Seq, CreatedAt: q[0].CreatedAt, NextAt: q[0].NextAt}
+				if err := tx.Enqueue(p); err != nil {
+					return err
+				}
+				page = p.Seq
+				return nil
+			}, store.Intent{Channel: integrations.ChannelZoom, Target: "meeting", Event: integrations.EventBridge})
+			return id, page
+		}
+		cancelled, cancelledSeq := queue()
+		kept, _ := queue()
+		synctest.Wait()
+		if n := len(og.called()); n != 0 {
+			t.Fatalf("%d pages went before the bridge wait was over", n)
+		}
+		// The incident resolves: its page is cancelled, as the service does.
+		err := b.db.Update(context.Background(), func(tx store.Tx) error {
+			in, err := tx.Intent(cancelledSeq)
+			if err != nil {
+				return err
+			}
+			in.State = store.IntentCancelled
+			return tx.PutIntent(in)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.after(20 * time.Second)
+		calls := og.called()
+		if len(calls) != 1 || calls[0].Incident.ID != kept {
+			t.Fatalf("pages sent %+v, want only %s's", calls, kept)
+		}
+		for _, in := range b.intents(cancelled) {
+			if in.Channel == integrations.ChannelOpsGenie && in.State != store.IntentCancelled {
+				t.Errorf("the cancelled page is %s after the dispatcher saw it", in.State)
+			}
+		}
+	})
+}

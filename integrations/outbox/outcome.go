@@ -21,6 +21,17 @@ func (d *Dispatcher) finish(r delivery) {
 		delete(d.slackSending, head.Target)
 		d.limiter(head.Target).ReserveN(r.at, 1)
 	}
+	if r.cancelled {
+		for _, in := range r.group {
+			in.State = store.IntentCancelled
+		}
+		d.log.Info().Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).Str("target", head.Target).
+			Msg("page cancelled: the incident was resolved before it went")
+		d.sent.WithLabelValues(head.Channel, store.IntentCancelled).Inc()
+		d.unsaved = append(d.unsaved, r)
+		_ = d.save() // logged; kept for the next round
+		return
+	}
 	retry, after := integrations.Retryable(r.err)
 	holds := retry && after > 0
 	if holds {
@@ -168,6 +179,9 @@ func (d *Dispatcher) save() error {
 // the Slack root's thread, the Zoom link, and a timeline line when a
 // delivery finishes (log deliveries excepted).
 func (d *Dispatcher) apply(tx store.Tx, r delivery) error {
+	if r.cancelled {
+		return nil // the incident service wrote it so, with its timeline line
+	}
 	for _, in := range r.group {
 		if err := tx.PutIntent(in); err != nil {
 			return err
@@ -248,8 +262,8 @@ func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.
 		return err
 	}
 	for _, in := range intents {
-		if in.After != bridge.Seq || waiting[in.Seq] {
-			continue
+		if in.After != bridge.Seq || waiting[in.Seq] || in.State == store.IntentCancelled || in.State == store.IntentFailed {
+			continue // carries the link itself, or never reached anyone
 		}
 		target := in.Target
 		switch {

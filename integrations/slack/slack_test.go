@@ -907,7 +907,7 @@ func TestGoldenBodies(t *testing.T) {
 			inc := incident()
 			eta := openedAt.Add(90 * time.Minute)
 			inc.Status, inc.AcknowledgedBy, inc.RecoveryLead, inc.CommsLead, inc.ETA = "acknowledged", "maria", "maria", "dev", &eta
-			inc.Paged = []string{"team:sre-oncall through opsgenie: paged at 02:15 UTC", "user:lead@example.com through opsgenie: paging"}
+			inc.Paged = []string{"team:sre-oncall through opsgenie: paged at 02:15 UTC", "user:lead@example.com through opsgenie: page queued"}
 			inc.FiringAlerts = []string{"HighErrorRate: 5xx above 5%", "HighLatency on checkout-1"}
 			return []integrations.Message{{Event: integrations.EventRootUpdate, Text: "roles: recovery maria, comms dev",
 				Target: r.Channel, Thread: r.Thread, At: openedAt.Add(10 * time.Minute), Incident: inc}}
