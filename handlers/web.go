@@ -36,9 +36,9 @@ type pages map[string]*template.Template
 
 func newPages() (pages, error) {
 	funcs := template.FuncMap{
-		"utc":     func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
-		"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-		"sevRank": func(sev string) string { return strings.ToLower(sev) },
+		"utc":       func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+		"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"sevRank":   func(sev string) string { return strings.ToLower(sev) },
 		"pageState": pageState,
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(webFiles, "web/templates/layout.html")
