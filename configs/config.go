@@ -194,6 +194,7 @@ type NotificationsConfig struct {
 	Email       *EmailConfig    `yaml:"email"`
 	Zoom        *ZoomConfig     `yaml:"zoom"`
 	OpsGenie    *OpsGenieConfig `yaml:"opsgenie"`
+	JSM         *JSMConfig      `yaml:"jsm"`
 	Paging      PagingConfig    `yaml:"paging"`
 }
 
@@ -298,6 +299,30 @@ type OpsGenieConfig struct {
 	keyFromFile bool
 }
 
+// JSMConfig pages a responder through Jira Service Management
+// Operations: its API integration (OpsGenie's alert API on Atlassian's
+// host), and optionally its REST API to add responders to an alert.
+type JSMConfig struct {
+	APIKey     Secret          `yaml:"api_key"`
+	APIKeyFile string          `yaml:"api_key_file"`
+	APIURL     string          `yaml:"api_url"`
+	Responder  ResponderConfig `yaml:"responder"`
+	REST       *JSMRESTConfig  `yaml:"rest"`
+
+	keyFromFile bool
+}
+
+// JSMRESTConfig is an Atlassian account's API token for JSM's REST API.
+type JSMRESTConfig struct {
+	URL          string `yaml:"url"`
+	CloudID      string `yaml:"cloud_id"`
+	Email        string `yaml:"email"`
+	APIToken     Secret `yaml:"api_token"`
+	APITokenFile string `yaml:"api_token_file"`
+
+	tokenFromFile bool
+}
+
 // ResponderConfig is who gets paged: a user, team, escalation or schedule,
 // by name or id.
 type ResponderConfig struct {
@@ -370,6 +395,13 @@ func (c *Config) Secrets() []string {
 	}
 	if n.OpsGenie != nil {
 		add(n.OpsGenie.APIKey)
+	}
+	if n.JSM != nil {
+		add(n.JSM.APIKey)
+		if r := n.JSM.REST; r != nil && r.APIToken != "" {
+			add(r.APIToken)
+			out = append(out, r.Email+":"+r.APIToken.Value()) // Basic auth
+		}
 	}
 	return out
 }

@@ -776,6 +776,7 @@ func TestExampleShowsEveryOption(t *testing.T) {
 	commented := map[string]bool{"auth.tokens[].token_file": true,
 		"notifications.slack.token_file": true, "notifications.email.password_file": true,
 		"notifications.opsgenie.api_key_file": true, "notifications.opsgenie.responder.id": true,
+		"notifications.jsm.api_key_file": true, "notifications.jsm.responder.id": true, "notifications.jsm.rest.api_token_file": true,
 		"notifications.zoom.api": true, "notifications.zoom.api.account_id": true,
 		"notifications.zoom.api.client_id": true, "notifications.zoom.api.client_secret": true,
 		"notifications.zoom.api.client_secret_file": true, "notifications.zoom.api.token_url": true,

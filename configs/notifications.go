@@ -24,6 +24,8 @@ const (
 	DefaultZoomTokenURL  = "https://zoom.us/oauth/token" //nolint:gosec // a URL, not a credential
 	DefaultZoomAPIURL    = "https://api.zoom.us/v2"
 	DefaultOpsGenieHost  = "api.opsgenie.com"
+	DefaultJSMHost       = "api.atlassian.com"
+	DefaultJSMRESTURL    = "https://api.atlassian.com"
 	DefaultNotifyMaxAge  = 24 * time.Hour
 	DefaultNotifyTimeout = 30 * time.Second
 )
@@ -62,6 +64,12 @@ func (n *NotificationsConfig) applyDefaults() {
 	if o := n.OpsGenie; o != nil {
 		setDefault(&o.APIURL, DefaultOpsGenieHost)
 	}
+	if j := n.JSM; j != nil {
+		setDefault(&j.APIURL, DefaultJSMHost)
+		if j.REST != nil {
+			setDefault(&j.REST.URL, DefaultJSMRESTURL)
+		}
+	}
 }
 
 func (n *NotificationsConfig) validate(p *Problems) {
@@ -95,6 +103,10 @@ func (n *NotificationsConfig) validate(p *Problems) {
 		_, err := opsgenie.New(o.Build(nil))
 		vendorProblems(p, path+".opsgenie", err)
 	}
+	if j := n.JSM; j != nil && sectionOK(p, func(p *Problems) { j.validate(p, path+".jsm") }) {
+		_, err := opsgenie.NewJSM(j.Build(nil))
+		vendorProblems(p, path+".jsm", err)
+	}
 	n.validatePaging(p, path+".paging")
 }
 
@@ -103,6 +115,9 @@ func (n *NotificationsConfig) Pagers() []string {
 	var out []string
 	if n.OpsGenie != nil {
 		out = append(out, "opsgenie")
+	}
+	if n.JSM != nil {
+		out = append(out, "jsm")
 	}
 	return out
 }
@@ -124,7 +139,7 @@ func (n *NotificationsConfig) validatePaging(p *Problems, path string) {
 	known := func(at, name string) {
 		if !slices.Contains(pagers, name) {
 			if len(pagers) == 0 {
-				p.addf(at, "%q: no pager is configured (notifications.opsgenie)", name)
+				p.addf(at, "%q: no pager is configured (notifications.opsgenie, jsm)", name)
 				return
 			}
 			p.addf(at, "%q is not a configured pager: want one of %s", name, strings.Join(pagers, ", "))
@@ -312,18 +327,53 @@ func (z *ZoomConfig) validate(p *Problems, path string) {
 	}
 }
 
-func (o *OpsGenieConfig) validate(p *Problems, path string) {
-	resolveSecret(p, path, "api_key", &o.APIKey, o.APIKeyFile, &o.keyFromFile, true)
-	if o.APIURL == "" || strings.Contains(o.APIURL, "/") {
-		p.addf(path+".api_url", "%q: want a host such as api.opsgenie.com or api.eu.opsgenie.com, without scheme or path", o.APIURL)
+// Build is the JSM pager's configuration.
+func (j *JSMConfig) Build(client *http.Client) opsgenie.JSMConfig {
+	out := opsgenie.JSMConfig{
+		APIKey: j.APIKey.Value(), APIURL: j.APIURL, HTTPClient: client,
+		Responder: opsgenie.Responder{Type: j.Responder.Type, Name: j.Responder.Name, ID: j.Responder.ID},
 	}
-	r := o.Responder
+	if r := j.REST; r != nil {
+		out.REST = &opsgenie.JSMREST{URL: r.URL, CloudID: r.CloudID, Email: r.Email, APIToken: r.APIToken.Value()}
+	}
+	return out
+}
+
+func (j *JSMConfig) validate(p *Problems, path string) {
+	resolveSecret(p, path, "api_key", &j.APIKey, j.APIKeyFile, &j.keyFromFile, true)
+	checkResponderConfig(p, path, j.Responder)
+	if r := j.REST; r != nil {
+		resolveSecret(p, path+".rest", "api_token", &r.APIToken, r.APITokenFile, &r.tokenFromFile, true)
+	}
+}
+
+// Warnings are what the configuration loses without being wrong, for
+// check-config and the daemon's start to say.
+func (c *Config) Warnings() []string {
+	var out []string
+	if j := c.Notifications.JSM; j != nil && j.REST == nil {
+		out = append(out, "notifications.jsm.rest is not set: JSM pages only the responder an alert is raised for; "+
+			"nobody can be added to an alert that exists (a person paged on demand after the first page, "+
+			"or the responder for an incident that came from JSM)")
+	}
+	return out
+}
+
+func checkResponderConfig(p *Problems, path string, r ResponderConfig) {
 	if !responderTypes[r.Type] {
 		p.addf(path+".responder.type", "%q: want user, team, escalation or schedule", r.Type)
 	}
 	if (r.Name == "") == (r.ID == "") {
 		p.addf(path+".responder", "set name or id, exactly one")
 	}
+}
+
+func (o *OpsGenieConfig) validate(p *Problems, path string) {
+	resolveSecret(p, path, "api_key", &o.APIKey, o.APIKeyFile, &o.keyFromFile, true)
+	if o.APIURL == "" || strings.Contains(o.APIURL, "/") {
+		p.addf(path+".api_url", "%q: want a host such as api.opsgenie.com or api.eu.opsgenie.com, without scheme or path", o.APIURL)
+	}
+	checkResponderConfig(p, path, o.Responder)
 }
 
 func checkURL(p *Problems, path, v string) {

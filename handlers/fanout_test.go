@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -32,7 +33,11 @@ const (
 	ogKey        = "og-api-key-0000-secret"
 	zoomSecret   = "zoom-client-secret-0000"
 	smtpPassword = "smtp-password-0000-secret"
+	jsmKey       = "jsm-api-key-0000-secret"
 )
+
+// jsmAccount is the Atlassian account of the fake JSM's REST API.
+var jsmAccount = opsgenietest.JSMAccount{CloudID: "cloud-1", Email: "responder@example.com", APIToken: "atlassian-token-0000-secret"}
 
 // vendors are the fake Slack, Zoom, OpsGenie and a real SMTP server, wired
 // into a test env with the incident process of the default policy.
@@ -40,6 +45,7 @@ type vendors struct {
 	slack *slacktest.Server
 	zoom  *zoomtest.Server
 	og    *opsgenietest.Server
+	jsm   *opsgenietest.Server // Jira Service Management, beside OpsGenie during a move
 	smtp  *smtptest.Server
 	logs  *lockedBuffer
 	// front, when set before withVendors, gives the address ("host:port")
@@ -96,6 +102,8 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 	t.Cleanup(v.zoom.Close)
 	v.og = opsgenietest.New(ogKey)
 	t.Cleanup(v.og.Close)
+	v.jsm = opsgenietest.NewJSM(jsmKey, jsmAccount)
+	t.Cleanup(v.jsm.Close)
 	v.smtp = smtptest.Start(t, smtptest.WithAuth("responder", smtpPassword))
 	v.logs = &lockedBuffer{}
 	host, port := v.smtp.Addr()
@@ -116,6 +124,12 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 	if err != nil {
 		t.Fatal(err)
 	}
+	jn, err := opsgenie.NewJSM(opsgenie.JSMConfig{APIKey: jsmKey, APIURL: v.jsm.Host(), HTTPClient: client,
+		Responder: opsgenie.Responder{Type: "team", Name: "sre-jsm"},
+		REST:      &opsgenie.JSMREST{URL: v.jsm.URL(), CloudID: jsmAccount.CloudID, Email: jsmAccount.Email, APIToken: jsmAccount.APIToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	en, err := email.New(email.Config{Host: host, Port: port, TLS: "none", Username: "responder", Password: smtpPassword,
 		From: "Responder <responder@example.com>", Timeout: 5 * time.Second})
 	if err != nil {
@@ -131,11 +145,11 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 				Events:     []string{integrations.EventOpened},
 			},
 			Zoom:   &incident.ZoomRoutes{API: true},
-			Paging: &incident.PagingRoutes{Pager: "opsgenie", Responders: map[string]string{"opsgenie": "team:sre-oncall"}},
+			Paging: &incident.PagingRoutes{Pager: "opsgenie", Responders: map[string]string{"opsgenie": "team:sre-oncall", "jsm": "team:sre-jsm"}},
 		}
 		s.incDeps.Policy = processPolicy(t, inHours)
 		s.deps.Log = zerolog.New(v.logs)
-		*s.notifiers = append(*s.notifiers, sn, zn, on, en)
+		*s.notifiers = append(*s.notifiers, sn, zn, on, jn, en)
 		// Short retries keep outage tests quick; Retry-After is still exact.
 		s.dispatch.BackoffBase = 50 * time.Millisecond
 		s.dispatch.BackoffMax = 200 * time.Millisecond
@@ -239,7 +253,7 @@ func checkNoSecrets(t *testing.T, e *testEnv, v *vendors) {
 			errs.WriteString(n.LastError + "\n")
 		}
 	}
-	for _, secret := range []string{slackToken, ogKey, zoomSecret, smtpPassword} {
+	for _, secret := range []string{slackToken, ogKey, zoomSecret, smtpPassword, jsmKey, jsmAccount.APIToken} {
 		if strings.Contains(v.logs.String(), secret) {
 			t.Errorf("the log contains a secret (%s…)", secret[:6])
 		}
@@ -532,6 +546,7 @@ func TestFanoutOpsGenieSourcedAddsResponder(t *testing.T) {
 	var v vendors
 	e := newEnv(t, withVendors(t, &v, false))
 	id := e.postOG(readTestdata(t, "og_create.json"))[0].ID
+	e.flush() // the page goes before the close (one queued at the close would be cancelled)
 	e.postOG(readTestdata(t, "og_acknowledge.json"))
 	e.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/notes", tokWrite, `{"text":"looking","by":"maria"}`, http.StatusCreated)
 	e.postOG(readTestdata(t, "og_close.json"))
@@ -672,5 +687,78 @@ func TestFanoutPageCancelledWhenResolvedFirst(t *testing.T) {
 	}
 	if strings.Join(states, ", ") != "page cancelled" {
 		t.Errorf("pager notifications %v, want only the page, cancelled", states)
+	}
+}
+
+// The pager the routes choose pages, with the bridge; acknowledging and
+// resolving reach the pager that paged (paged_via) even after the routes
+// moved to another pager, as in a cutover from OpsGenie to JSM.
+func TestFanoutPagesThroughTheRoutedPagerAndClosesWhereItPaged(t *testing.T) {
+	var v vendors
+	opt := withVendors(t, &v, false)
+	route := func(pager string) envOption {
+		return func(s envSetup) { s.inc.Routes.Paging.Pager = pager }
+	}
+	e := newEnv(t, opt, route(integrations.ChannelJSM))
+	id := e.postAM(readTestdata(t, "am_firing_v034.json"))[0].ID
+	e.flush()
+	creates := v.jsm.Creates()
+	if len(creates) != 1 || len(v.og.Creates()) != 0 {
+		t.Fatalf("JSM creates %d, OpsGenie creates %d; want one page through JSM", len(creates), len(v.og.Creates()))
+	}
+	inc := e.incident(id)
+	if !strings.Contains(creates[0].Request.Description, inc.ZoomURL) || inc.ZoomURL == "" {
+		t.Errorf("the JSM alert lacks the bridge %q:\n%s", inc.ZoomURL, creates[0].Request.Description)
+	}
+	if rs := creates[0].Request.Responders; len(rs) != 1 || rs[0].Name != "sre-jsm" {
+		t.Errorf("responders %+v, want JSM's configured team", rs)
+	}
+	if inc.PagedVia != integrations.ChannelJSM {
+		t.Errorf("paged_via %q", inc.PagedVia)
+	}
+
+	// The cutover goes back to OpsGenie; this incident stays with JSM.
+	e2 := reopenEnv(t, e, opt, route(integrations.ChannelOpsGenie))
+	e2.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/ack", tokWrite, `{"by":"maria"}`, http.StatusOK)
+	e2.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/page", tokWrite, `{"responder":"user:lead@example.com","reason":"decide on failover","by":"maria"}`, http.StatusOK)
+	e2.flush() // (a page still queued at the resolution would be cancelled)
+	e2.doWant(http.MethodPost, "/api/v1/incidents/"+id+"/resolve", tokWrite, `{"by":"maria"}`, http.StatusOK)
+	e2.flush()
+	alias := creates[0].Request.Alias
+	if acks, closes := v.jsm.Acknowledges(), v.jsm.Closes(); len(acks) != 1 || len(closes) != 1 || acks[0].Identifier != alias || closes[0].Identifier != alias {
+		t.Errorf("JSM acks %+v, closes %+v; want one each for %s", acks, closes, alias)
+	}
+	if a, ok := v.jsm.Alert(alias); !ok || !slices.ContainsFunc(a.Responders, func(r opsgenietest.Responder) bool { return r.Username == "lead@example.com" }) {
+		t.Errorf("the lead was not added to the JSM alert: %+v", a)
+	}
+	if n := len(v.og.Creates()) + len(v.og.Acknowledges()) + len(v.og.Closes()) + len(v.og.AddResponders()); n != 0 {
+		t.Errorf("%d calls went to OpsGenie for an incident JSM paged", n)
+	}
+}
+
+// An incident from JSM's outgoing webhook (OpsGenie's shape) is JSM's:
+// out of hours the responder is added to JSM's own alert (through its REST
+// API, by alias), nothing is created elsewhere, and its close stays JSM's.
+func TestFanoutJSMSourcedAddsResponderOnJSMsAlert(t *testing.T) {
+	var v vendors
+	e := newEnv(t, withVendors(t, &v, false)) // the routes' default pager is OpsGenie
+	res := e.postWebhook("/api/v1/alerts/jsm", readTestdata(t, "og_create.json"))
+	id := res[0].ID
+	e.flush() // the page goes before the close (one queued at the close would be cancelled)
+	e.postWebhook("/api/v1/alerts/jsm", readTestdata(t, "og_close.json"))
+	e.flush()
+	inc := e.incident(id)
+	if inc.Source != store.SourceJSM || inc.Status != store.StatusResolved {
+		t.Fatalf("incident %s from JSM: source %s, status %s", id, inc.Source, inc.Status)
+	}
+	adds := v.jsm.AddResponders()
+	if len(adds) != 1 || adds[0].Identifier != "checkout-api-latency" || adds[0].IdentifierType != "alias" || adds[0].Responder.Name != "sre-jsm" {
+		t.Fatalf("JSM add-responders %+v, want team sre-jsm on alias checkout-api-latency", adds)
+	}
+	if n := len(v.jsm.Creates()) + len(v.jsm.Closes()) + len(v.og.Creates()) + len(v.og.AddResponders()) + len(v.og.Closes()); n != 0 {
+		t.Errorf("%d other pager calls for an alert of JSM's own", n)
+	}
+	if !timelineHas(inc, store.KindResolved, "closed in JSM") {
+		t.Errorf("timeline %+v", inc.Timeline)
 	}
 }

@@ -45,12 +45,23 @@ func decodeOpsGenie(body []byte) (*incident.OpsGenieWebhook, error) {
 }
 
 func (s *Server) postOpsGenie(c echo.Context) error {
+	return s.postOpsGenieShaped(c, store.SourceOpsGenie, (*incident.Service).ApplyOpsGenie)
+}
+
+// postJSM takes Jira Service Management Operations' outgoing webhook,
+// which has OpsGenie's shape.
+func (s *Server) postJSM(c echo.Context) error {
+	return s.postOpsGenieShaped(c, store.SourceJSM, (*incident.Service).ApplyJSM)
+}
+
+func (s *Server) postOpsGenieShaped(c echo.Context, src store.Source,
+	apply func(*incident.Service, context.Context, *incident.OpsGenieWebhook) ([]incident.Touched, error)) error {
 	var msg *incident.OpsGenieWebhook
-	return s.ingest(c, store.SourceOpsGenie,
+	return s.ingest(c, src,
 		func(body []byte) (*truncation, error) {
 			var err error
 			msg, err = decodeOpsGenie(body)
 			return nil, err
 		},
-		func(ctx context.Context) ([]incident.Touched, error) { return s.incidents.ApplyOpsGenie(ctx, msg) })
+		func(ctx context.Context) ([]incident.Touched, error) { return apply(s.incidents, ctx, msg) })
 }

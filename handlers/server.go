@@ -172,6 +172,7 @@ func New(cfg Config, d Deps) *Server {
 	admit := s.admit() // one pool of slots for both webhooks
 	api.POST("/alerts/alertmanager", s.postAlertmanager, s.auth(ScopeIngest), admit)
 	api.POST("/alerts/opsgenie", s.postOpsGenie, s.auth(ScopeIngest), admit)
+	api.POST("/alerts/jsm", s.postJSM, s.auth(ScopeIngest), admit)
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))

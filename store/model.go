@@ -38,6 +38,8 @@ type Source string
 const (
 	SourceAlertmanager Source = "alertmanager"
 	SourceOpsGenie     Source = "opsgenie"
+	SourceJSM          Source = "jsm"       // Jira Service Management Operations' outgoing webhook
+	SourcePagerDuty    Source = "pagerduty" // PagerDuty's v3 webhooks
 	SourceManual       Source = "manual"
 	SourceDrill        Source = "drill"
 )

@@ -78,9 +78,13 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprint(stderr, "responder check-config: want exactly one FILE\n"+usage)
 		return 2
 	}
-	if _, err := loadConfig(args[0], configs.Overrides{}); err != nil {
+	b, err := loadConfig(args[0], configs.Overrides{})
+	if err != nil {
 		printConfigError(stderr, args[0], err)
 		return 1
+	}
+	for _, w := range b.cfg.Warnings() {
+		_, _ = fmt.Fprintf(stdout, "%s: warning: %s\n", args[0], w)
 	}
 	_, _ = fmt.Fprintf(stdout, "%s: ok\n", args[0])
 	return 0
@@ -214,7 +218,16 @@ func buildNotifications(b *built) error {
 			return fmt.Errorf("notifications.opsgenie: %w", err)
 		}
 		b.notifiers = append(b.notifiers, on)
-		responders["opsgenie"] = oc.Responder.Label()
+		responders[integrations.ChannelOpsGenie] = oc.Responder.Label()
+	}
+	if j := n.JSM; j != nil {
+		jc := j.Build(client)
+		jn, err := opsgenie.NewJSM(jc)
+		if err != nil {
+			return fmt.Errorf("notifications.jsm: %w", err)
+		}
+		b.notifiers = append(b.notifiers, jn)
+		responders[integrations.ChannelJSM] = jc.Responder.Label()
 	}
 	if len(responders) > 0 {
 		r.Paging = &incident.PagingRoutes{Pager: n.DefaultPager(), ByTeam: n.Paging.TeamPagers,
@@ -359,6 +372,9 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	go func() { errc <- hs.Serve(ln) }()
 	log.Info().Str("listen", ln.Addr().String()).Bool("socket_activated", inherited).Str("scheme", scheme).
 		Str("data", dbPath).Str("version", version).Int("tokens", len(b.handlers.Tokens)).Msg("responder serving")
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
 
 	select {
 	case err := <-errc:

@@ -78,6 +78,16 @@ policy:
 	if strings.Contains(errOut, secret) {
 		t.Errorf("check-config printed the token")
 	}
+
+	// A config that works but loses something says so, and passes.
+	jsm := filepath.Join(t.TempDir(), "jsm.yml")
+	if err := os.WriteFile(jsm, []byte("notifications:\n  jsm:\n    api_key: "+secret+"\n    responder: {type: team, name: sre}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "check-config", jsm)
+	if code != 0 || !strings.Contains(out, "warning: notifications.jsm.rest is not set") || strings.Contains(out+errOut, secret) {
+		t.Errorf("JSM without rest: exit %d:\n%s%s", code, out, errOut)
+	}
 }
 
 func TestServeRefusesNonLoopbackWithoutTokens(t *testing.T) {

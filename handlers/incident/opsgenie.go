@@ -119,23 +119,45 @@ func (a *OpsGenieAlert) Labels() map[string]string {
 // Repeating an action changes nothing. The person acting is the alert's
 // username, else "opsgenie".
 func (s *Service) ApplyOpsGenie(ctx context.Context, msg *OpsGenieWebhook) ([]Touched, error) {
-	return s.ingest(ctx, store.SourceOpsGenie, 1,
-		func(tx *txn, now time.Time) (*change, error) { return s.applyOpsGenie(tx, now, msg) })
+	return s.applyOpsGenieShaped(ctx, store.SourceOpsGenie, msg)
 }
 
-func (s *Service) applyOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook) (*change, error) {
+// ApplyJSM applies one action of Jira Service Management Operations'
+// outgoing webhook, which has OpsGenie's shape, as ApplyOpsGenie does: its
+// incidents are JSM's ("source": "jsm"), paged on JSM's own alert.
+func (s *Service) ApplyJSM(ctx context.Context, msg *OpsGenieWebhook) ([]Touched, error) {
+	return s.applyOpsGenieShaped(ctx, store.SourceJSM, msg)
+}
+
+func (s *Service) applyOpsGenieShaped(ctx context.Context, src store.Source, msg *OpsGenieWebhook) ([]Touched, error) {
+	return s.ingest(ctx, src, 1,
+		func(tx *txn, now time.Time) (*change, error) { return s.applyOpsGenie(tx, now, src, msg) })
+}
+
+// pagerName is how a pager is named in the timeline.
+func pagerName(src store.Source) string {
+	switch src {
+	case store.SourceJSM:
+		return "JSM"
+	case store.SourcePagerDuty:
+		return "PagerDuty"
+	}
+	return "OpsGenie"
+}
+
+func (s *Service) applyOpsGenie(tx *txn, now time.Time, src store.Source, msg *OpsGenieWebhook) (*change, error) {
 	a := &msg.Alert
 	by := a.Username
 	if by == "" {
-		by = "opsgenie"
+		by = string(src)
 	}
-	inc, err := tx.LatestByDedupKey(store.SourceOpsGenie, a.Alias)
+	inc, err := tx.LatestByDedupKey(src, a.Alias)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
 	if inc == nil || (inc.Status == store.StatusResolved && msg.Action == "Create") {
 		if msg.Action != "Create" {
-			return nil, tx.RecordUnmatched(store.Unmatched{At: now, Source: store.SourceOpsGenie, DedupKey: a.Alias,
+			return nil, tx.RecordUnmatched(store.Unmatched{At: now, Source: src, DedupKey: a.Alias,
 				Reason: msg.Action + " for an alias with no incident", Detail: "alertId=" + a.AlertID})
 		}
 		if inc != nil {
@@ -147,7 +169,7 @@ func (s *Service) applyOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook) (*
 				return s.changeOf(tx, inc, now), nil // a re-sent Create of the alert that was closed
 			}
 		}
-		return s.openOpsGenie(tx, now, msg, by)
+		return s.openOpsGenie(tx, now, src, msg, by)
 	}
 	ch := s.changeOf(tx, inc, now)
 	switch msg.Action {
@@ -159,11 +181,11 @@ func (s *Service) applyOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook) (*
 		if err := s.putOpsGenieAlert(ch, a); err != nil {
 			return nil, err
 		}
-		if err := ch.announce(integrations.EventAlertJoined, store.KindAlertFiring, "OpsGenie alert "+a.AlertID+" joined: "+a.Message, by); err != nil {
+		if err := ch.announce(integrations.EventAlertJoined, store.KindAlertFiring, pagerName(src)+" alert "+a.AlertID+" joined: "+a.Message, by); err != nil {
 			return nil, err
 		}
 		cls := s.policy.ClassifyOpsGenie(string(a.Priority), a.Labels())
-		if err := ch.raise(cls.Severity, "OpsGenie priority "+string(a.Priority), by); err != nil {
+		if err := ch.raise(cls.Severity, pagerName(src)+" priority "+string(a.Priority), by); err != nil {
 			return nil, err
 		}
 	case "Acknowledge":
@@ -180,7 +202,7 @@ func (s *Service) applyOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook) (*
 		if err := s.closeOpsGenieAlerts(ch); err != nil {
 			return nil, err
 		}
-		if err := ch.resolve(by, "closed in OpsGenie"); err != nil {
+		if err := ch.resolve(by, "closed in "+pagerName(src)); err != nil {
 			return nil, err
 		}
 	case "AddNote":
@@ -192,7 +214,7 @@ func (s *Service) applyOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook) (*
 			return nil, err
 		}
 	default:
-		text := "OpsGenie " + msg.Action
+		text := pagerName(src) + " " + msg.Action
 		if a.Owner != "" {
 			text += " (owner " + a.Owner + ")"
 		}
@@ -207,7 +229,7 @@ func (s *Service) applyOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook) (*
 	return ch, ch.save()
 }
 
-func (s *Service) openOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook, by string) (*change, error) {
+func (s *Service) openOpsGenie(tx *txn, now time.Time, src store.Source, msg *OpsGenieWebhook, by string) (*change, error) {
 	a := &msg.Alert
 	lbls := a.Labels()
 	cls := s.policy.ClassifyOpsGenie(string(a.Priority), lbls)
@@ -215,9 +237,9 @@ func (s *Service) openOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook, by 
 		Title:       a.Message,
 		Description: a.Description,
 		Severity:    cls.Severity.String(),
-		Source:      store.SourceOpsGenie,
+		Source:      src,
 		DedupKey:    a.Alias,
-		Kind:        "opsgenie:" + a.Alias,
+		Kind:        string(src) + ":" + a.Alias,
 		Labels:      lbls,
 		Team:        firstNonEmpty(cls.Team, a.Team),
 		RunbookURL:  cls.RunbookURL,
@@ -229,7 +251,7 @@ func (s *Service) openOpsGenie(tx *txn, now time.Time, msg *OpsGenieWebhook, by 
 		return nil, err
 	}
 	if s.policy.CustomerImpact(lbls) {
-		if err := ch.markCustomerImpact("the OpsGenie alert says customers are affected", by); err != nil {
+		if err := ch.markCustomerImpact("the "+pagerName(src)+" alert says customers are affected", by); err != nil {
 			return nil, err
 		}
 	}
@@ -247,7 +269,7 @@ func (s *Service) putOpsGenieAlert(ch *change, a *OpsGenieAlert) error {
 			// Kept, at the time it was received: one absurd field must
 			// not lose the alert.
 			start = ch.now
-			if err := ch.record(store.KindNote, fmt.Sprintf("OpsGenie alert %s: createdAt %d ms is outside the years 0000 to 9999: its start is the time it was received",
+			if err := ch.record(store.KindNote, fmt.Sprintf("alert %s: createdAt %d ms is outside the years 0000 to 9999: its start is the time it was received",
 				a.key(), a.CreatedAt), "responder"); err != nil {
 				return err
 			}

@@ -181,8 +181,7 @@ func (s *Service) planPage(ch *change, target, text string, after uint64, enqueu
 // addableTypes are the responder types a pager adds to an alert that
 // exists; nil: any.
 func addableTypes(pager string) []string {
-	switch pager {
-	case integrations.ChannelOpsGenie, integrations.ChannelJSM:
+	if pager == integrations.ChannelOpsGenie {
 		return []string{"user", "team"}
 	}
 	return nil

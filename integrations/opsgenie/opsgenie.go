@@ -76,9 +76,14 @@ type Responder struct {
 
 // Notifier pages through OpsGenie. It is safe for concurrent use.
 type Notifier struct {
+	name      string // the pager's channel: opsgenie or jsm
 	alerts    *alert.Client
 	key       string
 	responder Responder
+	// rest adds responders to an alert that exists, for JSM, whose
+	// integration API cannot (nil: OpsGenie's alert API does it).
+	rest *jsmREST
+	hc   *http.Client // for rest: the configured client, with a timeout
 }
 
 var _ integrations.Notifier = (*Notifier)(nil)
@@ -97,14 +102,20 @@ var _ integrations.Notifier = (*Notifier)(nil)
 // constructor writes a package variable (client.UserAgentHeader) that every
 // request reads, a data race the race detector reports.
 func New(cfg Config) (*Notifier, error) {
+	return build(integrations.ChannelOpsGenie, cfg, DefaultAPIURL, "")
+}
+
+// build makes the notifier of pager name: the SDK on cfg, with every path
+// under prefix (JSM serves OpsGenie's alert API under a path of its own).
+func build(name string, cfg Config, defaultHost, prefix string) (*Notifier, error) {
 	if cfg.APIURL == "" {
-		cfg.APIURL = DefaultAPIURL
+		cfg.APIURL = defaultHost
 	}
 	var errs []error
 	if strings.TrimSpace(cfg.APIKey) == "" {
 		errs = append(errs, errors.New("api_key: required"))
 	}
-	if err := checkHost(cfg.APIURL); err != nil {
+	if err := checkHost(cfg.APIURL, defaultHost); err != nil {
 		errs = append(errs, fmt.Errorf("api_url: %w", err))
 	}
 	errs = append(errs, checkResponder(cfg.Responder)...)
@@ -120,9 +131,13 @@ func New(cfg Config) (*Notifier, error) {
 	if c.Timeout == 0 {
 		c.Timeout = DefaultTimeout
 	}
+	plain := c // for JSM's REST API: no SDK paths
 	base := c.Transport
 	if base == nil {
 		base = http.DefaultTransport
+	}
+	if prefix != "" {
+		base = prefixPath{prefix: prefix, base: base}
 	}
 	c.Transport = escapeIdentifier{base: base}
 
@@ -137,21 +152,24 @@ func New(cfg Config) (*Notifier, error) {
 		Logger:      quiet,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("opsgenie: %w", err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	return &Notifier{alerts: alerts, key: cfg.APIKey, responder: cfg.Responder}, nil
+	return &Notifier{name: name, alerts: alerts, key: cfg.APIKey, responder: cfg.Responder, hc: &plain}, nil
 }
 
-func checkHost(host string) error {
+func checkHost(host, example string) error {
+	if example == DefaultAPIURL {
+		example += " or " + EUAPIURL
+	}
 	if strings.Contains(host, "://") || strings.ContainsAny(host, "/?#@ ") {
-		return fmt.Errorf("%q: a host only, such as %s or %s", host, DefaultAPIURL, EUAPIURL)
+		return fmt.Errorf("%q: a host only, such as %s", host, example)
 	}
 	h := host
 	if hh, _, err := net.SplitHostPort(host); err == nil {
 		h = hh
 	}
 	if h == "" {
-		return fmt.Errorf("%q: a host only, such as %s or %s", host, DefaultAPIURL, EUAPIURL)
+		return fmt.Errorf("%q: a host only, such as %s", host, example)
 	}
 	if !strings.Contains(host, "api") && !integrations.IsLoopback(h) {
 		return fmt.Errorf("%q: the SDK would call it over plain http (it uses https only for a host with \"api\" in it)", host)
@@ -177,8 +195,8 @@ func checkResponder(r Responder) []error {
 	return errs
 }
 
-// Name is "opsgenie".
-func (n *Notifier) Name() string { return "opsgenie" }
+// Name is the pager's channel: "opsgenie", or "jsm" (NewJSM).
+func (n *Notifier) Name() string { return n.name }
 
 // Notify delivers an outbox message through the Pager calls.
 func (n *Notifier) Notify(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
@@ -202,7 +220,7 @@ func (n *Notifier) Page(ctx context.Context, m integrations.Message) error {
 	if err != nil {
 		return integrations.Permanent(err)
 	}
-	if m.Incident.Source == "opsgenie" {
+	if m.Incident.Source == n.name {
 		return n.addResponder(ctx, st, m, m.Incident.DedupKey, r)
 	}
 	return n.create(ctx, st, m, r)
@@ -216,7 +234,7 @@ func (n *Notifier) AddResponder(ctx context.Context, m integrations.Message) err
 	if err != nil {
 		return integrations.Permanent(err)
 	}
-	alias, err := AlertAlias(m.Incident)
+	alias, err := AlertAlias(n.name, m.Incident)
 	if err != nil {
 		return integrations.Permanent(err)
 	}
@@ -233,7 +251,7 @@ func (n *Notifier) Note(ctx context.Context, m integrations.Message) error {
 // Acknowledge acknowledges the alert Responder created, by m.By.
 func (n *Notifier) Acknowledge(ctx context.Context, m integrations.Message) error {
 	ctx, st := withCall(ctx)
-	alias, err := aliasFor(m.Incident)
+	alias, err := aliasFor(n.name, m.Incident)
 	if err != nil {
 		return integrations.Permanent(err)
 	}
@@ -265,13 +283,14 @@ func withCall(ctx context.Context) (context.Context, *call) {
 	return context.WithValue(ctx, callKey{}, st), st
 }
 
-// AlertAlias is the alias of the incident's alert: its own OpsGenie alert's,
-// else the one Responder created.
-func AlertAlias(inc integrations.Incident) (string, error) {
-	if inc.Source == "opsgenie" {
+// AlertAlias is the alias of the incident's alert in pager (opsgenie or
+// jsm): its own alert's, when it came from that pager, else the one
+// Responder created.
+func AlertAlias(pager string, inc integrations.Incident) (string, error) {
+	if inc.Source == pager {
 		return inc.DedupKey, nil
 	}
-	return aliasFor(inc)
+	return aliasFor(pager, inc)
 }
 
 // Label is how the configured responder is named in a page's target.
@@ -290,14 +309,14 @@ func (n *Notifier) responderFor(target string) (Responder, error) {
 	}
 	r, err := integrations.ParseResponder(target)
 	if err != nil {
-		return Responder{}, fmt.Errorf("opsgenie: responder %w", err)
+		return Responder{}, fmt.Errorf("%s: responder %w", n.name, err)
 	}
 	return Responder{Type: r.Type, Name: r.Name}, nil
 }
 
 func (n *Notifier) create(ctx context.Context, st *call, m integrations.Message, r Responder) error {
 	inc := m.Incident
-	alias, err := aliasFor(inc)
+	alias, err := aliasFor(n.name, inc)
 	if err != nil {
 		return integrations.Permanent(err)
 	}
@@ -322,14 +341,20 @@ func (n *Notifier) create(ctx context.Context, st *call, m integrations.Message,
 func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Message, alias string, r Responder) error {
 	inc := m.Incident
 	if alias == "" {
-		return integrations.Permanent(errors.New("opsgenie: add responder: the incident has no OpsGenie alias"))
-	}
-	if r.Type != "user" && r.Type != "team" {
-		return integrations.Permanent(fmt.Errorf("opsgenie: add responder: OpsGenie adds only a user or a team to an existing alert, not a %s", r.Type))
+		return integrations.Permanent(fmt.Errorf("%s: add responder: the incident has no alias", n.name))
 	}
 	note := fmt.Sprintf("Paged by Responder for %s [%s] %s", inc.ID, inc.Severity, inc.Title)
 	if inc.URL != "" {
 		note += ": " + inc.URL
+	}
+	switch {
+	case n.rest != nil:
+		return n.rest.addResponder(ctx, n.hc, alias, r, truncate(note, maxNote))
+	case n.name == integrations.ChannelJSM:
+		return integrations.Permanent(errors.New("jsm: add responder: JSM's integration API cannot add a responder to an alert that exists: " +
+			"set notifications.jsm.rest (cloud_id, email, api_token_file) so that Responder can, through JSM's REST API"))
+	case r.Type != "user" && r.Type != "team":
+		return integrations.Permanent(fmt.Errorf("opsgenie: add responder: OpsGenie adds only a user or a team to an existing alert, not a %s", r.Type))
 	}
 	req := &alert.AddResponderRequest{
 		IdentifierType:  alert.ALIAS,
@@ -348,12 +373,12 @@ func (n *Notifier) addResponder(ctx context.Context, st *call, m integrations.Me
 // note adds m.Text to the alert the incident paged: the OpsGenie alert it
 // came from, or the one Responder created.
 func (n *Notifier) note(ctx context.Context, st *call, m integrations.Message) error {
-	alias, err := AlertAlias(m.Incident)
+	alias, err := AlertAlias(n.name, m.Incident)
 	if err != nil {
 		return integrations.Permanent(err)
 	}
 	if alias == "" {
-		return integrations.Permanent(errors.New("opsgenie: add note: the incident has no OpsGenie alias"))
+		return integrations.Permanent(fmt.Errorf("%s: add note: the incident has no alias", n.name))
 	}
 	req := &alert.AddNoteRequest{
 		IdentifierType:  alert.ALIAS,
@@ -370,7 +395,7 @@ func (n *Notifier) note(ctx context.Context, st *call, m integrations.Message) e
 
 func (n *Notifier) close(ctx context.Context, st *call, m integrations.Message) error {
 	inc := m.Incident
-	alias, err := aliasFor(inc)
+	alias, err := aliasFor(n.name, inc)
 	if err != nil {
 		return integrations.Permanent(err)
 	}
@@ -416,9 +441,9 @@ func Alias(dedupKey string) string {
 // "responder/<host of the incident URL>/<id>", so that a page for a new
 // incident of the same Alertmanager group is never folded into (or closed
 // with) the alert of an earlier one, and staging never closes production's.
-func aliasFor(inc integrations.Incident) (string, error) {
+func aliasFor(pager string, inc integrations.Incident) (string, error) {
 	switch {
-	case inc.Source == "opsgenie" && inc.DedupKey != "":
+	case inc.Source == pager && inc.DedupKey != "":
 		return inc.DedupKey, nil
 	case inc.ID != "":
 		host := "responder"
@@ -427,7 +452,7 @@ func aliasFor(inc integrations.Incident) (string, error) {
 		}
 		return Alias("responder/" + host + "/" + inc.ID), nil
 	}
-	return "", errors.New("opsgenie: the incident has neither a dedup key nor an ID to make an alias of")
+	return "", fmt.Errorf("%s: the incident has neither a dedup key nor an ID to make an alias of", pager)
 }
 
 func sdkResponder(r Responder) alert.Responder {
@@ -556,7 +581,7 @@ func noRetry(ctx context.Context, resp *http.Response, _ error) (bool, error) {
 func (n *Notifier) fail(what string, st *call, err error) error {
 	var api *client.ApiError
 	if errors.As(err, &api) {
-		text := fmt.Sprintf("opsgenie: %s: HTTP %d %s", what, api.StatusCode, http.StatusText(api.StatusCode))
+		text := fmt.Sprintf("%s: %s: HTTP %d %s", n.name, what, api.StatusCode, http.StatusText(api.StatusCode))
 		if api.Message != "" {
 			text += ": " + truncate(api.Message, 200)
 		}
@@ -579,7 +604,7 @@ func (n *Notifier) fail(what string, st *call, err error) error {
 		}
 		return integrations.Permanent(e)
 	}
-	e := &redactedError{err: fmt.Errorf("opsgenie: %s: %w", what, err), secret: n.key}
+	e := &redactedError{err: fmt.Errorf("%s: %s: %w", n.name, what, err), secret: n.key}
 	if retry, _ := integrations.Retryable(err); retry {
 		return integrations.Temporary(e, 0)
 	}

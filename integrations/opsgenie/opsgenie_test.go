@@ -417,7 +417,7 @@ func TestFailuresAreClassified(t *testing.T) {
 		{name: "OpsGenie incident without alias", setup: func(_ *opsgenietest.Server, _ *opsgenie.Config, m *integrations.Message) {
 			m.Incident.Source = "opsgenie"
 			m.Incident.DedupKey = ""
-		}, errSubstr: "no OpsGenie alias"},
+		}, errSubstr: "has no alias"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -692,68 +692,155 @@ func TestPageTargetNamesTheResponder(t *testing.T) {
 	}
 }
 
-// OpsGenie passes the pager conformance suite against its fake.
+// OpsGenie passes the pager conformance suite against its fake, and so
+// does Jira Service Management Operations (the same alert API under its
+// own path, responders added through its REST API).
 func TestConformance(t *testing.T) {
-	pagertest.RunSuite(t, func(t *testing.T) pagertest.Harness {
-		srv := opsgenietest.New(apiKey)
-		t.Cleanup(srv.Close)
-		return pagertest.Harness{
-			Pager:      newNotifier(t, fakeConfig(srv)),
-			Configured: "team:sre", Responder: "user:lead@example.com", ResponderShown: "user:lead@example.com",
-			Alert: func(inc integrations.Incident) (pagertest.Alert, bool) {
-				alias, err := opsgenie.AlertAlias(inc)
-				if err != nil {
-					t.Fatal(err)
-				}
-				a, ok := srv.Alert(alias)
-				if !ok {
-					return pagertest.Alert{}, false
-				}
-				out := pagertest.Alert{Open: a.Status == "open", Acknowledged: a.Acknowledged, Text: a.Message}
-				for _, r := range a.Responders {
-					out.Responders = append(out.Responders, r.Type+":"+r.Name+r.Username+r.ID)
-				}
-				raised := map[string]bool{} // distinct alerts about the incident: OpsGenie folds a create into the open alert with its alias
-				for _, c := range srv.Creates() {
-					if c.Request.Alias == alias && !raised[alias] {
-						out.Text += "\n" + c.Request.Description
+	account := opsgenietest.JSMAccount{CloudID: "cloud-1", Email: "responder@example.com", APIToken: "atlassian-token-example"}
+	for _, pager := range []string{integrations.ChannelOpsGenie, integrations.ChannelJSM} {
+		t.Run(pager, func(t *testing.T) {
+			pagertest.RunSuite(t, func(t *testing.T) pagertest.Harness {
+				var srv *opsgenietest.Server
+				var n *opsgenie.Notifier
+				if pager == integrations.ChannelJSM {
+					srv = opsgenietest.NewJSM(apiKey, account)
+					var err error
+					n, err = opsgenie.NewJSM(opsgenie.JSMConfig{APIKey: apiKey, APIURL: srv.Host(), Responder: team,
+						REST: &opsgenie.JSMREST{URL: srv.URL(), CloudID: account.CloudID, Email: account.Email, APIToken: account.APIToken}})
+					if err != nil {
+						t.Fatal(err)
 					}
-					if strings.Contains(c.Request.Description, inc.URL) {
-						raised[c.Request.Alias] = true
-					}
+				} else {
+					srv = opsgenietest.New(apiKey)
+					n = newNotifier(t, fakeConfig(srv))
 				}
-				out.Raised = len(raised)
-				for _, n := range srv.Notes() {
-					if n.Identifier == alias {
-						out.Text += "\n" + n.Note
-					}
+				t.Cleanup(srv.Close)
+				return fakeHarness(t, pager, srv, n)
+			})
+		})
+	}
+}
+
+// fakeHarness connects the pager conformance suite to n and its fake.
+func fakeHarness(t *testing.T, pager string, srv *opsgenietest.Server, n *opsgenie.Notifier) pagertest.Harness {
+	prefix := ""
+	if pager == integrations.ChannelJSM {
+		prefix = opsgenietest.JSMIntegrationPrefix
+	}
+	return pagertest.Harness{
+		Pager:      n,
+		Configured: "team:sre", Responder: "user:lead@example.com", ResponderShown: "user:lead@example.com",
+		Alert: func(inc integrations.Incident) (pagertest.Alert, bool) {
+			alias, err := opsgenie.AlertAlias(pager, inc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, ok := srv.Alert(alias)
+			if !ok {
+				return pagertest.Alert{}, false
+			}
+			out := pagertest.Alert{Open: a.Status == "open", Acknowledged: a.Acknowledged, Text: a.Message}
+			for _, r := range a.Responders {
+				out.Responders = append(out.Responders, r.Type+":"+r.Name+r.Username+r.ID)
+			}
+			raised := map[string]bool{} // distinct alerts about the incident: a create is folded into the open alert with its alias
+			for _, c := range srv.Creates() {
+				if c.Request.Alias == alias && !raised[alias] {
+					out.Text += "\n" + c.Request.Description
 				}
-				return out, true
-			},
-			Sourced: func(t *testing.T) integrations.Incident {
-				req, err := http.NewRequest(http.MethodPost, "http://"+srv.Host()+"/v2/alerts",
-					strings.NewReader(`{"message":"Checkout is down","alias":"checkout-down","responders":[{"type":"team","name":"payments"}]}`))
-				if err != nil {
-					t.Fatal(err)
+				if strings.Contains(c.Request.Description, inc.URL) {
+					raised[c.Request.Alias] = true
 				}
-				req.Header.Set("Authorization", "GenieKey "+apiKey)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
+			}
+			out.Raised = len(raised)
+			for _, n := range srv.Notes() {
+				if n.Identifier == alias {
+					out.Text += "\n" + n.Note
 				}
-				_ = resp.Body.Close()
-				inc := pagertest.Incident("INC-9")
-				inc.Source, inc.DedupKey = "opsgenie", "checkout-down"
-				return inc
-			},
-			Refuse: func(status int, retryAfter time.Duration) {
-				if status == http.StatusTooManyRequests {
-					srv.RateLimitNext(1, retryAfter)
-					return
-				}
-				srv.FailNext(1, status)
-			},
+			}
+			return out, true
+		},
+		Sourced: func(t *testing.T) integrations.Incident {
+			req, err := http.NewRequest(http.MethodPost, "http://"+srv.Host()+prefix+"/v2/alerts",
+				strings.NewReader(`{"message":"Checkout is down","alias":"checkout-down","responders":[{"type":"team","name":"payments"}]}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Authorization", "GenieKey "+apiKey)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("the fake refused the alert: %d", resp.StatusCode)
+			}
+			inc := pagertest.Incident("INC-9")
+			inc.Source, inc.DedupKey = pager, "checkout-down"
+			return inc
+		},
+		Refuse: func(status int, retryAfter time.Duration) {
+			if status == http.StatusTooManyRequests {
+				srv.RateLimitNext(1, retryAfter)
+				return
+			}
+			srv.FailNext(1, status)
+		},
+	}
+}
+
+// JSM without REST access pages whom an alert is raised for, and says
+// exactly why it cannot add anyone to an alert that exists; the API token
+// never shows in an error.
+func TestJSMWithoutRESTCannotAddResponders(t *testing.T) {
+	account := opsgenietest.JSMAccount{CloudID: "cloud-1", Email: "responder@example.com", APIToken: "atlassian-token-example"}
+	srv := opsgenietest.NewJSM(apiKey, account)
+	defer srv.Close()
+	n, err := opsgenie.NewJSM(opsgenie.JSMConfig{APIKey: apiKey, APIURL: srv.Host(), Responder: team})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := message(integrations.EventPage)
+	m.Target = "team:sre"
+	if _, err := n.Notify(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if cs := srv.Creates(); len(cs) != 1 || !strings.HasPrefix(srv.Requests()[0].EscapedPath, "/jsm/ops/integration/v2/alerts") {
+		t.Fatalf("creates %+v, requests %+v", cs, srv.Requests())
+	}
+	m.Event, m.Target = integrations.EventAddResponder, "user:lead@example.com"
+	_, err = n.Notify(context.Background(), m)
+	if retry, _ := integrations.Retryable(err); err == nil || retry || !strings.Contains(err.Error(), "notifications.jsm.rest") {
+		t.Errorf("add responder without REST: %v (retry %v)", err, retry)
+	}
+
+	// With a wrong token, the REST API refuses: for good, and the token
+	// stays out of the error.
+	bad, err := opsgenie.NewJSM(opsgenie.JSMConfig{APIKey: apiKey, APIURL: srv.Host(), Responder: team,
+		REST: &opsgenie.JSMREST{URL: srv.URL(), CloudID: account.CloudID, Email: account.Email, APIToken: "wrong-token-example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = bad.Notify(context.Background(), m)
+	if retry, _ := integrations.Retryable(err); err == nil || retry || strings.Contains(err.Error(), "wrong-token-example") || !strings.Contains(err.Error(), "401") {
+		t.Errorf("a wrong token: %v (retry %v)", err, retry)
+	}
+}
+
+// NewJSM checks its settings like New, naming each key.
+func TestNewJSMValidates(t *testing.T) {
+	_, err := opsgenie.NewJSM(opsgenie.JSMConfig{APIURL: "https://api.atlassian.com/jsm", Responder: opsgenie.Responder{Type: "team"},
+		REST: &opsgenie.JSMREST{URL: "http://jira.example.com", CloudID: "a/b"}})
+	if err == nil {
+		t.Fatal("NewJSM accepted an empty config")
+	}
+	for _, want := range []string{"api_key:", "api_url:", "responder.name:", "rest.url:", "rest.cloud_id:", "rest.email:", "rest.api_token:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
 		}
-	})
+	}
+	if _, err := opsgenie.NewJSM(opsgenie.JSMConfig{APIKey: apiKey, Responder: team}); err != nil {
+		t.Errorf("the defaults (api.atlassian.com): %v", err)
+	}
 }

@@ -141,7 +141,22 @@ type Server struct {
 	alerts   map[string]*Alert
 	fails    []failure
 	down     *failure // set by Down: every request fails until Up
+
+	// jsm: the server is Jira Service Management Operations (NewJSM).
+	jsm *JSMAccount
 }
+
+// JSMAccount is the REST API access a fake JSM accepts (NewJSM).
+type JSMAccount struct {
+	CloudID, Email, APIToken string
+}
+
+// JSM's paths: OpsGenie's alert API for integrations under the first, the
+// REST API (with Basic auth) under the second, then the cloud id.
+const (
+	JSMIntegrationPrefix = "/jsm/ops/integration"
+	JSMRESTPrefix        = "/jsm/ops/api/"
+)
 
 // New starts a fake OpsGenie on 127.0.0.1 that accepts apiKey. Close it
 // when done.
@@ -150,6 +165,19 @@ func New(apiKey string) *Server {
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
+
+// NewJSM starts a fake Jira Service Management Operations on 127.0.0.1:
+// OpsGenie's alert API under JSMIntegrationPrefix with apiKey (GenieKey),
+// and the REST API's add-responder (by alias) under JSMRESTPrefix with
+// account's Basic credentials. What it accepts is read as on New's.
+func NewJSM(apiKey string, account JSMAccount) *Server {
+	s := &Server{apiKey: apiKey, closing: make(chan struct{}), alerts: map[string]*Alert{}, jsm: &account}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the server's base URL (for JSM's REST API URL).
+func (s *Server) URL() string { return s.srv.URL }
 
 // Close stops the server; requests stalled by StallNext are let go.
 func (s *Server) Close() {
@@ -280,6 +308,26 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		AuthOK:      r.Header.Get("Authorization") == "GenieKey "+s.apiKey,
 		Body:        raw,
 	}
+	rest := false // JSM's REST API, not the integration API
+	if s.jsm != nil {
+		// JSM: the integration API under its prefix, the REST API (Basic
+		// auth with the account's API token) under its own; nothing else.
+		esc := r.URL.EscapedPath()
+		switch {
+		case strings.HasPrefix(esc, JSMIntegrationPrefix+"/"):
+			r.URL.RawPath = strings.TrimPrefix(esc, JSMIntegrationPrefix)
+			r.URL.Path = strings.TrimPrefix(r.URL.Path, JSMIntegrationPrefix)
+		case strings.HasPrefix(esc, JSMRESTPrefix+url.PathEscape(s.jsm.CloudID)+"/v1/"):
+			rest = true
+			user, pass, ok := r.BasicAuth()
+			rec.AuthOK = ok && user == s.jsm.Email && pass == s.jsm.APIToken
+			r.URL.RawPath = "/v2/" + strings.TrimPrefix(esc, JSMRESTPrefix+url.PathEscape(s.jsm.CloudID)+"/v1/")
+			r.URL.Path, _ = url.PathUnescape(r.URL.RawPath)
+		default:
+			rec.AuthOK = false
+			r.URL.RawPath, r.URL.Path = "/not-found", "/not-found"
+		}
+	}
 
 	s.mu.Lock()
 	var a answer
@@ -291,6 +339,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		a = answer{status: f.status, retryAfter: f.retryAfter, stall: f.stall, body: errorBody(f.status)}
 	} else if !rec.AuthOK {
 		a = answer{status: http.StatusUnauthorized, body: map[string]any{"message": "Could not authenticate"}}
+	} else if s.jsm != nil && rest != strings.HasSuffix(r.URL.Path, "/responders") {
+		// JSM's integration API has no add-responder; its REST API has
+		// (here) nothing else.
+		a = answer{status: http.StatusNotFound, body: map[string]any{"message": "Could not find the requested resource"}}
 	} else {
 		a = s.route(r, raw, reqID)
 	}
