@@ -184,18 +184,19 @@ type ProcessConfig struct {
 // outbox tries to deliver them.
 type NotificationsConfig struct {
 	// Log writes every notification to the daemon's log.
-	Log         bool            `yaml:"log"`
-	MaxAge      time.Duration   `yaml:"max_age"`
-	RetryBase   time.Duration   `yaml:"retry_base"`
-	RetryMax    time.Duration   `yaml:"retry_max"`
-	Concurrency int             `yaml:"concurrency"`
-	Timeout     time.Duration   `yaml:"timeout"`
-	Slack       *SlackConfig    `yaml:"slack"`
-	Email       *EmailConfig    `yaml:"email"`
-	Zoom        *ZoomConfig     `yaml:"zoom"`
-	OpsGenie    *OpsGenieConfig `yaml:"opsgenie"`
-	JSM         *JSMConfig      `yaml:"jsm"`
-	Paging      PagingConfig    `yaml:"paging"`
+	Log         bool             `yaml:"log"`
+	MaxAge      time.Duration    `yaml:"max_age"`
+	RetryBase   time.Duration    `yaml:"retry_base"`
+	RetryMax    time.Duration    `yaml:"retry_max"`
+	Concurrency int              `yaml:"concurrency"`
+	Timeout     time.Duration    `yaml:"timeout"`
+	Slack       *SlackConfig     `yaml:"slack"`
+	Email       *EmailConfig     `yaml:"email"`
+	Zoom        *ZoomConfig      `yaml:"zoom"`
+	OpsGenie    *OpsGenieConfig  `yaml:"opsgenie"`
+	JSM         *JSMConfig       `yaml:"jsm"`
+	PagerDuty   *PagerDutyConfig `yaml:"pagerduty"`
+	Paging      PagingConfig     `yaml:"paging"`
 }
 
 // PagingConfig chooses the pager an incident pages through when more than
@@ -323,6 +324,36 @@ type JSMRESTConfig struct {
 	tokenFromFile bool
 }
 
+// PagerDutyConfig pages through a PagerDuty service: its Events API v2
+// integration key, optionally REST API access (responders, notes), and the
+// secrets of the v3 webhook subscriptions that post to Responder.
+type PagerDutyConfig struct {
+	RoutingKey     Secret               `yaml:"routing_key"`
+	RoutingKeyFile string               `yaml:"routing_key_file"`
+	EventsURL      string               `yaml:"events_url"`
+	REST           *PagerDutyRESTConfig `yaml:"rest"`
+	// Responder is asked to join incidents paged out of hours besides the
+	// service's on-call: user:PXXXXXX or escalation:PXXXXXX.
+	Responder string `yaml:"responder"`
+	// WebhookSecrets verify the signatures of PagerDuty's v3 webhooks
+	// (POST /api/v1/alerts/pagerduty); several while one is rotated.
+	WebhookSecrets    []Secret `yaml:"webhook_secrets"`
+	WebhookSecretFile string   `yaml:"webhook_secret_file"`
+
+	keyFromFile, webhookFromFile bool
+}
+
+// PagerDutyRESTConfig is a PagerDuty REST API key and the user it acts as.
+type PagerDutyRESTConfig struct {
+	URL         string `yaml:"url"`
+	Token       Secret `yaml:"token"`
+	TokenFile   string `yaml:"token_file"`
+	From        string `yaml:"from"`
+	RequesterID string `yaml:"requester_id"`
+
+	tokenFromFile bool
+}
+
 // ResponderConfig is who gets paged: a user, team, escalation or schedule,
 // by name or id.
 type ResponderConfig struct {
@@ -395,6 +426,15 @@ func (c *Config) Secrets() []string {
 	}
 	if n.OpsGenie != nil {
 		add(n.OpsGenie.APIKey)
+	}
+	if p := n.PagerDuty; p != nil {
+		add(p.RoutingKey)
+		for _, w := range p.WebhookSecrets {
+			add(w)
+		}
+		if p.REST != nil {
+			add(p.REST.Token)
+		}
 	}
 	if n.JSM != nil {
 		add(n.JSM.APIKey)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/responder-sre/responder/integrations/email"
 	"github.com/responder-sre/responder/integrations/opsgenie"
+	"github.com/responder-sre/responder/integrations/pagerduty"
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/zoom"
 	"github.com/responder-sre/responder/policy"
@@ -26,6 +27,8 @@ const (
 	DefaultOpsGenieHost  = "api.opsgenie.com"
 	DefaultJSMHost       = "api.atlassian.com"
 	DefaultJSMRESTURL    = "https://api.atlassian.com"
+	DefaultPDEventsURL   = "https://events.pagerduty.com"
+	DefaultPDRESTURL     = "https://api.pagerduty.com"
 	DefaultNotifyMaxAge  = 24 * time.Hour
 	DefaultNotifyTimeout = 30 * time.Second
 )
@@ -63,6 +66,12 @@ func (n *NotificationsConfig) applyDefaults() {
 	}
 	if o := n.OpsGenie; o != nil {
 		setDefault(&o.APIURL, DefaultOpsGenieHost)
+	}
+	if p := n.PagerDuty; p != nil {
+		setDefault(&p.EventsURL, DefaultPDEventsURL)
+		if p.REST != nil {
+			setDefault(&p.REST.URL, DefaultPDRESTURL)
+		}
 	}
 	if j := n.JSM; j != nil {
 		setDefault(&j.APIURL, DefaultJSMHost)
@@ -107,6 +116,10 @@ func (n *NotificationsConfig) validate(p *Problems) {
 		_, err := opsgenie.NewJSM(j.Build(nil))
 		vendorProblems(p, path+".jsm", err)
 	}
+	if d := n.PagerDuty; d != nil && sectionOK(p, func(p *Problems) { d.validate(p, path+".pagerduty") }) {
+		_, err := pagerduty.New(d.Build(nil))
+		vendorProblems(p, path+".pagerduty", err)
+	}
 	n.validatePaging(p, path+".paging")
 }
 
@@ -118,6 +131,9 @@ func (n *NotificationsConfig) Pagers() []string {
 	}
 	if n.JSM != nil {
 		out = append(out, "jsm")
+	}
+	if n.PagerDuty != nil {
+		out = append(out, "pagerduty")
 	}
 	return out
 }
@@ -139,7 +155,7 @@ func (n *NotificationsConfig) validatePaging(p *Problems, path string) {
 	known := func(at, name string) {
 		if !slices.Contains(pagers, name) {
 			if len(pagers) == 0 {
-				p.addf(at, "%q: no pager is configured (notifications.opsgenie, jsm)", name)
+				p.addf(at, "%q: no pager is configured (notifications.opsgenie, jsm or pagerduty)", name)
 				return
 			}
 			p.addf(at, "%q is not a configured pager: want one of %s", name, strings.Join(pagers, ", "))
@@ -347,10 +363,60 @@ func (j *JSMConfig) validate(p *Problems, path string) {
 	}
 }
 
+// Build is the PagerDuty pager's configuration.
+func (d *PagerDutyConfig) Build(client *http.Client) pagerduty.Config {
+	out := pagerduty.Config{RoutingKey: d.RoutingKey.Value(), EventsURL: d.EventsURL, Responder: d.Responder, HTTPClient: client}
+	if r := d.REST; r != nil {
+		out.REST = &pagerduty.REST{URL: r.URL, Token: r.Token.Value(), From: r.From, RequesterID: r.RequesterID}
+	}
+	return out
+}
+
+// Secrets are the webhook secrets, for verifying signatures.
+func (d *PagerDutyConfig) Secrets() []string {
+	out := make([]string, 0, len(d.WebhookSecrets))
+	for _, w := range d.WebhookSecrets {
+		out = append(out, w.Value())
+	}
+	return out
+}
+
+func (d *PagerDutyConfig) validate(p *Problems, path string) {
+	resolveSecret(p, path, "routing_key", &d.RoutingKey, d.RoutingKeyFile, &d.keyFromFile, true)
+	if r := d.REST; r != nil {
+		resolveSecret(p, path+".rest", "token", &r.Token, r.TokenFile, &r.tokenFromFile, true)
+	}
+	switch {
+	case d.WebhookSecretFile != "" && len(d.WebhookSecrets) > 0 && !d.webhookFromFile:
+		p.addf(path, "set webhook_secrets or webhook_secret_file, not both")
+	case d.WebhookSecretFile != "":
+		var one Secret
+		var fromFile bool
+		resolveSecret(p, path, "webhook_secret", &one, d.WebhookSecretFile, &fromFile, true)
+		d.WebhookSecrets, d.webhookFromFile = nil, true
+		if one != "" {
+			d.WebhookSecrets = []Secret{one}
+		}
+	}
+	for i, w := range d.WebhookSecrets {
+		if len(w) < 16 {
+			p.addf(fmt.Sprintf("%s.webhook_secrets[%d]", path, i), "too short to be PagerDuty's signing secret")
+		}
+	}
+}
+
 // Warnings are what the configuration loses without being wrong, for
 // check-config and the daemon's start to say.
 func (c *Config) Warnings() []string {
 	var out []string
+	if d := c.Notifications.PagerDuty; d != nil && d.REST == nil {
+		out = append(out, "notifications.pagerduty.rest is not set: PagerDuty pages only the service's on-call; "+
+			"nobody else can be asked to join an incident (a person paged on demand, the responder for an incident that came from PagerDuty), "+
+			"and no note (the bridge's link when it comes after the page) reaches PagerDuty")
+	}
+	if d := c.Notifications.PagerDuty; d != nil && len(d.WebhookSecrets) == 0 {
+		out = append(out, "notifications.pagerduty.webhook_secrets is not set: PagerDuty's webhooks (POST /api/v1/alerts/pagerduty) are refused")
+	}
 	if j := c.Notifications.JSM; j != nil && j.REST == nil {
 		out = append(out, "notifications.jsm.rest is not set: JSM pages only the responder an alert is raised for; "+
 			"nobody can be added to an alert that exists (a person paged on demand after the first page, "+

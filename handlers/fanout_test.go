@@ -19,6 +19,8 @@ import (
 	"github.com/responder-sre/responder/integrations/email/smtptest"
 	"github.com/responder-sre/responder/integrations/opsgenie"
 	"github.com/responder-sre/responder/integrations/opsgenie/opsgenietest"
+	"github.com/responder-sre/responder/integrations/pagerduty"
+	"github.com/responder-sre/responder/integrations/pagerduty/pagerdutytest"
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
 	"github.com/responder-sre/responder/integrations/zoom"
@@ -34,6 +36,10 @@ const (
 	zoomSecret   = "zoom-client-secret-0000"
 	smtpPassword = "smtp-password-0000-secret"
 	jsmKey       = "jsm-api-key-0000-secret"
+	pdRoutingKey = "pd-routing-key-0000-secret"
+	pdToken      = "pd-rest-token-0000-secret"
+	// pdWebhookSecret signs PagerDuty's webhooks.
+	pdWebhookSecret = "pd-webhook-secret-0000-example"
 )
 
 // jsmAccount is the Atlassian account of the fake JSM's REST API.
@@ -46,6 +52,7 @@ type vendors struct {
 	zoom  *zoomtest.Server
 	og    *opsgenietest.Server
 	jsm   *opsgenietest.Server // Jira Service Management, beside OpsGenie during a move
+	pd    *pagerdutytest.Server
 	smtp  *smtptest.Server
 	logs  *lockedBuffer
 	// front, when set before withVendors, gives the address ("host:port")
@@ -104,6 +111,8 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 	t.Cleanup(v.og.Close)
 	v.jsm = opsgenietest.NewJSM(jsmKey, jsmAccount)
 	t.Cleanup(v.jsm.Close)
+	v.pd = pagerdutytest.New(pdRoutingKey, pdToken)
+	t.Cleanup(v.pd.Close)
 	v.smtp = smtptest.Start(t, smtptest.WithAuth("responder", smtpPassword))
 	v.logs = &lockedBuffer{}
 	host, port := v.smtp.Addr()
@@ -130,6 +139,11 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 	if err != nil {
 		t.Fatal(err)
 	}
+	pn, err := pagerduty.New(pagerduty.Config{RoutingKey: pdRoutingKey, EventsURL: v.pd.URL(), HTTPClient: client, Responder: "user:PLEAD01",
+		REST: &pagerduty.REST{URL: v.pd.URL(), Token: pdToken, From: "responder@example.com", RequesterID: "PRESP01"}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	en, err := email.New(email.Config{Host: host, Port: port, TLS: "none", Username: "responder", Password: smtpPassword,
 		From: "Responder <responder@example.com>", Timeout: 5 * time.Second})
 	if err != nil {
@@ -145,11 +159,12 @@ func withVendors(t *testing.T, v *vendors, inHours bool) envOption {
 				Events:     []string{integrations.EventOpened},
 			},
 			Zoom:   &incident.ZoomRoutes{API: true},
-			Paging: &incident.PagingRoutes{Pager: "opsgenie", Responders: map[string]string{"opsgenie": "team:sre-oncall", "jsm": "team:sre-jsm"}},
+			Paging: &incident.PagingRoutes{Pager: "opsgenie", Responders: map[string]string{"opsgenie": "team:sre-oncall", "jsm": "team:sre-jsm", "pagerduty": "user:PLEAD01"}},
 		}
 		s.incDeps.Policy = processPolicy(t, inHours)
 		s.deps.Log = zerolog.New(v.logs)
-		*s.notifiers = append(*s.notifiers, sn, zn, on, jn, en)
+		*s.notifiers = append(*s.notifiers, sn, zn, on, jn, pn, en)
+		s.cfg.PagerDutySecrets = []string{pdWebhookSecret}
 		// Short retries keep outage tests quick; Retry-After is still exact.
 		s.dispatch.BackoffBase = 50 * time.Millisecond
 		s.dispatch.BackoffMax = 200 * time.Millisecond
@@ -253,7 +268,7 @@ func checkNoSecrets(t *testing.T, e *testEnv, v *vendors) {
 			errs.WriteString(n.LastError + "\n")
 		}
 	}
-	for _, secret := range []string{slackToken, ogKey, zoomSecret, smtpPassword, jsmKey, jsmAccount.APIToken} {
+	for _, secret := range []string{slackToken, ogKey, zoomSecret, smtpPassword, jsmKey, jsmAccount.APIToken, pdRoutingKey, pdToken, pdWebhookSecret} {
 		if strings.Contains(v.logs.String(), secret) {
 			t.Errorf("the log contains a secret (%s…)", secret[:6])
 		}

@@ -66,6 +66,9 @@ type Config struct {
 	// Secrets are the configured secret values (tokens, vendor keys,
 	// passwords): no API answer ever shows one.
 	Secrets []string
+	// PagerDutySecrets verify PagerDuty's v3 webhooks (their
+	// X-PagerDuty-Signature); none: those webhooks are refused.
+	PagerDutySecrets []string
 }
 
 // Deps are the parts the server is built from.
@@ -173,6 +176,9 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/alerts/alertmanager", s.postAlertmanager, s.auth(ScopeIngest), admit)
 	api.POST("/alerts/opsgenie", s.postOpsGenie, s.auth(ScopeIngest), admit)
 	api.POST("/alerts/jsm", s.postJSM, s.auth(ScopeIngest), admit)
+	// PagerDuty signs its webhooks and sends no bearer token: the
+	// signature is the authentication.
+	api.POST("/alerts/pagerduty", s.postPagerDuty, admit)
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))

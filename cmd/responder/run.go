@@ -29,6 +29,7 @@ import (
 	"github.com/responder-sre/responder/integrations/email"
 	"github.com/responder-sre/responder/integrations/opsgenie"
 	"github.com/responder-sre/responder/integrations/outbox"
+	"github.com/responder-sre/responder/integrations/pagerduty"
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/zoom"
 	"github.com/responder-sre/responder/policy"
@@ -228,6 +229,15 @@ func buildNotifications(b *built) error {
 		}
 		b.notifiers = append(b.notifiers, jn)
 		responders[integrations.ChannelJSM] = jc.Responder.Label()
+	}
+	if d := n.PagerDuty; d != nil {
+		pn, err := pagerduty.New(d.Build(client))
+		if err != nil {
+			return fmt.Errorf("notifications.pagerduty: %w", err)
+		}
+		b.notifiers = append(b.notifiers, pn)
+		responders[integrations.ChannelPagerDuty] = pn.Responder()
+		b.handlers.PagerDutySecrets = d.Secrets()
 	}
 	if len(responders) > 0 {
 		r.Paging = &incident.PagingRoutes{Pager: n.DefaultPager(), ByTeam: n.Paging.TeamPagers,

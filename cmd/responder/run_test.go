@@ -81,12 +81,16 @@ policy:
 
 	// A config that works but loses something says so, and passes.
 	jsm := filepath.Join(t.TempDir(), "jsm.yml")
-	if err := os.WriteFile(jsm, []byte("notifications:\n  jsm:\n    api_key: "+secret+"\n    responder: {type: team, name: sre}\n"), 0o600); err != nil {
+	if err := os.WriteFile(jsm, []byte("notifications:\n  jsm:\n    api_key: "+secret+"\n    responder: {type: team, name: sre}\n"+
+		"  pagerduty:\n    routing_key: "+secret+"\n  paging:\n    pager: jsm\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errOut := runCLI(t, "check-config", jsm)
-	if code != 0 || !strings.Contains(out, "warning: notifications.jsm.rest is not set") || strings.Contains(out+errOut, secret) {
-		t.Errorf("JSM without rest: exit %d:\n%s%s", code, out, errOut)
+	for _, want := range []string{"warning: notifications.jsm.rest is not set", "warning: notifications.pagerduty.rest is not set",
+		"warning: notifications.pagerduty.webhook_secrets is not set"} {
+		if code != 0 || !strings.Contains(out, want) || strings.Contains(out+errOut, secret) {
+			t.Errorf("pagers without rest: exit %d, want %q:\n%s%s", code, want, out, errOut)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package incident
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/responder-sre/responder/integrations"
@@ -156,9 +157,17 @@ func (s *Service) Page(ctx context.Context, id string, req PageRequest, actor st
 		case inc.Drill && !s.cfg.Routes.PageDrills:
 			return unprocessable("responder", "%s is a drill, and drills page nobody (drills.page is off)", inc.ID)
 		}
-		if pager := s.pagerOf(inc); pager != "" && (ownAlert(inc) || inc.PagerAlert) && !canAdd(pager, r.Type) {
-			return invalid("responder", "%s already has an alert in %s, which adds only a %s to an alert, not a %s",
-				inc.ID, pager, strings.Join(addableTypes(pager), " or a "), r.Type)
+		pager := s.pagerOf(inc)
+		exists := pager != "" && (ownAlert(inc) || inc.PagerAlert)
+		if pager == "" {
+			pager = s.cfg.Routes.Paging.pagerFor(inc)
+		}
+		if types := pageableTypes(pager, exists); types != nil && !slices.Contains(types, r.Type) {
+			why := "pages"
+			if exists {
+				why = "adds to the alert " + inc.ID + " has"
+			}
+			return invalid("responder", "%s %s only a %s, not a %s", pager, why, strings.Join(types, " or a "), r.Type)
 		}
 		text := fmt.Sprintf("paging %s now, asked by %s: %s", r, by, reason)
 		if err := ch.record(store.KindAction, text, by); err != nil {

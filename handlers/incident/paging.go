@@ -2,7 +2,6 @@ package incident
 
 import (
 	"fmt"
-	"slices"
 
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/policy"
@@ -178,16 +177,16 @@ func (s *Service) planPage(ch *change, target, text string, after uint64, enqueu
 	return pager, target, err
 }
 
-// addableTypes are the responder types a pager adds to an alert that
-// exists; nil: any.
-func addableTypes(pager string) []string {
-	if pager == integrations.ChannelOpsGenie {
+// pageableTypes are the responder types a pager can page for an
+// incident, given whether its alert exists already; nil: any. OpsGenie adds
+// only a user or a team to an alert that exists; PagerDuty asks a user or
+// an escalation policy (by ID) to join, always.
+func pageableTypes(pager string, alertExists bool) []string {
+	switch {
+	case pager == integrations.ChannelOpsGenie && alertExists:
 		return []string{"user", "team"}
+	case pager == integrations.ChannelPagerDuty:
+		return []string{"user", "escalation"}
 	}
 	return nil
-}
-
-func canAdd(pager, typ string) bool {
-	types := addableTypes(pager)
-	return types == nil || slices.Contains(types, typ)
 }
