@@ -123,6 +123,16 @@ var badFiles = []struct {
 	{file: "bad-customer-template-alone.yml", want: []string{
 		"notifications.email.customer_engineering.template_file",
 	}},
+	{file: "bad-pagers.yml", want: []string{
+		"notifications.jsm",
+		"notifications.jsm.rest",
+		"notifications.pagerduty.responder",
+		"notifications.paging.pager",
+	}},
+	{file: "bad-pagerduty-webhook.yml", want: []string{
+		"notifications.pagerduty",
+		"notifications.pagerduty.webhook_secrets[0]",
+	}},
 	{file: "bad-paging.yml", want: []string{
 		"notifications.paging.pager",
 		"notifications.paging.severity_pagers.S9",

@@ -253,7 +253,7 @@ func buildNotifications(b *built) error {
 		if err != nil {
 			return fmt.Errorf("notifications.email: %w", err)
 		}
-		b.previews = []integrations.Preview{slack.Preview(b.clock), ep, opsgenie.Preview()}
+		b.previews = []integrations.Preview{slack.Preview(b.clock), ep, opsgenie.Preview(), pagerduty.Preview()}
 	}
 	return nil
 }

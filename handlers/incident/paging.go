@@ -169,7 +169,9 @@ func (s *Service) planPage(ch *change, target, text string, after uint64, enqueu
 		target = routes.responders()[pager]
 	}
 	if s.cfg.Routes.Log {
-		if _, err := enqueue(integrations.ChannelLog, target, name, text, 0); err != nil {
+		// The log's target names the pager too, so that its preview shows
+		// what that pager would receive.
+		if _, err := enqueue(integrations.ChannelLog, pager+" "+target, name, text, 0); err != nil {
 			return "", "", err
 		}
 	}

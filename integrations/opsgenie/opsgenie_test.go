@@ -844,3 +844,20 @@ func TestNewJSMValidates(t *testing.T) {
 		t.Errorf("the defaults (api.atlassian.com): %v", err)
 	}
 }
+
+// The log shows what OpsGenie or JSM would be asked for a page through
+// them, and nothing for another pager's.
+func TestPreview(t *testing.T) {
+	p := opsgenie.Preview()
+	m := message(integrations.EventPage)
+	for _, pager := range []string{"opsgenie", "jsm"} {
+		m.Target = pager + " team:sre"
+		if got := p.Render(m); !strings.HasPrefix(got, pager+": alert P1 for team:sre: [S1] Checkout is down") {
+			t.Errorf("%s preview:\n%s", pager, got)
+		}
+	}
+	m.Target = "pagerduty user:PLEAD01"
+	if got := p.Render(m); got != "" {
+		t.Errorf("a page through PagerDuty previewed as OpsGenie's:\n%s", got)
+	}
+}

@@ -7,15 +7,20 @@ import (
 	"github.com/responder-sre/responder/integrations"
 )
 
-// Preview is, for the log notifier, what OpsGenie would be asked to do for
-// a page (the alert: priority, responder, message, the start of its
-// description), a responder added, or a close.
+// Preview is, for the log notifier, what OpsGenie or JSM would be asked to
+// do for a page (the alert: priority, responder, message, the start of its
+// description), a responder added, or a close. The log's page intents name
+// the pager and the responder in their target ("jsm team:sre").
 func Preview() integrations.Preview {
-	return integrations.Preview{Vendor: "opsgenie", Render: func(m integrations.Message) string {
+	return integrations.Preview{Vendor: "pager", Render: func(m integrations.Message) string {
+		pager, who, _ := strings.Cut(m.Target, " ")
+		if pager != integrations.ChannelOpsGenie && pager != integrations.ChannelJSM {
+			return ""
+		}
 		inc := m.Incident
 		switch m.Event {
 		case integrations.EventPage:
-			lines := []string{fmt.Sprintf("alert %s for %s: %s", orP3(priority(inc.Severity)), m.Target, message(inc))}
+			lines := []string{fmt.Sprintf("%s: alert %s for %s: %s", pager, orP3(priority(inc.Severity)), who, message(inc))}
 			for i, l := range strings.Split(strings.TrimSpace(description(inc)), "\n") {
 				if i == 6 {
 					break
@@ -24,9 +29,7 @@ func Preview() integrations.Preview {
 			}
 			return strings.Join(lines, "\n")
 		case integrations.EventAddResponder:
-			return fmt.Sprintf("add %s to the alert of %s: %s", m.Target, inc.ID, message(inc))
-		case integrations.EventClose:
-			return fmt.Sprintf("close the alert of %s: %s", inc.ID, message(inc))
+			return fmt.Sprintf("%s: add %s to the alert of %s: %s", pager, who, inc.ID, message(inc))
 		}
 		return ""
 	}}

@@ -198,3 +198,20 @@ func TestNewValidates(t *testing.T) {
 		t.Errorf("defaults: %v", err)
 	}
 }
+
+// The log shows what PagerDuty would be sent for a page through it, and
+// nothing for another pager's.
+func TestPreview(t *testing.T) {
+	p := pagerduty.Preview()
+	m := message(integrations.EventPage, "pagerduty user:PLEAD01")
+	got := p.Render(m)
+	for _, want := range []string{"pagerduty: trigger (critical) [S1] Checkout is down", m.Incident.ZoomURL, "ask user:PLEAD01 to join"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("preview lacks %q:\n%s", want, got)
+		}
+	}
+	m.Target = "opsgenie team:sre"
+	if got := p.Render(m); got != "" {
+		t.Errorf("a page through OpsGenie previewed as PagerDuty's:\n%s", got)
+	}
+}
