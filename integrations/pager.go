@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Pagers: the channels that get a person's phone to ring. Each keeps one
@@ -18,6 +19,17 @@ var PagerChannels = []string{ChannelOpsGenie, ChannelJSM, ChannelPagerDuty}
 
 // IsPager reports whether channel is a pager's.
 func IsPager(channel string) bool { return slices.Contains(PagerChannels, channel) }
+
+// LogPageTarget is the log's target for a page through pager to whom:
+// "pagerduty user:PLEAD01", so that the log's previews can show what that
+// pager would receive. PageTargetOf reads it back.
+func LogPageTarget(pager, whom string) string { return pager + " " + whom }
+
+// PageTargetOf splits a log page target into the pager and whom it pages.
+func PageTargetOf(target string) (pager, whom string) {
+	pager, whom, _ = strings.Cut(target, " ")
+	return pager, whom
+}
 
 // Pager is what a paging service does for Responder, one alert per
 // incident. Every call gets the message the outbox delivers: the incident's

@@ -189,40 +189,69 @@ func (s *Service) applyOpsGenie(tx *txn, now time.Time, src store.Source, msg *O
 			return nil, err
 		}
 	case "Acknowledge":
+		return s.applyPagerAction(ch, pagerAcknowledged, "", by)
+	case "Close":
+		return s.applyPagerAction(ch, pagerClosed, "closed in "+pagerName(src), by)
+	case "AddNote":
+		return s.applyPagerAction(ch, pagerNote, a.Note, by)
+	default:
+		text := pagerName(src) + " " + msg.Action
+		if a.Owner != "" {
+			text += " (owner " + a.Owner + ")"
+		}
+		return s.applyPagerAction(ch, pagerOther, text, by)
+	}
+	return ch, ch.save()
+}
+
+// pagerAction is what a pager's webhook says happened to its alert.
+type pagerAction int
+
+const (
+	pagerAcknowledged pagerAction = iota
+	pagerClosed                   // resolved there; text is the summary
+	pagerNote                     // text is the note
+	pagerOther                    // recorded as text
+)
+
+// applyPagerAction applies what a pager reported about the alert of the
+// incident ch changes, and saves it. Repeating a report changes nothing:
+// pagers deliver again when unsure.
+func (s *Service) applyPagerAction(ch *change, act pagerAction, text, by string) (*change, error) {
+	inc := ch.inc
+	switch act {
+	case pagerAcknowledged:
 		if inc.Status != store.StatusOpen {
 			return ch, nil
 		}
 		if err := ch.acknowledge(by); err != nil {
 			return nil, err
 		}
-	case "Close":
+	case pagerClosed:
 		if inc.Status == store.StatusResolved {
 			return ch, nil
 		}
 		if err := s.closeOpsGenieAlerts(ch); err != nil {
 			return nil, err
 		}
-		if err := ch.resolve(by, "closed in "+pagerName(src)); err != nil {
-			return nil, err
-		}
-	case "AddNote":
-		dup, err := hasEntry(tx, inc.ID, store.KindNote, a.Note, by)
-		if err != nil || dup {
-			return ch, err
-		}
-		if err := ch.announce(integrations.EventNote, store.KindNote, a.Note, by); err != nil {
+		if err := ch.resolve(by, text); err != nil {
 			return nil, err
 		}
 	default:
-		text := pagerName(src) + " " + msg.Action
-		if a.Owner != "" {
-			text += " (owner " + a.Owner + ")"
+		kind := store.KindAction
+		if act == pagerNote {
+			kind = store.KindNote
 		}
-		dup, err := hasEntry(tx, inc.ID, store.KindAction, text, by)
+		dup, err := hasEntry(ch.tx, inc.ID, kind, text, by)
 		if err != nil || dup {
 			return ch, err
 		}
-		if err := ch.record(store.KindAction, text, by); err != nil {
+		if act == pagerNote {
+			err = ch.announce(integrations.EventNote, kind, text, by)
+		} else {
+			err = ch.record(kind, text, by)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -91,41 +90,13 @@ func (s *Service) applyPagerDuty(tx *txn, now time.Time, msg *PagerDutyWebhook) 
 	case "incident.triggered":
 		return ch, nil // a re-delivered trigger
 	case "incident.acknowledged":
-		if inc.Status != store.StatusOpen {
-			return ch, nil
-		}
-		if err := ch.acknowledge(by); err != nil {
-			return nil, err
-		}
+		return s.applyPagerAction(ch, pagerAcknowledged, "", by)
 	case "incident.resolved":
-		if inc.Status == store.StatusResolved {
-			return ch, nil
-		}
-		if err := s.closeOpsGenieAlerts(ch); err != nil {
-			return nil, err
-		}
-		if err := ch.resolve(by, "resolved in PagerDuty"); err != nil {
-			return nil, err
-		}
+		return s.applyPagerAction(ch, pagerClosed, "resolved in PagerDuty", by)
 	case "incident.annotated":
-		dup, err := hasEntry(tx, inc.ID, store.KindNote, ev.Data.Content, by)
-		if err != nil || dup {
-			return ch, err
-		}
-		if err := ch.announce(integrations.EventNote, store.KindNote, ev.Data.Content, by); err != nil {
-			return nil, err
-		}
-	default:
-		text := "PagerDuty " + strings.TrimPrefix(ev.EventType, "incident.")
-		dup, err := hasEntry(tx, inc.ID, store.KindAction, text, by)
-		if err != nil || dup {
-			return ch, err
-		}
-		if err := ch.record(store.KindAction, text, by); err != nil {
-			return nil, err
-		}
+		return s.applyPagerAction(ch, pagerNote, ev.Data.Content, by)
 	}
-	return ch, ch.save()
+	return s.applyPagerAction(ch, pagerOther, "PagerDuty "+strings.TrimPrefix(ev.EventType, "incident."), by)
 }
 
 // pdPriority is the OpsGenie-style priority (P1..P5) a PagerDuty incident

@@ -171,7 +171,7 @@ func (s *Service) planPage(ch *change, target, text string, after uint64, enqueu
 	if s.cfg.Routes.Log {
 		// The log's target names the pager too, so that its preview shows
 		// what that pager would receive.
-		if _, err := enqueue(integrations.ChannelLog, pager+" "+target, name, text, 0); err != nil {
+		if _, err := enqueue(integrations.ChannelLog, integrations.LogPageTarget(pager, target), name, text, 0); err != nil {
 			return "", "", err
 		}
 	}

@@ -13,7 +13,7 @@ import (
 // the pager and the responder in their target ("jsm team:sre").
 func Preview() integrations.Preview {
 	return integrations.Preview{Vendor: "pager", Render: func(m integrations.Message) string {
-		pager, who, _ := strings.Cut(m.Target, " ")
+		pager, who := integrations.PageTargetOf(m.Target)
 		if pager != integrations.ChannelOpsGenie && pager != integrations.ChannelJSM {
 			return ""
 		}

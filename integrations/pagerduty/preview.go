@@ -13,7 +13,7 @@ import (
 // target ("pagerduty user:PLEAD01").
 func Preview() integrations.Preview {
 	return integrations.Preview{Vendor: "pager", Render: func(m integrations.Message) string {
-		pager, who, _ := strings.Cut(m.Target, " ")
+		pager, who := integrations.PageTargetOf(m.Target)
 		if pager != integrations.ChannelPagerDuty || !integrations.IsPage(m.Event) {
 			return ""
 		}

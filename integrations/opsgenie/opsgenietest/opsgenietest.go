@@ -552,31 +552,16 @@ func (s *Server) addResponder(id, idType string, raw []byte, reqID string) answe
 }
 
 func (s *Server) close(id, idType string, raw []byte, reqID string) answer {
-	var req struct {
-		User   string `json:"user"`
-		Source string `json:"source"`
-		Note   string `json:"note"`
-	}
-	body, bad := decode(raw, &req)
-	if bad != nil {
-		return *bad
-	}
-	switch {
-	case tooLong(req.User, 100):
-		return unprocessable("user", "User can not be longer than 100 characters.")
-	case tooLong(req.Note, 25000):
-		return unprocessable("note", "Note can not be longer than 25000 characters.")
-	}
-	s.closes = append(s.closes, Close{Identifier: id, IdentifierType: idType, User: req.User,
-		Source: req.Source, Note: req.Note, Body: body, Raw: raw, RequestID: reqID})
-	if a, ok := s.alerts[id]; ok && idType == "alias" {
-		a.Status = "closed"
-	}
-	return answer{status: http.StatusAccepted, body: copyMap(accepted)}
+	return s.alertAction(id, idType, raw, reqID, &s.closes, func(a *Alert) { a.Status = "closed" })
 }
 
-// acknowledge answers an acknowledge request: the same body as a close.
 func (s *Server) acknowledge(id, idType string, raw []byte, reqID string) answer {
+	return s.alertAction(id, idType, raw, reqID, &s.acks, func(a *Alert) { a.Acknowledged = true })
+}
+
+// alertAction answers a close or an acknowledge (the same body: user,
+// source, note), keeps it in into and applies it to the alert by alias.
+func (s *Server) alertAction(id, idType string, raw []byte, reqID string, into *[]Close, apply func(*Alert)) answer {
 	var req struct {
 		User   string `json:"user"`
 		Source string `json:"source"`
@@ -592,10 +577,10 @@ func (s *Server) acknowledge(id, idType string, raw []byte, reqID string) answer
 	case tooLong(req.Note, 25000):
 		return unprocessable("note", "Note can not be longer than 25000 characters.")
 	}
-	s.acks = append(s.acks, Close{Identifier: id, IdentifierType: idType, User: req.User,
+	*into = append(*into, Close{Identifier: id, IdentifierType: idType, User: req.User,
 		Source: req.Source, Note: req.Note, Body: body, Raw: raw, RequestID: reqID})
 	if a, ok := s.alerts[id]; ok && idType == "alias" {
-		a.Acknowledged = true
+		apply(a)
 	}
 	return answer{status: http.StatusAccepted, body: copyMap(accepted)}
 }
