@@ -87,14 +87,16 @@ tools:
 	fi
 
 ## debian: the Debian packages the tests run: prometheus-alertmanager (the
-## end-to-end test), strace (the fsync-before-answer order) and chromium (the
-## browser test of the web pages); one apt-get update, and only when one is
-## missing
+## end-to-end test), strace (the fsync-before-answer order), chromium (the
+## browser test of the web pages) and postgresql (the PostgreSQL store, run
+## by the tests themselves, never as a service); one apt-get update, and
+## only when one is missing
 debian:
 	@missing=; \
 	{ [ -x $(ALERTMANAGER) ] && command -v amtool >/dev/null; } || missing="$$missing prometheus-alertmanager"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing from Debian:$$missing"; \
 		SUDO=; [ "$$(id -u)" = 0 ] || SUDO=sudo; \

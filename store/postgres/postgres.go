@@ -1,0 +1,790 @@
+// Package postgres is the store backend for several replicas: one
+// PostgreSQL database shared by every Responder process. It passes the same
+// conformance suite (store/storetest) as the embedded bbolt backend.
+//
+// Every Update is one READ COMMITTED transaction, committed (and so durable:
+// PostgreSQL syncs its WAL at commit) before Update returns. Writes that
+// race across replicas are made safe by the database, not by luck: the
+// incident documents a write reads are locked (SELECT ... FOR UPDATE), so
+// two writes of one incident take turns and the second sees the first;
+// two replicas that open an incident for the same group at once collide on
+// a unique index of open incidents, and the loser's write is run again
+// (a deadlock, a serialization failure or a unique violation runs fn once
+// more, as the store contract allows), when it finds the winner's incident.
+package postgres
+
+import (
+	"context"
+	"crypto/sha256"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/responder-sre/responder/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Options tune Open. Zero values take the defaults.
+type Options struct {
+	// MaxWrites bounds the writes in progress or waiting for a connection;
+	// beyond it Update returns store.ErrBusy at once.
+	MaxWrites int
+	// MaxConns is the pool's size.
+	MaxConns int32
+	// Busy, when set and returning true, makes Update answer store.ErrBusy
+	// (overload tests of the whole daemon).
+	Busy func() bool
+}
+
+// Defaults of Options.
+const (
+	DefaultMaxWrites = 1024
+	DefaultMaxConns  = 16
+	// maxAttempts bounds the runs of one write that keeps colliding.
+	maxAttempts = 20
+)
+
+// DB is the PostgreSQL-backed store. It is safe for concurrent use, and
+// several processes may use one database at once.
+type DB struct {
+	pool    *pgxpool.Pool
+	slots   chan struct{}
+	waiting atomic.Int64
+	busy    func() bool
+
+	mu     sync.RWMutex
+	closed bool
+	wg     sync.WaitGroup // writes in progress, for Close
+}
+
+var (
+	_ store.DB = (*DB)(nil)
+	_ store.Tx = (*pgTx)(nil)
+)
+
+// Open connects to the database at dsn (a PostgreSQL URL or key=value
+// string), applies the schema migrations it lacks (once, under a lock, when
+// several replicas start together), and returns the store.
+func Open(ctx context.Context, dsn string, o Options) (*DB, error) {
+	if o.MaxWrites <= 0 {
+		o.MaxWrites = DefaultMaxWrites
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = DefaultMaxConns
+	}
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open store: the PostgreSQL DSN does not parse: %w", redactDSN(err))
+	}
+	cfg.MaxConns = o.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", redactDSN(err))
+	}
+	if err := migrate(ctx, pool); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open store: %w", redactDSN(err))
+	}
+	return &DB{pool: pool, slots: make(chan struct{}, o.MaxWrites), busy: o.Busy}, nil
+}
+
+// redactDSN keeps a password that a connection error may quote out of it.
+func redactDSN(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid DSN (not shown: it may hold a password)")
+	}
+	return err
+}
+
+// QueueDepth is the number of writes waiting for a connection or running.
+func (db *DB) QueueDepth() int { return int(db.waiting.Load()) }
+
+// Ready reports whether the database answers.
+func (db *DB) Ready() error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return store.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := db.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("database unreachable: %w", err)
+	}
+	return nil
+}
+
+// Update runs fn in one transaction, committed before it returns. fn runs
+// again when the transaction collides with another (a deadlock, a
+// serialization failure, a unique violation), so it must have no effect
+// outside the transaction other than setting its own results.
+func (db *DB) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if db.busy != nil && db.busy() {
+		return store.ErrBusy
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.mu.RLock()
+	if db.closed {
+		db.mu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case db.slots <- struct{}{}:
+	default:
+		db.mu.RUnlock()
+		return store.ErrBusy
+	}
+	db.wg.Add(1)
+	db.mu.RUnlock()
+	db.waiting.Add(1)
+	defer func() {
+		db.waiting.Add(-1)
+		<-db.slots
+		db.wg.Done()
+	}()
+	// The write is not cut off by its caller going away once it started:
+	// a caller must never report failure for a write that then lands.
+	wctx := context.WithoutCancel(ctx)
+	var err error
+	for attempt := 1; attempt <= maxAttempts; attempt++ {
+		err = db.run(wctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted}, true, fn)
+		if !retryable(err) {
+			return unwrapFn(err)
+		}
+		time.Sleep(time.Duration(attempt) * time.Millisecond) // the other write finishes meanwhile
+	}
+	return fmt.Errorf("write collided %d times with other writes: %w", maxAttempts, err)
+}
+
+// View runs fn in a read-only transaction that sees one snapshot.
+func (db *DB) View(ctx context.Context, fn func(store.Tx) error) error {
+	db.mu.RLock()
+	closed := db.closed
+	db.mu.RUnlock()
+	if closed {
+		return store.ErrClosed
+	}
+	return unwrapFn(db.run(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, false, fn))
+}
+
+// fnError marks the error of fn itself, so that it comes back unchanged
+// and is never taken for a collision to run again.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+func (db *DB) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func(store.Tx) error) error {
+	tx, err := db.pool.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	t := &pgTx{ctx: ctx, tx: tx, write: write}
+	if ferr := call(fn, t); ferr != nil {
+		_ = tx.Rollback(ctx)
+		if t.dbErr != nil && retryable(t.dbErr) {
+			return t.dbErr // a collision met inside fn: run it again
+		}
+		return &fnError{ferr}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// call runs fn and turns a panic into its error.
+func call(fn func(store.Tx) error, tx store.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("write panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn(tx)
+}
+
+// retryable reports a collision with another transaction, after which
+// running the write again succeeds.
+func retryable(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch pe.Code {
+	case "40001", "40P01", "23505": // serialization failure, deadlock, unique violation
+		return true
+	}
+	return false
+}
+
+// Close refuses new writes, waits for those in progress, and closes the
+// pool.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	if db.closed {
+		db.mu.Unlock()
+		return nil
+	}
+	db.closed = true
+	db.mu.Unlock()
+	db.wg.Wait()
+	db.pool.Close()
+	return nil
+}
+
+// Unwrap gives fn's own error back to the caller of Update.
+func unwrapFn(err error) error {
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	return err
+}
+
+type pgTx struct {
+	ctx   context.Context
+	tx    pgx.Tx
+	write bool
+	// dbErr is the last error the database gave a call of fn: when fn
+	// fails because of it, a collision makes the whole write run again.
+	dbErr error
+}
+
+func (t *pgTx) fail(err error) error {
+	t.dbErr = err
+	return err
+}
+
+// incidentNumber parses "INC-42" into 42.
+func incidentNumber(id string) (int64, error) {
+	num, ok := strings.CutPrefix(id, "INC-")
+	if !ok {
+		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != num {
+		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
+	}
+	return n, nil
+}
+
+func idOf(n int64) string { return "INC-" + strconv.FormatInt(n, 10) }
+
+func (t *pgTx) NextIncidentID() (string, error) {
+	var n int64
+	err := t.tx.QueryRow(t.ctx, `UPDATE responder_counters SET value = value + 1 WHERE name = 'incident' RETURNING value`).Scan(&n)
+	if err != nil {
+		return "", t.fail(fmt.Errorf("next incident id: %w", err))
+	}
+	return idOf(n), nil
+}
+
+// lock is the row lock a write takes on what it reads, so that two writes
+// of one incident take turns.
+func (t *pgTx) lock() string {
+	if t.write {
+		return " FOR UPDATE"
+	}
+	return ""
+}
+
+func (t *pgTx) Incident(id string) (*store.Incident, error) {
+	n, err := incidentNumber(id)
+	if err != nil {
+		return nil, err
+	}
+	return t.incidentWhere(id, `SELECT doc FROM incidents WHERE num = $1`+t.lock(), n)
+}
+
+func (t *pgTx) incidentWhere(what, query string, args ...any) (*store.Incident, error) {
+	var doc []byte
+	if err := t.tx.QueryRow(t.ctx, query, args...).Scan(&doc); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("incident %s: %w", what, store.ErrNotFound)
+		}
+		return nil, t.fail(fmt.Errorf("read incident %s: %w", what, err))
+	}
+	var inc store.Incident
+	if err := json.Unmarshal(doc, &inc); err != nil {
+		return nil, fmt.Errorf("decode incident %s: %w", what, err)
+	}
+	return &inc, nil
+}
+
+func (t *pgTx) PutIncident(inc *store.Incident) error {
+	n, err := incidentNumber(inc.ID)
+	if err != nil {
+		return fmt.Errorf("put incident: %w", err)
+	}
+	doc, err := json.Marshal(inc)
+	if err != nil {
+		return fmt.Errorf("encode incident %s: %w", inc.ID, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO incidents (num, source, dedup_key, status, severity, doc) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (num) DO UPDATE SET source = $2, dedup_key = $3, status = $4, severity = $5, doc = $6`,
+		n, string(inc.Source), []byte(inc.DedupKey), string(inc.Status), inc.Severity, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put incident %s: %w", inc.ID, err))
+	}
+	return nil
+}
+
+func (t *pgTx) LatestByDedupKey(src store.Source, key string) (*store.Incident, error) {
+	if key == "" {
+		return nil, fmt.Errorf("incident with dedup key %q: %w", key, store.ErrNotFound)
+	}
+	return t.incidentWhere(fmt.Sprintf("with dedup key %q", key),
+		`SELECT doc FROM incidents WHERE source = $1 AND dedup_key = $2 ORDER BY num DESC LIMIT 1`+t.lock(), string(src), []byte(key))
+}
+
+func (t *pgTx) OpenIncidents() ([]store.Incident, error) {
+	return t.incidents(`SELECT num, doc FROM incidents WHERE status <> 'resolved' ORDER BY num DESC`)
+}
+
+func (t *pgTx) incidents(query string, args ...any) ([]store.Incident, error) {
+	rows, err := t.tx.Query(t.ctx, query, args...)
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read incidents: %w", err))
+	}
+	defer rows.Close()
+	out := []store.Incident{}
+	for rows.Next() {
+		var n int64
+		var doc []byte
+		if err := rows.Scan(&n, &doc); err != nil {
+			return nil, t.fail(fmt.Errorf("read incidents: %w", err))
+		}
+		var inc store.Incident
+		if err := json.Unmarshal(doc, &inc); err != nil {
+			return nil, fmt.Errorf("decode incident %s: %w", idOf(n), err)
+		}
+		out = append(out, inc)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(fmt.Errorf("read incidents: %w", err))
+	}
+	return out, nil
+}
+
+// ListIncidents lists newest first, as the bbolt backend does: the open
+// and acknowledged ones through the open index, the others by walking
+// incidents down from Before, at most MaxScan of them.
+func (t *pgTx) ListIncidents(f store.Filter) (store.Page, error) {
+	match := func(status, severity string) bool {
+		return (f.Status == "" || store.Status(status) == f.Status) && (f.Severity == "" || severity == f.Severity)
+	}
+	var before int64
+	if f.Before != "" {
+		n, err := incidentNumber(f.Before)
+		if err != nil {
+			return store.Page{}, fmt.Errorf("before: %w", err)
+		}
+		before = n
+	}
+	full := func(out []store.Incident) bool { return f.Limit > 0 && len(out) >= f.Limit }
+	var page store.Page
+	if f.Status == store.StatusOpen || f.Status == store.StatusAcknowledged {
+		open, err := t.OpenIncidents()
+		if err != nil {
+			return store.Page{}, err
+		}
+		for i := range open {
+			n, _ := incidentNumber(open[i].ID)
+			if before != 0 && n >= before || !match(string(open[i].Status), open[i].Severity) {
+				continue
+			}
+			if full(page.Incidents) {
+				page.Next = page.Incidents[len(page.Incidents)-1].ID
+				break
+			}
+			page.Incidents = append(page.Incidents, open[i])
+		}
+		return page, nil
+	}
+	query := `SELECT num, status, severity, doc FROM incidents WHERE ($1 = 0 OR num < $1) ORDER BY num DESC`
+	args := []any{before}
+	if f.MaxScan > 0 {
+		query += ` LIMIT $2`
+		args = append(args, f.MaxScan+1)
+	}
+	rows, err := t.tx.Query(t.ctx, query, args...)
+	if err != nil {
+		return store.Page{}, t.fail(fmt.Errorf("list incidents: %w", err))
+	}
+	defer rows.Close()
+	scanned := 0
+	for rows.Next() {
+		var n int64
+		var status, severity string
+		var doc []byte
+		if err := rows.Scan(&n, &status, &severity, &doc); err != nil {
+			return store.Page{}, t.fail(fmt.Errorf("list incidents: %w", err))
+		}
+		if full(page.Incidents) || (f.MaxScan > 0 && scanned >= f.MaxScan) {
+			// Stopped early: the caller continues before the last row seen.
+			page.Next = idOf(n + 1)
+			break
+		}
+		scanned++
+		if !match(status, severity) {
+			continue
+		}
+		var inc store.Incident
+		if err := json.Unmarshal(doc, &inc); err != nil {
+			return store.Page{}, fmt.Errorf("decode incident %s: %w", idOf(n), err)
+		}
+		page.Incidents = append(page.Incidents, inc)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Page{}, t.fail(fmt.Errorf("list incidents: %w", err))
+	}
+	return page, nil
+}
+
+func (t *pgTx) Alert(incidentID, fingerprint string) (*store.Alert, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	var doc []byte
+	err = t.tx.QueryRow(t.ctx, `SELECT doc FROM alerts WHERE incident = $1 AND fingerprint = $2`, n, []byte(fingerprint)).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("alert %s of %s: %w", fingerprint, incidentID, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read alert %s of %s: %w", fingerprint, incidentID, err))
+	}
+	var a store.Alert
+	if err := json.Unmarshal(doc, &a); err != nil {
+		return nil, fmt.Errorf("decode alert %s of %s: %w", fingerprint, incidentID, err)
+	}
+	return &a, nil
+}
+
+func (t *pgTx) PutAlert(incidentID string, a *store.Alert) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("put alert: %w", err)
+	}
+	doc, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode alert %s: %w", a.Fingerprint, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO alerts (incident, fingerprint, doc) VALUES ($1, $2, $3)
+		ON CONFLICT (incident, fingerprint) DO UPDATE SET doc = $3`, n, []byte(a.Fingerprint), doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put alert %s of %s: %w", a.Fingerprint, incidentID, err))
+	}
+	return nil
+}
+
+// rowsOf decodes the documents query returns, in its order.
+func rowsOf[T any](t *pgTx, what, query string, args ...any) ([]T, error) {
+	rows, err := t.tx.Query(t.ctx, query, args...)
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read %s: %w", what, err))
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		var doc []byte
+		if err := rows.Scan(&doc); err != nil {
+			return nil, t.fail(fmt.Errorf("read %s: %w", what, err))
+		}
+		var v T
+		if err := json.Unmarshal(doc, &v); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(fmt.Errorf("read %s: %w", what, err))
+	}
+	return out, nil
+}
+
+func (t *pgTx) Alerts(incidentID string) ([]store.Alert, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	return rowsOf[store.Alert](t, "alerts of "+incidentID, `SELECT doc FROM alerts WHERE incident = $1 ORDER BY fingerprint`, n)
+}
+
+func (t *pgTx) AppendTimeline(incidentID string, e store.Entry) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("append timeline: %w", err)
+	}
+	doc, err := json.Marshal(e)
+	if err != nil {
+		return fmt.Errorf("encode timeline entry of %s: %w", incidentID, err)
+	}
+	if _, err := t.tx.Exec(t.ctx, `INSERT INTO timeline (incident, doc) VALUES ($1, $2)`, n, doc); err != nil {
+		return t.fail(fmt.Errorf("append timeline of %s: %w", incidentID, err))
+	}
+	return nil
+}
+
+func (t *pgTx) Timeline(incidentID string) ([]store.Entry, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	return rowsOf[store.Entry](t, "timeline of "+incidentID, `SELECT doc FROM timeline WHERE incident = $1 ORDER BY id`, n)
+}
+
+// RecordUnmatched keeps one row per distinct input (source, key, reason,
+// detail): a sender re-delivering the same webhook adds nothing.
+func (t *pgTx) RecordUnmatched(u store.Unmatched) error {
+	sum := sha256.Sum256([]byte(string(u.Source) + "\x00" + u.DedupKey + "\x00" + u.Reason + "\x00" + u.Detail))
+	doc, err := json.Marshal(u)
+	if err != nil {
+		return fmt.Errorf("encode unmatched: %w", err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO unmatched (key, at, doc) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING`, sum[:16], u.At, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("record unmatched: %w", err))
+	}
+	return nil
+}
+
+// Unmatched lists recorded unmatched input, newest first.
+func (t *pgTx) Unmatched(limit int) ([]store.Unmatched, error) {
+	query, args := `SELECT doc FROM unmatched ORDER BY at DESC, key`, []any{}
+	if limit > 0 {
+		query += ` LIMIT $1`
+		args = append(args, limit)
+	}
+	out, err := rowsOf[store.Unmatched](t, "unmatched", query, args...)
+	if err != nil {
+		return nil, err
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At.After(out[j].At) })
+	return out, nil
+}
+
+func (t *pgTx) Enqueue(in *store.Intent) error {
+	n, err := incidentNumber(in.IncidentID)
+	if err != nil {
+		return fmt.Errorf("enqueue: %w", err)
+	}
+	var seq int64
+	if err := t.tx.QueryRow(t.ctx, `SELECT nextval('intent_seq')`).Scan(&seq); err != nil {
+		return t.fail(fmt.Errorf("enqueue for %s: %w", in.IncidentID, err))
+	}
+	in.Seq = seqOf(seq)
+	if in.Key == "" {
+		in.Key = fmt.Sprintf("%s/%s/%d", in.IncidentID, in.Channel, seq)
+	}
+	if in.State == "" {
+		in.State = store.IntentPending
+	}
+	doc, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode intent %d: %w", in.Seq, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO intents (seq, incident, pending, doc) VALUES ($1, $2, $3, $4)`,
+		seq, n, in.State == store.IntentPending, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("enqueue for %s: %w", in.IncidentID, err))
+	}
+	return nil
+}
+
+func (t *pgTx) Intent(seq uint64) (*store.Intent, error) {
+	var doc []byte
+	err := t.tx.QueryRow(t.ctx, `SELECT doc FROM intents WHERE seq = $1`+t.lock(), dbSeq(seq)).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("intent %d: %w", seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read intent %d: %w", seq, err))
+	}
+	var in store.Intent
+	if err := json.Unmarshal(doc, &in); err != nil {
+		return nil, fmt.Errorf("decode intent %d: %w", seq, err)
+	}
+	return &in, nil
+}
+
+func (t *pgTx) PutIntent(in *store.Intent) error {
+	doc, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode intent %d: %w", in.Seq, err)
+	}
+	tag, err := t.tx.Exec(t.ctx, `UPDATE intents SET pending = $2, doc = $3 WHERE seq = $1`,
+		dbSeq(in.Seq), in.State == store.IntentPending, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put intent %d: %w", in.Seq, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("put intent %d: %w", in.Seq, store.ErrNotFound)
+	}
+	return nil
+}
+
+func (t *pgTx) PendingIntents(after uint64, limit int) ([]store.Intent, error) {
+	query, args := `SELECT seq, doc FROM intents WHERE pending AND seq > $1 ORDER BY seq`, []any{dbSeq(after)}
+	if limit > 0 {
+		query += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := t.tx.Query(t.ctx, query, args...)
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read pending intents: %w", err))
+	}
+	defer rows.Close()
+	var out []store.Intent
+	var bad *store.UndecodableError
+	for rows.Next() {
+		var seq int64
+		var doc []byte
+		if err := rows.Scan(&seq, &doc); err != nil {
+			return nil, t.fail(fmt.Errorf("read pending intents: %w", err))
+		}
+		var in store.Intent
+		if err := json.Unmarshal(doc, &in); err != nil {
+			// One bad value must not hold back every intent after it.
+			if bad == nil {
+				bad = &store.UndecodableError{}
+			}
+			bad.Seqs = append(bad.Seqs, seqOf(seq))
+			bad.Errs = append(bad.Errs, fmt.Errorf("decode intent %d: %w", seq, err))
+			continue
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(fmt.Errorf("read pending intents: %w", err))
+	}
+	if bad != nil {
+		return out, bad
+	}
+	return out, nil
+}
+
+func (t *pgTx) PendingSeqs(after uint64, limit int) ([]uint64, error) {
+	query, args := `SELECT seq FROM intents WHERE pending AND seq > $1 ORDER BY seq`, []any{dbSeq(after)}
+	if limit > 0 {
+		query += ` LIMIT $2`
+		args = append(args, limit)
+	}
+	rows, err := t.tx.Query(t.ctx, query, args...)
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read pending intents: %w", err))
+	}
+	seqs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (uint64, error) {
+		var s int64
+		err := r.Scan(&s)
+		return seqOf(s), err
+	})
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read pending intents: %w", err))
+	}
+	return seqs, nil
+}
+
+func (t *pgTx) SkipIntent(seq uint64) error {
+	if _, err := t.tx.Exec(t.ctx, `UPDATE intents SET pending = false WHERE seq = $1`, dbSeq(seq)); err != nil {
+		return t.fail(fmt.Errorf("skip intent %d: %w", seq, err))
+	}
+	return nil
+}
+
+func (t *pgTx) IncidentIntents(incidentID string) ([]store.Intent, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT seq, doc FROM intents WHERE incident = $1 ORDER BY seq`, n)
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read intents of %s: %w", incidentID, err))
+	}
+	defer rows.Close()
+	out := []store.Intent{}
+	for rows.Next() {
+		var seq int64
+		var doc []byte
+		if err := rows.Scan(&seq, &doc); err != nil {
+			return nil, t.fail(fmt.Errorf("read intents of %s: %w", incidentID, err))
+		}
+		var in store.Intent
+		if err := json.Unmarshal(doc, &in); err != nil {
+			// Shown as failed rather than failing the incident's whole view.
+			in = store.Intent{Seq: seqOf(seq), IncidentID: incidentID, State: store.IntentFailed,
+				LastError: "stored notification record is unreadable"}
+		}
+		out = append(out, in)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, t.fail(fmt.Errorf("read intents of %s: %w", incidentID, err))
+	}
+	return out, nil
+}
+
+func (t *pgTx) Request(key string) (*store.Request, error) {
+	var doc []byte
+	err := t.tx.QueryRow(t.ctx, `SELECT doc FROM requests WHERE key = $1`, []byte(key)).Scan(&doc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("request %q: %w", key, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("read request %q: %w", key, err))
+	}
+	var r store.Request
+	if err := json.Unmarshal(doc, &r); err != nil {
+		return nil, fmt.Errorf("decode request %q: %w", key, err)
+	}
+	return &r, nil
+}
+
+// PutRequest records a request under its key. A key another replica
+// recorded meanwhile makes the write collide and run again, when it finds
+// that record: idempotency keys hold across replicas.
+func (t *pgTx) PutRequest(key string, r store.Request) error {
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode request %q: %w", key, err)
+	}
+	if _, err := t.tx.Exec(t.ctx, `INSERT INTO requests (key, doc) VALUES ($1, $2)`, []byte(key), doc); err != nil {
+		return t.fail(fmt.Errorf("put request %q: %w", key, err))
+	}
+	return nil
+}
+
+func (t *pgTx) ResolvedOfKind(kind, incidentID string) (string, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return "", fmt.Errorf("resolved of kind: %w", err)
+	}
+	var first int64
+	err = t.tx.QueryRow(t.ctx, `INSERT INTO resolved_kinds (kind, first_incident) VALUES ($1, $2)
+		ON CONFLICT (kind) DO UPDATE SET kind = resolved_kinds.kind RETURNING first_incident`, []byte(kind), n).Scan(&first)
+	if err != nil {
+		return "", t.fail(fmt.Errorf("record kind of %s: %w", incidentID, err))
+	}
+	return idOf(first), nil
+}
+
+// Intent sequences come from a PostgreSQL sequence: positive, below 2^63,
+// so they convert both ways unchanged.
+func seqOf(n int64) uint64 { return uint64(n) } //nolint:gosec // see above
+
+func dbSeq(s uint64) int64 { return int64(s) } //nolint:gosec // see above
