@@ -7,6 +7,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/alertmanager/timeinterval"
@@ -134,6 +136,20 @@ type StoreConfig struct {
 	MaxBatch    int           `yaml:"max_batch"`
 	LockTimeout time.Duration `yaml:"lock_timeout"`
 	RetryAfter  time.Duration `yaml:"retry_after"`
+	// Postgres, when set, keeps everything in PostgreSQL instead of the
+	// bbolt file in data_dir, so that several replicas can share it.
+	Postgres *PostgresConfig `yaml:"postgres"`
+}
+
+// PostgresConfig is the PostgreSQL database of the replicas.
+type PostgresConfig struct {
+	// DSN is a PostgreSQL URL or key=value string; it may hold a
+	// password, so it is a secret (dsn_file reads it from a file).
+	DSN      Secret `yaml:"dsn"`
+	DSNFile  string `yaml:"dsn_file"`
+	MaxConns int32  `yaml:"max_conns"`
+
+	dsnFromFile bool
 }
 
 // PolicyConfig is the YAML form of policy.Policy.
@@ -426,6 +442,19 @@ func (c *Config) Secrets() []string {
 	}
 	if n.OpsGenie != nil {
 		add(n.OpsGenie.APIKey)
+	}
+	if pg := c.Store.Postgres; pg != nil {
+		add(pg.DSN)
+		if u, err := url.Parse(pg.DSN.Value()); err == nil && u.User != nil {
+			if pw, ok := u.User.Password(); ok && pw != "" {
+				out = append(out, pw)
+			}
+		}
+		for _, f := range strings.Fields(pg.DSN.Value()) {
+			if pw, ok := strings.CutPrefix(f, "password="); ok && pw != "" {
+				out = append(out, strings.Trim(pw, "'"))
+			}
+		}
 	}
 	if p := n.PagerDuty; p != nil {
 		add(p.RoutingKey)

@@ -735,7 +735,13 @@ func TestExampleLoads(t *testing.T) {
 	exampleHTTP := cfg.HTTP
 	exampleHTTP.PublicURL = def.HTTP.PublicURL
 	check(t, "http", exampleHTTP, def.HTTP)
-	check(t, "store", cfg.Store, def.Store)
+	// The example shows PostgreSQL; the default is the bbolt file.
+	exampleStore := cfg.Store
+	if exampleStore.Postgres == nil || exampleStore.Postgres.MaxConns != 16 {
+		t.Errorf("store.postgres = %+v, want the example's, max_conns 16", exampleStore.Postgres)
+	}
+	exampleStore.Postgres = nil
+	check(t, "store", exampleStore, def.Store)
 	check(t, "listen", cfg.Listen, def.Listen)
 	check(t, "data_dir", cfg.DataDir, def.DataDir)
 	check(t, "default severity", pol.DefaultSeverity, defPol.DefaultSeverity)
@@ -787,8 +793,8 @@ func TestExampleShowsEveryOption(t *testing.T) {
 		"notifications.slack.token_file": true, "notifications.email.password_file": true,
 		"notifications.opsgenie.api_key_file": true, "notifications.opsgenie.responder.id": true,
 		"notifications.pagerduty.routing_key_file": true, "notifications.pagerduty.rest.token_file": true,
-		"notifications.pagerduty.webhook_secret_file": true,
-		"notifications.jsm.api_key_file":              true, "notifications.jsm.responder.id": true, "notifications.jsm.rest.api_token_file": true,
+		"notifications.pagerduty.webhook_secret_file": true, "store.postgres.dsn_file": true,
+		"notifications.jsm.api_key_file": true, "notifications.jsm.responder.id": true, "notifications.jsm.rest.api_token_file": true,
 		"notifications.zoom.api": true, "notifications.zoom.api.account_id": true,
 		"notifications.zoom.api.client_id": true, "notifications.zoom.api.client_secret": true,
 		"notifications.zoom.api.client_secret_file": true, "notifications.zoom.api.token_url": true,

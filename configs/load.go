@@ -457,6 +457,12 @@ func (c *Config) Validate() error {
 		p.addf("store.lock_timeout", "must be 0s (fail at once) or a positive duration, got %s", c.Store.LockTimeout)
 	}
 	positive(&p, "store.retry_after", c.Store.RetryAfter)
+	if pg := c.Store.Postgres; pg != nil {
+		resolveSecret(&p, "store.postgres", "dsn", &pg.DSN, pg.DSNFile, &pg.dsnFromFile, true)
+		if pg.MaxConns < 0 {
+			p.addf("store.postgres.max_conns", "must be positive, got %d", pg.MaxConns)
+		}
+	}
 	if c.Alertmanager.MaxAlerts < 1 {
 		p.addf("alertmanager.max_alerts", "must be at least 1, got %d", c.Alertmanager.MaxAlerts)
 	}

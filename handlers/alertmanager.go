@@ -160,7 +160,7 @@ func (s *Server) ingest(c echo.Context, src store.Source, decode func(body []byt
 	}
 	touched, err := apply(c.Request().Context())
 	if err != nil {
-		if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrClosed) {
+		if errors.Is(err, store.ErrBusy) || errors.Is(err, store.ErrClosed) || errors.Is(err, store.ErrUnavailable) {
 			s.metrics.alertsRejected.WithLabelValues(string(src), "busy").Inc()
 		}
 		return err

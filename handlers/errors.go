@@ -97,10 +97,13 @@ func (s *Server) statusOf(err error, c echo.Context) (int, string) {
 		status, msg = kindStatus[ie.Kind], ie.Msg
 	case errors.Is(err, store.ErrNotFound):
 		status, msg = http.StatusNotFound, err.Error()
-	case errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrClosed):
+	case errors.Is(err, store.ErrBusy), errors.Is(err, store.ErrClosed), errors.Is(err, store.ErrUnavailable):
 		status, msg = http.StatusServiceUnavailable, "write queue is full, retry later"
-		if errors.Is(err, store.ErrClosed) {
+		switch {
+		case errors.Is(err, store.ErrClosed):
 			msg = "shutting down, retry later"
+		case errors.Is(err, store.ErrUnavailable):
+			msg = "the database is unreachable, retry later"
 		}
 		c.Response().Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -14,6 +14,10 @@ var (
 	ErrBusy = errors.New("write queue full")
 	// ErrClosed: the store is shutting down.
 	ErrClosed = errors.New("store closed")
+	// ErrUnavailable: the database cannot be reached (a PostgreSQL restart,
+	// a network partition); nothing was written, the caller should retry
+	// later.
+	ErrUnavailable = errors.New("database unreachable")
 )
 
 // Status of an incident.

@@ -33,7 +33,9 @@ import (
 	"github.com/responder-sre/responder/integrations/slack"
 	"github.com/responder-sre/responder/integrations/zoom"
 	"github.com/responder-sre/responder/policy"
+	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/bolt"
+	"github.com/responder-sre/responder/store/postgres"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -301,13 +303,12 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stder
 
 func runServer(ctx context.Context, b *built, getenv func(string) string, log zerolog.Logger) error {
 	cfg := b.cfg
-	opts := bolt.Options{QueueSize: cfg.Store.QueueSize, MaxBatch: cfg.Store.MaxBatch, LockTimeout: cfg.Store.LockTimeout}
+	var busy func() bool
 	if busyFile := getenv(envBusyFile); busyFile != "" {
 		log.Warn().Str("file", busyFile).Msg("failpoint on: writes are refused while this file exists")
-		opts.Busy = func() bool { _, err := os.Stat(busyFile); return err == nil }
+		busy = func() bool { _, err := os.Stat(busyFile); return err == nil }
 	}
-	dbPath := filepath.Join(cfg.DataDir, dbFile)
-	db, err := bolt.Open(dbPath, opts)
+	db, dbPath, err := openStore(ctx, cfg, busy)
 	if err != nil {
 		return err
 	}
@@ -448,4 +449,25 @@ func checkInheritedSocket(addr net.Addr, tokens int) error {
 		return fmt.Errorf("the socket passed in LISTEN_FDS listens on %s, which is not loopback: configure at least one token in auth.tokens, or pass a loopback socket", addr)
 	}
 	return nil
+}
+
+// openStore opens the configured store: PostgreSQL when store.postgres is
+// set, else the bbolt file in data_dir. where names it for the log (never
+// the DSN, which may hold a password).
+func openStore(ctx context.Context, cfg *configs.Config, busy func() bool) (db store.DB, where string, err error) {
+	if pg := cfg.Store.Postgres; pg != nil {
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		pdb, err := postgres.Open(octx, pg.DSN.Value(), postgres.Options{MaxWrites: cfg.Store.QueueSize, MaxConns: pg.MaxConns, Busy: busy})
+		if err != nil {
+			return nil, "", err
+		}
+		return pdb, "postgresql", nil
+	}
+	path := filepath.Join(cfg.DataDir, dbFile)
+	bdb, err := bolt.Open(path, bolt.Options{QueueSize: cfg.Store.QueueSize, MaxBatch: cfg.Store.MaxBatch, LockTimeout: cfg.Store.LockTimeout, Busy: busy})
+	if err != nil {
+		return nil, "", err
+	}
+	return bdb, path, nil
 }

@@ -124,7 +124,7 @@ func (db *DB) Ready() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := db.pool.Ping(ctx); err != nil {
-		return fmt.Errorf("database unreachable: %w", err)
+		return fmt.Errorf("%w: %w", store.ErrUnavailable, err)
 	}
 	return nil
 }
@@ -193,20 +193,50 @@ func (e *fnError) Error() string { return e.err.Error() }
 func (db *DB) run(ctx context.Context, opts pgx.TxOptions, write bool, fn func(store.Tx) error) error {
 	tx, err := db.pool.BeginTx(ctx, opts)
 	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+		return unavailable("begin", err)
 	}
 	t := &pgTx{ctx: ctx, tx: tx, write: write}
 	if ferr := call(fn, t); ferr != nil {
 		_ = tx.Rollback(ctx)
-		if t.dbErr != nil && retryable(t.dbErr) {
+		switch {
+		case t.dbErr != nil && retryable(t.dbErr):
 			return t.dbErr // a collision met inside fn: run it again
+		case t.dbErr != nil && lostConnection(t.dbErr):
+			return unavailable("write", t.dbErr)
 		}
 		return &fnError{ferr}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("commit: %w", err)
+		if retryable(err) {
+			return err
+		}
+		// Whether a commit cut off by a lost connection landed is not
+		// known: the caller is told to retry, and ingest is idempotent.
+		return unavailable("commit", err)
 	}
 	return nil
+}
+
+// lostConnection reports an error of the connection rather than of the
+// statement: the database restarting, a network failure, a refused
+// connection.
+func lostConnection(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08: connection exception; 57P01-57P03: the server is
+		// shutting down, crashed, or cannot take connections yet.
+		return strings.HasPrefix(pe.Code, "08") || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03"
+	}
+	return !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// unavailable is a failure to reach the database, as store.ErrUnavailable
+// (the API answers 503 with Retry-After).
+func unavailable(what string, err error) error {
+	if !lostConnection(err) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return fmt.Errorf("%s: %w: %w", what, store.ErrUnavailable, err)
 }
 
 // call runs fn and turns a panic into its error.

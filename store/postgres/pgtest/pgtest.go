@@ -61,8 +61,7 @@ func Start() (*Server, error) {
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: initdb: %w\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c fsync=on -c max_connections=200", dir)
-	if out, err := s.run("pg_ctl", "-D", data, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "-o", opts, "start"); err != nil {
+	if out, err := s.start(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log")) //nolint:gosec // the server log in our temp dir
 		_ = os.RemoveAll(dir)
 		return nil, fmt.Errorf("pgtest: pg_ctl start: %w\n%s\n%s", err, out, log)
@@ -120,18 +119,27 @@ func (s *Server) NewDatabase(tb testing.TB) string {
 	return s.DSN(name)
 }
 
-// Restart stops the server (immediate: as a crash) and starts it again;
-// committed transactions survive.
-func (s *Server) Restart(mode string) error {
-	data := filepath.Join(s.dir, "data")
-	if out, err := s.run("pg_ctl", "-D", data, "-m", mode, "-w", "stop"); err != nil {
+// Crash stops the server at once, as a crash would (pg_ctl -m immediate):
+// committed transactions survive it, as WAL replay at the next start
+// shows. Resume starts it again.
+func (s *Server) Crash() error {
+	if out, err := s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "-m", "immediate", "-w", "stop"); err != nil {
 		return fmt.Errorf("pg_ctl stop: %w\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c fsync=on -c max_connections=200", s.dir)
-	if out, err := s.run("pg_ctl", "-D", data, "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "-o", opts, "start"); err != nil {
+	return nil
+}
+
+// Resume starts the server Crash stopped.
+func (s *Server) Resume() error {
+	if out, err := s.start(); err != nil {
 		return fmt.Errorf("pg_ctl start: %w\n%s", err, out)
 	}
 	return nil
+}
+
+func (s *Server) start() ([]byte, error) {
+	opts := fmt.Sprintf("-c listen_addresses='' -k %s -c fsync=on -c max_connections=200", s.dir)
+	return s.run("pg_ctl", "-D", filepath.Join(s.dir, "data"), "-l", filepath.Join(s.dir, "log"), "-w", "-t", "60", "-o", opts, "start")
 }
 
 // Stop stops the server and removes its files.
