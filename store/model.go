@@ -18,6 +18,9 @@ var (
 	// a network partition); nothing was written, the caller should retry
 	// later.
 	ErrUnavailable = errors.New("database unreachable")
+	// ErrLeaseLost: a lease's holder checked it and it has expired or
+	// passed to another holder (see Leases).
+	ErrLeaseLost = errors.New("lease lost")
 )
 
 // Status of an incident.

@@ -6,7 +6,10 @@
 // every backend must pass.
 package store
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // DB is a backend. Every Update is one transaction, durable before Update
 // returns nil; View sees every committed Update.
@@ -87,4 +90,24 @@ type Tx interface {
 	Request(key string) (*Request, error)
 	// PutRequest records a request under its idempotency key.
 	PutRequest(key string, r Request) error
+}
+
+// Leases is what a backend shared by several replicas (store/postgres)
+// offers for work that one replica must do at a time, such as delivering
+// the outbox: a lease, held by one holder until it expires, with a fencing
+// number that grows at every change of holder. A backend of one process
+// (store/bolt) does not offer it: that process does the work.
+type Leases interface {
+	// HoldLease takes the lease name for holder when it is free or expired,
+	// or extends it when holder holds it, for ttl. It returns the fencing
+	// number while holder holds it, and 0 when another holder does.
+	HoldLease(ctx context.Context, name, holder string, ttl time.Duration) (uint64, error)
+}
+
+// LeaseTx is the transaction of a backend that offers Leases: the holder
+// checks, where it records the work, that its lease is still current.
+type LeaseTx interface {
+	// CheckLease returns ErrLeaseLost unless the lease name is unexpired and
+	// has the fencing number token.
+	CheckLease(name string, token uint64) error
 }

@@ -29,8 +29,14 @@ type delivery struct {
 	// attempt had delivered it) and sent nothing.
 	found bool
 	// cancelled: a page whose incident was resolved before it went; it
-	// was not sent (see claimPage).
+	// was not sent (see before).
 	cancelled bool
+	// token is the delivery lease's fencing number the delivery started
+	// under (0 on a store of one process); fenced: the lease had passed to
+	// another replica when the attempt was to be recorded, so nothing was
+	// sent.
+	token  uint64
+	fenced bool
 }
 
 // finder is a notifier that can tell whether a message reached the vendor
@@ -66,9 +72,10 @@ func (d *Dispatcher) start(ctx context.Context, l *lane, group []*store.Intent) 
 	// Deliveries outlive a stop request by at most one attempt's timeout,
 	// so that their outcome can be written.
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.Timeout)
+	token := d.token
 	go func() {
 		defer cancel()
-		r := delivery{lane: l, group: group, doubt: inDoubt}
+		r := delivery{lane: l, group: group, doubt: inDoubt, token: token}
 		d.attempt(dctx, &r, n, f, marks)
 		r.at = d.now()
 		d.results <- r
@@ -88,31 +95,9 @@ func (d *Dispatcher) attempt(ctx context.Context, r *delivery, n integrations.No
 		r.err = err
 		return
 	}
-	if len(marks) > 0 {
-		err := d.store.Update(ctx, func(tx store.Tx) error {
-			for i := range marks {
-				if err := tx.PutIntent(&marks[i]); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			// Not attempted: nothing was sent, nothing is in doubt.
-			r.err = integrations.Temporary(fmt.Errorf("record the attempt before sending: %w", err), 0)
-			return
-		}
-	}
-	if integrations.IsPager(head.Channel) && integrations.IsPage(head.Event) {
-		cancelled, err := d.claimPage(ctx, head)
-		if err != nil {
-			r.err = integrations.Temporary(fmt.Errorf("claim the page before sending: %w", err), 0)
-			return
-		}
-		if cancelled {
-			r.cancelled = true
-			return
-		}
+	if err := d.before(ctx, r, marks); err != nil || r.cancelled || r.fenced {
+		r.err = err
+		return
 	}
 	if r.doubt && f != nil {
 		receipt, found, err := f.Find(ctx, m)
@@ -268,24 +253,53 @@ func alertLine(a store.Alert) string {
 	return name
 }
 
-// claimPage records that a page is about to be sent, in a transaction that
+// before records, in one transaction and before the vendor is called,
+// what must be on disk first: on a shared store, that this replica still
+// holds the delivery lease (its fencing number), so that one paused past
+// its lease sends nothing once another took over; the attempt of a vendor
+// that can be asked about it later (marks); and the claim of a page, which
 // checks it is still pending: the incident service cancels a page that has
-// not gone when its incident resolves (store.IntentCancelled), and a page
-// is then either claimed here (and closed after, in its lane's order) or
-// cancelled there, never sent and then closed for nothing.
-func (d *Dispatcher) claimPage(ctx context.Context, in *store.Intent) (cancelled bool, err error) {
+// not gone when its incident resolves (store.IntentCancelled), so a page is
+// either claimed here (and closed after, in its lane's order) or cancelled
+// there, never sent and then closed for nothing.
+func (d *Dispatcher) before(ctx context.Context, r *delivery, marks []store.Intent) error {
+	head := r.group[0]
+	page := integrations.IsPager(head.Channel) && integrations.IsPage(head.Event)
+	if r.token == 0 && len(marks) == 0 && !page {
+		return nil
+	}
 	at := d.now()
-	err = d.store.Update(ctx, func(tx store.Tx) error {
-		cur, err := tx.Intent(in.Seq)
+	err := d.store.Update(ctx, func(tx store.Tx) error {
+		r.cancelled = false
+		if err := fence(tx, r.token); err != nil {
+			return err
+		}
+		for i := range marks {
+			if err := tx.PutIntent(&marks[i]); err != nil {
+				return err
+			}
+		}
+		if !page {
+			return nil
+		}
+		cur, err := tx.Intent(head.Seq)
 		if err != nil {
 			return err
 		}
 		if cur.State != store.IntentPending {
-			cancelled = true
+			r.cancelled = true
 			return nil
 		}
 		cur.AttemptAt, cur.AttemptKey = &at, cur.Key
 		return tx.PutIntent(cur)
 	})
-	return cancelled, err
+	switch {
+	case errors.Is(err, store.ErrLeaseLost):
+		r.fenced = true
+		return nil
+	case err != nil:
+		// Not attempted: nothing was sent, nothing is in doubt.
+		return integrations.Temporary(fmt.Errorf("record the attempt before sending: %w", err), 0)
+	}
+	return nil
 }

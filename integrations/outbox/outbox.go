@@ -10,6 +10,8 @@ package outbox
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -49,6 +51,13 @@ type Config struct {
 	// Redactor removes secrets from delivery errors before they are kept
 	// or logged; nil redacts credential shapes only.
 	Redactor *integrations.Redactor
+	// Holder names this replica in the delivery lease of a store shared by
+	// several (store.Leases); empty: the host name and process id.
+	Holder string
+	// LeaseTTL is how long the delivery lease lasts without being renewed
+	// (default 30s; it is renewed every third of it): how long the outbox
+	// waits after its replica died before another takes over.
+	LeaseTTL time.Duration
 }
 
 func (c *Config) defaults() {
@@ -62,6 +71,11 @@ func (c *Config) defaults() {
 	setIfZero(&c.CollapseMax, 100)
 	setIfZero(&c.DependencyWait, 15*time.Second)
 	setIfZero(&c.RescanEvery, time.Second)
+	setIfZero(&c.LeaseTTL, 30*time.Second)
+	if c.Holder == "" {
+		host, _ := os.Hostname()
+		c.Holder = fmt.Sprintf("%s/%d", host, os.Getpid())
+	}
 	if c.Redactor == nil {
 		c.Redactor = integrations.NewRedactor(nil)
 	}
@@ -87,8 +101,12 @@ func setIfZero[T comparable](v *T, def T) {
 // not every pending intent: a storm of 50,000 queued replies held back by
 // Slack's rate costs nothing until the channel may take the next one.
 type Dispatcher struct {
-	cfg         Config
-	store       Store
+	cfg   Config
+	store Store
+	// leases is the store's, when replicas share it: only the holder of
+	// the delivery lease delivers, and it checks its fencing number where
+	// it records each attempt and outcome.
+	leases      store.Leases
 	notifiers   map[string]integrations.Notifier
 	log         zerolog.Logger
 	now         func() time.Time
@@ -119,7 +137,12 @@ type Dispatcher struct {
 	unsaved      []delivery           // finished deliveries whose state is not yet written
 	oldestAt     time.Time            // when the oldest-pending gauge was last computed
 	skip         []uint64             // undecodable intents still in the pending index
+	token        uint64               // the delivery lease's fencing number while held; 0 otherwise
+	leaseAt      time.Time            // when the lease is next taken or renewed
 }
+
+// deliveryLease is the lease's name in the store.
+const deliveryLease = "outbox"
 
 // New builds a dispatcher for the given notifiers, keyed by
 // channel name (log, slack, email, zoom, opsgenie).
@@ -162,6 +185,9 @@ func New(cfg Config, st Store, notifiers []integrations.Notifier, log zerolog.Lo
 	for _, n := range notifiers {
 		d.notifiers[n.Name()] = n
 	}
+	if l, ok := st.(store.Leases); ok {
+		d.leases = l
+	}
 	if reg != nil {
 		reg.MustRegister(d.sent, d.found, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "responder_outbox_pending",
@@ -198,17 +224,25 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		if err := d.load(); err != nil {
-			d.log.Error().Err(err).Msg("read outbox")
+		var wake time.Time
+		if d.leading(ctx) {
+			if err := d.load(); err != nil {
+				d.log.Error().Err(err).Msg("read outbox")
+			}
+			wake = d.startDue(ctx)
 		}
-		wake := d.startDue(ctx)
+		if d.leases != nil {
+			wake = minTime(wake, d.leaseAt)
+		}
 		if len(d.unsaved) > 0 {
 			_ = d.save() // logged; kept for the next round
 			if len(d.unsaved) > 0 {
 				wake = minTime(wake, d.now().Add(100*time.Millisecond))
 			}
 		}
-		wake = minTime(wake, d.rescanAt)
+		if d.token != 0 || d.leases == nil {
+			wake = minTime(wake, d.rescanAt)
+		}
 		wait := time.Hour
 		if !wake.IsZero() {
 			wait = max(wake.Sub(d.now()), time.Millisecond)
@@ -264,4 +298,67 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// leading reports whether this replica delivers: always on a store of one
+// process; on a shared one, while it holds the delivery lease, which it
+// takes or renews every third of LeaseTTL. Losing the lease drops what it
+// held (another replica delivers it now); deliveries in flight finish, and
+// their outcome is written only if the lease is still held (fenced).
+func (d *Dispatcher) leading(ctx context.Context) bool {
+	if d.leases == nil {
+		return true
+	}
+	now := d.now()
+	if now.Before(d.leaseAt) {
+		return d.token != 0
+	}
+	token, err := d.leases.HoldLease(ctx, deliveryLease, d.cfg.Holder, d.cfg.LeaseTTL)
+	d.leaseAt = now.Add(d.cfg.LeaseTTL / 3)
+	switch {
+	case err != nil:
+		// Unknown: deliver nothing until the lease is known again; it may
+		// expire meanwhile and pass to another replica.
+		d.log.Warn().Err(err).Msg("cannot renew the delivery lease: delivering nothing until it is held again")
+		token = 0
+	case token != 0 && d.token == 0:
+		d.log.Info().Uint64("token", token).Msg("holding the delivery lease: this replica delivers the outbox")
+	case token == 0 && d.token != 0:
+		d.log.Warn().Msg("the delivery lease passed to another replica: this one stops delivering")
+	}
+	if token != d.token {
+		d.resign()
+	}
+	d.token = token
+	return token != 0
+}
+
+// resign drops what the dispatcher holds, to be read again from the store
+// when it leads (again): another replica may have delivered it meanwhile.
+func (d *Dispatcher) resign() {
+	d.pending = map[uint64]*store.Intent{}
+	d.lanes = map[string]*lane{}
+	d.sched = nil
+	d.waiting = map[string][]*lane{}
+	d.waiters = map[uint64][]*store.Intent{}
+	d.hold = map[string]time.Time{}
+	d.failing = map[string]bool{}
+	d.unsaved = nil
+	d.skip = nil
+	d.lastSeq = 0
+	d.rescanAt = time.Time{}
+	d.depth.Store(0)
+}
+
+// fence checks, inside tx, that the delivery lease is still held with
+// token; 0 (a store of one process) checks nothing.
+func fence(tx store.Tx, token uint64) error {
+	if token == 0 {
+		return nil
+	}
+	lt, ok := tx.(store.LeaseTx)
+	if !ok {
+		return nil
+	}
+	return lt.CheckLease(deliveryLease, token)
 }

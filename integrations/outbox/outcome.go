@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -20,6 +21,17 @@ func (d *Dispatcher) finish(r delivery) {
 		// next message leaves at least 1/rate after this one arrived.
 		delete(d.slackSending, head.Target)
 		d.limiter(head.Target).ReserveN(r.at, 1)
+	}
+	if r.token != d.token || r.fenced {
+		// Started under a delivery lease this replica no longer holds: the
+		// replica holding it now delivers what is left; nothing is written
+		// here (a fenced delivery sent nothing).
+		if r.fenced && r.token == d.token {
+			d.lostLease()
+		}
+		d.log.Warn().Str("incident", head.IncidentID).Str("channel", head.Channel).Str("event", head.Event).Bool("sent", !r.fenced).
+			Msg("delivery lease lost: its outcome is left to the replica holding the lease")
+		return
 	}
 	if r.cancelled {
 		for _, in := range r.group {
@@ -142,6 +154,9 @@ func (d *Dispatcher) save() error {
 	}
 	batch := d.unsaved
 	err := d.store.Update(context.Background(), func(tx store.Tx) error {
+		if err := fence(tx, d.token); err != nil {
+			return err
+		}
 		for _, r := range batch {
 			if err := d.apply(tx, r); err != nil {
 				return err
@@ -149,6 +164,11 @@ func (d *Dispatcher) save() error {
 		}
 		return nil
 	})
+	if errors.Is(err, store.ErrLeaseLost) {
+		d.log.Warn().Int("outcomes", len(batch)).Msg("delivery lease lost: outcomes left to the replica holding it")
+		d.lostLease()
+		return err
+	}
 	if err != nil {
 		d.log.Warn().Err(err).Int("outcomes", len(batch)).Msg("write delivery outcomes: will retry")
 		return err
@@ -282,4 +302,12 @@ func (d *Dispatcher) lateBridge(tx store.Tx, inc *store.Incident, bridge *store.
 		}
 	}
 	return nil
+}
+
+// lostLease drops what the dispatcher holds after finding that the
+// delivery lease passed to another replica; it asks for the lease again
+// at once (it will wait until it is free).
+func (d *Dispatcher) lostLease() {
+	d.token, d.leaseAt = 0, time.Time{}
+	d.resign()
 }

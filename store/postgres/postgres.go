@@ -818,3 +818,42 @@ func (t *pgTx) ResolvedOfKind(kind, incidentID string) (string, error) {
 func seqOf(n int64) uint64 { return uint64(n) } //nolint:gosec // see above
 
 func dbSeq(s uint64) int64 { return int64(s) } //nolint:gosec // see above
+
+var _ store.Leases = (*DB)(nil)
+
+// HoldLease takes or extends the lease name for holder, in one statement,
+// with the database's clock (the replicas' own clocks may disagree).
+func (db *DB) HoldLease(ctx context.Context, name, holder string, ttl time.Duration) (uint64, error) {
+	var token int64
+	var got string
+	err := db.pool.QueryRow(ctx, `
+		INSERT INTO leases (name, holder, token, expires_at) VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 microsecond')
+		ON CONFLICT (name) DO UPDATE SET
+			token = CASE WHEN leases.holder = $2 AND leases.expires_at > clock_timestamp() THEN leases.token ELSE leases.token + 1 END,
+			holder = $2,
+			expires_at = clock_timestamp() + $3 * interval '1 microsecond'
+		WHERE leases.holder = $2 OR leases.expires_at <= clock_timestamp()
+		RETURNING holder, token`, name, holder, ttl.Microseconds()).Scan(&got, &token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil // held by another
+	}
+	if err != nil {
+		return 0, unavailable("hold lease "+name, err)
+	}
+	return seqOf(token), nil
+}
+
+// CheckLease fails with store.ErrLeaseLost unless the lease is unexpired
+// and still has token. It locks the lease row, so that the lease cannot
+// change hands before this transaction commits.
+func (t *pgTx) CheckLease(name string, token uint64) error {
+	var current int64
+	err := t.tx.QueryRow(t.ctx, `SELECT token FROM leases WHERE name = $1 AND expires_at > clock_timestamp() FOR SHARE`, name).Scan(&current)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && seqOf(current) != token) {
+		return fmt.Errorf("lease %s (token %d): %w", name, token, store.ErrLeaseLost)
+	}
+	if err != nil {
+		return t.fail(fmt.Errorf("check lease %s: %w", name, err))
+	}
+	return nil
+}
