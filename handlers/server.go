@@ -7,6 +7,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -69,6 +70,10 @@ type Config struct {
 	// PagerDutySecrets verify PagerDuty's v3 webhooks (their
 	// X-PagerDuty-Signature); none: those webhooks are refused.
 	PagerDutySecrets []string
+	// SessionKey signs the web sessions' cookies; empty: a key drawn at
+	// random when the server starts (a restart logs everyone out). Replicas
+	// share one (Sessions.SessionKey).
+	SessionKey []byte
 }
 
 // Deps are the parts the server is built from.
@@ -81,6 +86,22 @@ type Deps struct {
 	Log      zerolog.Logger
 	Now      func() time.Time
 	Registry *prometheus.Registry
+	// Sessions keeps the web sessions' signing key and logouts where every
+	// replica sees them (store/postgres); nil: in this process only.
+	Sessions Sessions
+}
+
+// Sessions is what web sessions need to work across replicas behind a load
+// balancer: one key that signs every replica's cookies, and the sessions
+// logged out, which every replica refuses.
+type Sessions interface {
+	// SessionKey is the shared signing key, made once.
+	SessionKey(ctx context.Context) ([]byte, error)
+	// RevokeSession records that session id logged out; it is refused
+	// until it would have expired.
+	RevokeSession(ctx context.Context, id string, until time.Time) error
+	// SessionRevoked reports whether session id logged out.
+	SessionRevoked(ctx context.Context, id string) (bool, error)
 }
 
 // Outbox is what the handlers need from the dispatcher.
@@ -101,8 +122,10 @@ type Server struct {
 	// sessionKey signs the web pages' session cookies; pages are their
 	// templates.
 	sessionKey []byte
-	revoked    revocations // sessions logged out
-	pages      pages
+	revoked    revocations // sessions logged out, in this process
+	sessions   Sessions    // or where every replica sees them
+
+	pages pages
 	// redactor removes secrets from what people are shown.
 	redactor *integrations.Redactor
 }
@@ -130,8 +153,12 @@ func New(cfg Config, d Deps) *Server {
 		now:       func() time.Time { return d.Now().UTC() },
 		metrics:   newMetrics(d.Registry),
 
-		sessionKey: sessionKey(),
+		sessionKey: cfg.SessionKey,
+		sessions:   d.Sessions,
 		redactor:   integrations.NewRedactor(cfg.Secrets),
+	}
+	if len(s.sessionKey) == 0 {
+		s.sessionKey = sessionKey()
 	}
 	pg, err := newPages()
 	if err != nil {

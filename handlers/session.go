@@ -18,8 +18,10 @@ import (
 // Sessions of the web pages. A session cookie holds a random session id,
 // the name of the token that logged in ("" before login) and an expiry,
 // signed with HMAC-SHA256 under a key drawn at random when the process
-// starts: the token itself never leaves the login form, and a restart logs
-// everyone out. The scopes are the token's, looked up by name on every
+// starts (a restart logs everyone out), or, for replicas on PostgreSQL,
+// under one key kept in the database, with logouts recorded there too, so
+// that a login works on whichever replica the load balancer picks and a
+// logout on every one. The token itself never leaves the login form. The scopes are the token's, looked up by name on every
 // request, so a token removed from the configuration stops working at the
 // next restart.
 const (
@@ -111,6 +113,13 @@ func (r *revocations) revoked(id string) bool {
 func (s *Server) endSession(c echo.Context) {
 	if sess := sessionOf(c); sess != nil {
 		s.revoked.revoke(sess, s.now())
+		if s.sessions != nil {
+			if err := s.sessions.RevokeSession(c.Request().Context(), sess.id, sess.expires); err != nil {
+				// Refused here at least; the other replicas may still take
+				// a copy of the cookie until it expires.
+				s.log.Error().Err(err).Msg("log out: cannot record the logout for the other replicas")
+			}
+		}
 	}
 	//nolint:gosec // G124: as in newSession
 	c.SetCookie(&http.Cookie{
@@ -144,6 +153,13 @@ func (s *Server) readSession(r *http.Request) *session {
 	}
 	if s.revoked.revoked(parts[1]) {
 		return nil
+	}
+	if s.sessions != nil {
+		// A logout on another replica; when it cannot be asked, the
+		// session is refused: a logged-out cookie must not work.
+		if out, err := s.sessions.SessionRevoked(r.Context(), parts[1]); err != nil || out {
+			return nil
+		}
 	}
 	sess := &session{id: parts[1], name: string(name), expires: time.Unix(exp, 0).UTC()}
 	if sess.name != "" {

@@ -357,7 +357,16 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 	}
 
 	svc := incident.New(b.incidents, incident.Deps{Store: db, Policy: b.policy, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
-	srv := handlers.New(hcfg, handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
+	deps := handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg}
+	if shared, ok := db.(handlers.Sessions); ok {
+		// Replicas: one session key for all, logouts seen by all.
+		key, err := shared.SessionKey(ctx)
+		if err != nil {
+			return fmt.Errorf("web sessions: %w", err)
+		}
+		hcfg.SessionKey, deps.Sessions = key, shared
+	}
+	srv := handlers.New(hcfg, deps)
 	// Reminders stop before the dispatcher and the store (defers run last
 	// in, first out).
 	rctx, stopReminders := context.WithCancel(context.WithoutCancel(ctx))

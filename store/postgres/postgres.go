@@ -15,6 +15,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/json"
@@ -856,4 +857,40 @@ func (t *pgTx) CheckLease(name string, token uint64) error {
 		return t.fail(fmt.Errorf("check lease %s: %w", name, err))
 	}
 	return nil
+}
+
+// SessionKey is the key that signs web session cookies, the same for every
+// replica: made at random by the first replica that asks.
+func (db *DB) SessionKey(ctx context.Context) ([]byte, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	var key []byte
+	err := db.pool.QueryRow(ctx, `INSERT INTO web_secrets (name, value) VALUES ('session_key', $1)
+		ON CONFLICT (name) DO UPDATE SET name = web_secrets.name RETURNING value`, k).Scan(&key)
+	if err != nil {
+		return nil, unavailable("session key", err)
+	}
+	return key, nil
+}
+
+// RevokeSession records a logout, and forgets the logouts of sessions
+// that have expired.
+func (db *DB) RevokeSession(ctx context.Context, id string, until time.Time) error {
+	_, err := db.pool.Exec(ctx, `WITH gone AS (DELETE FROM web_logouts WHERE until < clock_timestamp())
+		INSERT INTO web_logouts (id, until) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING`, id, until)
+	if err != nil {
+		return unavailable("record logout", err)
+	}
+	return nil
+}
+
+// SessionRevoked reports whether the session logged out.
+func (db *DB) SessionRevoked(ctx context.Context, id string) (bool, error) {
+	var n int
+	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM web_logouts WHERE id = $1`, id).Scan(&n); err != nil {
+		return false, unavailable("read logouts", err)
+	}
+	return n > 0, nil
 }
