@@ -148,6 +148,10 @@ type PostgresConfig struct {
 	DSN      Secret `yaml:"dsn"`
 	DSNFile  string `yaml:"dsn_file"`
 	MaxConns int32  `yaml:"max_conns"`
+	// LeaseTTL is how long the replica that delivers notifications keeps
+	// the delivery lease without renewing it: after it dies, the others
+	// wait this long before one takes over.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
 
 	dsnFromFile bool
 }

@@ -462,6 +462,9 @@ func (c *Config) Validate() error {
 		if pg.MaxConns < 0 {
 			p.addf("store.postgres.max_conns", "must be positive, got %d", pg.MaxConns)
 		}
+		if pg.LeaseTTL != 0 && pg.LeaseTTL < time.Second {
+			p.addf("store.postgres.lease_ttl", "%s: at least 1s (it is renewed every third of it)", pg.LeaseTTL)
+		}
 	}
 	if c.Alertmanager.MaxAlerts < 1 {
 		p.addf("alertmanager.max_alerts", "must be at least 1, got %d", c.Alertmanager.MaxAlerts)

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -334,6 +335,8 @@ type e2eProcess struct {
 	done chan struct{} // closed when the process has exited
 	err  error         // Wait's result, set before done is closed
 	out  *syncBuffer   // its output, for processes started by e2eStartProcess
+	// killed: the test killed it (kill -9), so its exit is not a failure.
+	killed atomic.Bool
 }
 
 // e2eStartProcess starts a daemon with its stdout and stderr in logPath,
@@ -382,7 +385,7 @@ func e2eStartProcess(t *testing.T, name, logPath string, extraEnv []string, sock
 		}
 		// Anything left in the group (there should be nothing) goes too.
 		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		if p.err != nil {
+		if p.err != nil && !p.killed.Load() {
 			// A graceful shutdown exits 0.
 			t.Errorf("%s exited with %v after SIGTERM, want a clean exit", name, p.err)
 		}

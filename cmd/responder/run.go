@@ -182,6 +182,9 @@ func buildNotifications(b *built) error {
 		Concurrency: n.Concurrency, Timeout: n.Timeout,
 		Redactor: integrations.NewRedactor(b.cfg.Secrets()),
 	}
+	if pg := b.cfg.Store.Postgres; pg != nil {
+		b.dispatch.LeaseTTL = pg.LeaseTTL
+	}
 	if s := n.Slack; s != nil {
 		sc := s.Build(client)
 		sc.Clock = b.clock
