@@ -1,14 +1,20 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/responder-sre/responder/integrations/slack/slacktest"
 	"github.com/responder-sre/responder/store/postgres/pgtest"
 )
 
@@ -151,4 +157,149 @@ func TestReplicasShareWebSessions(t *testing.T) {
 	if status, loc, _ := do(http.MethodGet, a.base+"/", nil); status != http.StatusSeeOther || !strings.HasPrefix(loc, "/login") {
 		t.Errorf("a took a session logged out on b: %d to %q", status, loc)
 	}
+}
+
+// responder migrate: a bbolt file made by the daemon (incidents with alerts,
+// a resolution, an idempotency record, unmatched input, notifications still
+// owed) is copied into an empty PostgreSQL database; a daemon on it answers
+// the API the same, and delivers what was owed. A second copy into the
+// now non-empty database is refused, as is a file a daemon holds.
+func TestMigrateBboltToPostgres(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	dsn := pg.NewDatabase(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	// Slack on a closed port: the announcements stay owed in the outbox.
+	closed := closedPort(t)
+	bboltCfg := filepath.Join(dir, "bbolt.yml")
+	e2eWriteFile(t, bboltCfg, fmt.Sprintf("data_dir: %s\nnotifications:\n  log: false\n  slack:\n    token: xoxb-migrate-example\n    api_url: http://%s/api/\n    channel: \"#incidents\"\n", data, closed))
+
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--config", bboltCfg, "--listen", "127.0.0.1:0"}, noEnv, logs, logs)
+	}()
+	base := "http://" + servingAddr(t, logs, done)
+	client := &http.Client{Timeout: 5 * time.Second}
+	post := func(path, body string, header ...string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i := range 4 {
+		post("/api/v1/incidents", fmt.Sprintf(`{"title":"incident %d","severity":"S2","declared_by":"maria"}`, i))
+	}
+	post("/api/v1/incidents", `{"title":"with a key","severity":"S3","declared_by":"maria"}`, "Idempotency-Key", "key-1")
+	post("/api/v1/incidents/INC-2/resolve", `{"by":"maria","summary":"done"}`)
+	am := `{"version":"4","groupKey":"{}:{alertname=\"Migrated\"}","status":"%s","receiver":"r","groupLabels":{},"commonLabels":{},"commonAnnotations":{},
+		"externalURL":"http://am.example","alerts":[{"status":"%s","labels":{"alertname":"Migrated","severity":"critical"},"annotations":{},
+		"startsAt":"2026-12-02T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"fp1"}]}`
+	post("/api/v1/alerts/alertmanager", fmt.Sprintf(am, "firing", "firing"))
+	post("/api/v1/alerts/alertmanager", strings.ReplaceAll(fmt.Sprintf(am, "resolved", "resolved"), "Migrated", "NeverSeen"))
+
+	// A daemon holds the file: refused.
+	var out, errOut bytes.Buffer
+	if code := run(context.Background(), []string{"migrate", "--from", data, "--to-postgres", dsn}, noEnv, &out, &errOut); code == 0 {
+		t.Fatalf("migrate took a file a daemon holds:\n%s", out.String())
+	}
+	before := map[string]string{}
+	for _, path := range []string{"/api/v1/incidents?limit=50", "/api/v1/incidents/INC-1", "/api/v1/incidents/INC-6"} {
+		before[path] = getBody(t, client, base+path)
+	}
+	cancel()
+	<-done
+
+	out.Reset()
+	errOut.Reset()
+	if code := run(context.Background(), []string{"migrate", "--from", data, "--to-postgres", dsn}, noEnv, &out, &errOut); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	for _, want := range []string{"6 incidents", "1 idempotency records", "1 unmatched", "pending", "counts checked"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("migrate said %q, want %q in it", out.String(), want)
+		}
+	}
+	errOut.Reset()
+	if code := run(context.Background(), []string{"migrate", "--from", data, "--to-postgres", dsn}, noEnv, &out, &errOut); code == 0 ||
+		!strings.Contains(errOut.String(), "empty") || strings.Contains(errOut.String(), dsn) {
+		t.Errorf("a second migrate into the same database: exit %d, %q", code, errOut.String())
+	}
+
+	// Served from PostgreSQL: the same answers; the next id follows.
+	slack := slacktest.New("xoxb-migrate-example")
+	t.Cleanup(slack.Close)
+	slack.AddChannel("incidents")
+	d := startDaemon(t, fmt.Sprintf("store:\n  postgres:\n    dsn: %q\nnotifications:\n  log: false\n  slack:\n    token: xoxb-migrate-example\n    api_url: %s\n    channel: \"#incidents\"\n    rate_per_second: 10\n    burst: 10\n", dsn, slack.URL()), nil, "http")
+	for path, want := range before {
+		if got := getBody(t, d.client, d.base+path); got != want {
+			t.Errorf("%s differs after the move:\nbbolt:    %s\npostgres: %s", path, want, got)
+		}
+	}
+	resp, err := d.client.Post(d.base+"/api/v1/incidents", "application/json", strings.NewReader(`{"title":"after","severity":"S3","declared_by":"maria"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var created struct{ ID string }
+	_ = json.NewDecoder(resp.Body).Decode(&created)
+	_ = resp.Body.Close()
+	if created.ID != "INC-7" {
+		t.Errorf("the first incident after the move is %q, want INC-7", created.ID)
+	}
+	// What was owed is delivered: an announcement for each of the six, and
+	// the seventh's.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(30 * time.Second)
+	for roots := 0; roots < 7; {
+		roots = 0
+		for _, p := range slack.Posts() {
+			if p.Method == slacktest.MethodPostMessage && p.ThreadTS == "" {
+				roots++
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("%d of 7 announcements delivered after the move", roots)
+		}
+	}
+}
+
+func getBody(t *testing.T, client *http.Client, url string) string {
+	t.Helper()
+	resp, err := client.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func closedPort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	return addr
 }

@@ -52,6 +52,7 @@ const envBusyFile = "RESPONDER_FAILPOINT_BUSY_FILE"
 const usage = `usage:
   responder [serve] [--config FILE] [--listen ADDR] [--data-dir DIR]
   responder check-config FILE
+  responder migrate --from DATA_DIR (--to-postgres DSN | --to-postgres-file FILE)
   responder version
 `
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return serve(ctx, args, getenv, stderr)
 	case "check-config":
 		return checkConfig(args, stdout, stderr)
+	case "migrate":
+		return migrate(ctx, args, stdout, stderr)
 	case "version":
 		_, _ = fmt.Fprintf(stdout, "responder %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0

@@ -809,3 +809,33 @@ func (t *boltTx) ResolvedOfKind(kind, incidentID string) (string, error) {
 	}
 	return incidentID, nil
 }
+
+// Requests lists every recorded idempotency key and its request, for
+// responder migrate (the store contract reads them one key at a time).
+func (db *DB) Requests() (map[string]store.Request, error) {
+	out := map[string]store.Request{}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
+			var r store.Request
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode request %q: %w", k, err)
+			}
+			out[string(k)] = r
+			return nil
+		})
+	})
+	return out, err
+}
+
+// ResolvedKinds lists every incident kind with the first incident of that
+// kind that resolved, for responder migrate.
+func (db *DB) ResolvedKinds() (map[string]string, error) {
+	out := map[string]string{}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketKinds).ForEach(func(k, v []byte) error {
+			out[string(k)] = "INC-" + strconv.FormatUint(binary.BigEndian.Uint64(v), 10)
+			return nil
+		})
+	})
+	return out, err
+}

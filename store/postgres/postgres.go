@@ -894,3 +894,48 @@ func (db *DB) SessionRevoked(ctx context.Context, id string) (bool, error) {
 	}
 	return n > 0, nil
 }
+
+// Empty reports whether the database holds nothing of Responder's yet (no
+// incident number given, no outbox intent, no request, nothing unmatched):
+// what responder migrate requires of its target.
+func (db *DB) Empty(ctx context.Context) (bool, error) {
+	var used int64
+	var rows bool
+	err := db.pool.QueryRow(ctx, `SELECT (SELECT value FROM responder_counters WHERE name = 'incident'),
+		EXISTS (SELECT 1 FROM incidents) OR EXISTS (SELECT 1 FROM intents) OR EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM unmatched)`).Scan(&used, &rows)
+	if err != nil {
+		return false, unavailable("check the database is empty", err)
+	}
+	return used == 0 && !rows, nil
+}
+
+// CounterTx is the transaction of responder migrate: it sets the next
+// incident number to follow the incidents copied in.
+type CounterTx interface {
+	SetIncidentCounter(last uint64) error
+}
+
+// SetIncidentCounter makes INC-(last+1) the next incident id.
+func (t *pgTx) SetIncidentCounter(last uint64) error {
+	if _, err := t.tx.Exec(t.ctx, `UPDATE responder_counters SET value = $1 WHERE name = 'incident'`, dbSeq(last)); err != nil {
+		return t.fail(fmt.Errorf("set the incident counter: %w", err))
+	}
+	return nil
+}
+
+// Counts are the rows of each of Responder's tables, for responder migrate
+// to check a copy: incidents, alerts, timeline, intents, pending (intents),
+// requests, unmatched, kinds.
+func (db *DB) Counts(ctx context.Context) (map[string]int, error) {
+	var c [8]int
+	err := db.pool.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM incidents), (SELECT count(*) FROM alerts), (SELECT count(*) FROM timeline),
+		(SELECT count(*) FROM intents), (SELECT count(*) FROM intents WHERE pending), (SELECT count(*) FROM requests),
+		(SELECT count(*) FROM unmatched), (SELECT count(*) FROM resolved_kinds)`).
+		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7])
+	if err != nil {
+		return nil, unavailable("count rows", err)
+	}
+	return map[string]int{"incidents": c[0], "alerts": c[1], "timeline": c[2], "intents": c[3], "pending": c[4],
+		"requests": c[5], "unmatched": c[6], "kinds": c[7]}, nil
+}
