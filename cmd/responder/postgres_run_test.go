@@ -11,11 +11,18 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/responder-sre/responder/configs"
+	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
+	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/postgres"
 	"github.com/responder-sre/responder/store/postgres/pgtest"
+	"github.com/rs/zerolog"
 )
 
 // The daemon on PostgreSQL (store.postgres) serves the same API; while the
@@ -302,4 +309,78 @@ func closedPort(t *testing.T) string {
 	addr := l.Addr().String()
 	_ = l.Close()
 	return addr
+}
+
+// Reminders run on every replica, and each is posted once in the cluster:
+// the replica that posts one records it in the same transaction, holding
+// the incident's row, and the others then find it posted.
+func TestRemindersOncePerCluster(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	cfg, err := configs.Load("", configs.Overrides{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := cfg.BuildPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	var clock atomic.Int64 // the replicas' clock, unix nanoseconds
+	clock.Store(opened.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	replicas := func(dsn string, n int) []*incident.Service {
+		var out []*incident.Service
+		for range n {
+			db, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = db.Close() })
+			svc := incident.New(incident.Config{}, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop(), Now: now})
+			out = append(out, svc)
+		}
+		return out
+	}
+	reminders := func(svc *incident.Service, id string) int {
+		v, err := svc.Get(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, e := range v.Timeline {
+			if e.Kind == store.KindReminder {
+				n++
+			}
+		}
+		return n
+	}
+	// How many one replica alone posts for an S1 without an update for an
+	// hour and a minute.
+	run := func(svcs []*incident.Service) int {
+		clock.Store(opened.UnixNano())
+		v, _, err := svcs[0].Declare(context.Background(), incident.DeclareRequest{Title: "Checkout down", Severity: "S1", DeclaredBy: "maria"}, "", incident.Idempotency{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock.Store(opened.Add(61 * time.Minute).UnixNano())
+		var wg sync.WaitGroup
+		for _, svc := range svcs {
+			wg.Go(func() {
+				if err := svc.Remind(context.Background()); err != nil {
+					t.Errorf("remind: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		return reminders(svcs[0], v.ID)
+	}
+	alone := run(replicas(pg.NewDatabase(t), 1))
+	three := run(replicas(pg.NewDatabase(t), 3))
+	if alone == 0 || three != alone {
+		t.Errorf("three replicas posted %d reminders, one alone %d: want the same, at least one", three, alone)
+	}
 }
