@@ -16,13 +16,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/postgres"
 	"github.com/responder-sre/responder/store/postgres/pgtest"
-	"github.com/rs/zerolog"
 )
 
 // The daemon on PostgreSQL (store.postgres) serves the same API; while the
