@@ -22,6 +22,13 @@ import (
 // a take-over happens within seconds.
 const replicaLease = 3 * time.Second
 
+// The replica test drains replicaNotifications announcements over
+// replicaTeams Slack channels.
+const (
+	replicaNotifications = 1000
+	replicaTeams         = 20
+)
+
 // replicaCluster is three Responder processes (the real binary) on one
 // PostgreSQL database, posting to one fake Slack.
 type replicaCluster struct {
@@ -51,13 +58,23 @@ func TestReplicas(t *testing.T) {
 	c.slack.AddChannel("incidents")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "responder.yml")
+	// Twenty teams, each with its own channel (Slack allows about one post
+	// a second per channel: twenty channels drain a thousand posts fast).
+	var rules, channels strings.Builder
+	for i := range replicaTeams {
+		fmt.Fprintf(&rules, "    - name: team-%d\n      matchers: ['team=\"t%d\"']\n      severity: S3\n      team: t%d\n", i, i, i)
+		fmt.Fprintf(&channels, "      t%d: \"#t%d\"\n", i, i)
+		c.slack.AddChannel(fmt.Sprintf("t%d", i))
+	}
 	e2eWriteFile(t, cfg, fmt.Sprintf(`log:
   format: json
 store:
   postgres:
     dsn: %q
     lease_ttl: %s
-notifications:
+policy:
+  rules:
+%snotifications:
   log: false
   retry_base: 100ms
   retry_max: 1s
@@ -65,9 +82,10 @@ notifications:
     token: xoxb-replicas-example
     api_url: %s
     channel: "#incidents"
-    rate_per_second: 10
+    team_channels:
+%s    rate_per_second: 10
     burst: 10
-`, c.dsn, replicaLease, c.slack.URL()))
+`, c.dsn, replicaLease, rules.String(), c.slack.URL(), channels.String()))
 	for i := range 3 {
 		sock, addr := heldSocket(t)
 		p := e2eStartProcess(t, fmt.Sprintf("replica-%d", i), filepath.Join(dir, fmt.Sprintf("replica-%d.log", i)), nil, sock, bin,
@@ -92,6 +110,7 @@ notifications:
 					"groupLabels":{"alertname":"Replica%d"},"commonLabels":{"alertname":"Replica%d","severity":"critical"},"commonAnnotations":{},
 					"externalURL":"http://am.example","alerts":[{"status":"firing","labels":{"alertname":"Replica%d","severity":"critical"},
 					"annotations":{},"startsAt":"2026-12-02T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"fp%d"}]}`, g, g, g, g, g)
+				body = strings.ReplaceAll(body, `"severity":"critical"}`, `"severity":"critical","team":"t0"}`)
 				resp, err := c.client.Post(c.urls[r]+"/api/v1/alerts/alertmanager", "application/json", strings.NewReader(body))
 				if err != nil {
 					t.Errorf("webhook to replica %d: %v", r, err)
@@ -110,21 +129,27 @@ notifications:
 	}
 	c.waitPosted(t, groups, 30*time.Second)
 
-	// The replica delivering dies; notifications queued meanwhile are
-	// posted by the one that takes the lease over.
+	// A thousand alerts groups, each sent to one replica: a thousand
+	// announcements, each posted once, although the replica delivering is
+	// killed (kill -9) while they drain and another takes over.
 	holder := c.leaseHolder(t)
+	t0 := time.Now()
+	c.sendGroups(t, holder, groups, replicaNotifications)
+	t.Logf("sent %d groups in %s", replicaNotifications, time.Since(t0))
+	c.waitPosted(t, groups+replicaNotifications/5, 60*time.Second)
+	t.Logf("a fifth posted in %s", time.Since(t0))
 	c.procs[holder].killed.Store(true)
 	if err := syscall.Kill(-c.procs[holder].cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
 	<-c.procs[holder].done
-	c.declare(t, holder, 20)
-	c.waitPosted(t, groups+20, 4*replicaLease+20*time.Second)
+	c.waitPosted(t, groups+replicaNotifications, 4*replicaLease+120*time.Second)
+	t.Logf("posted all in %s", time.Since(t0))
 	next := c.leaseHolder(t)
 	if next == holder {
 		t.Fatalf("the lease is still held by the killed replica %d", holder)
 	}
-
+	total := groups + replicaNotifications
 	// The replica delivering is paused past its lease: another takes over
 	// and posts what is queued; the paused one, woken, sends nothing.
 	if err := syscall.Kill(c.procs[next].cmd.Process.Pid, syscall.SIGSTOP); err != nil {
@@ -132,17 +157,17 @@ notifications:
 	}
 	c.stopped[next] = true
 	c.declare(t, -1, 10) // to the replicas that answer
-	c.waitPosted(t, groups+30, 4*replicaLease+20*time.Second)
+	c.waitPosted(t, total+10, 4*replicaLease+20*time.Second)
 	if err := syscall.Kill(c.procs[next].cmd.Process.Pid, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
 	delete(c.stopped, next)
 	c.declare(t, -1, 5)
-	c.waitPosted(t, groups+35, 4*replicaLease+20*time.Second)
+	c.waitPosted(t, total+15, 4*replicaLease+20*time.Second)
 	// Time for a late duplicate to show: two leases.
 	// (A wait for something that must not happen cannot end on a signal.)
 	time.Sleep(2 * replicaLease)
-	c.checkOnce(t, groups+35)
+	c.checkOnce(t, total+15)
 }
 
 // alive are the replicas that answer (neither killed nor paused), but skip.
@@ -159,6 +184,40 @@ func (c *replicaCluster) alive(skip int) []int {
 		}
 	}
 	return out
+}
+
+// sendGroups sends n Alertmanager groups (numbered from first), each to one
+// of the replicas that answer, spread over the teams.
+func (c *replicaCluster) sendGroups(t *testing.T, skip, first, n int) {
+	t.Helper()
+	alive := c.alive(skip)
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for g := range work {
+				r := alive[g%len(alive)]
+				body := fmt.Sprintf(`{"version":"4","groupKey":"{}:{alertname=\"Load%d\"}","status":"firing","receiver":"responder",
+					"groupLabels":{"alertname":"Load%d"},"commonLabels":{"alertname":"Load%d","team":"t%d"},"commonAnnotations":{},
+					"externalURL":"http://am.example","alerts":[{"status":"firing","labels":{"alertname":"Load%d","team":"t%d"},"annotations":{},
+					"startsAt":"2026-12-02T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"load%d"}]}`, g, g, g, g%replicaTeams, g, g%replicaTeams, g)
+				resp, err := c.client.Post(c.urls[r]+"/api/v1/alerts/alertmanager", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Errorf("webhook to replica %d: %v", r, err)
+					continue
+				}
+				_ = resp.Body.Close()
+				if resp.StatusCode != http.StatusAccepted {
+					t.Errorf("webhook to replica %d: %d", r, resp.StatusCode)
+				}
+			}
+		})
+	}
+	for g := first; g < first+n; g++ {
+		work <- g
+	}
+	close(work)
+	wg.Wait()
 }
 
 // declare declares n incidents, spread over the replicas that answer.
