@@ -385,3 +385,111 @@ func TestRemindersOncePerCluster(t *testing.T) {
 		t.Errorf("three replicas posted %d reminders, one alone %d: want the same, at least one", three, alone)
 	}
 }
+
+// The database restarting under load: every alert answered 202 is there
+// afterwards; while it is down the answers are 503 with Retry-After, never
+// another 5xx; the daemon goes on by itself once it is back.
+func TestDatabaseRestartUnderLoad(t *testing.T) {
+	pg, err := pgtest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	d := startDaemon(t, fmt.Sprintf("store:\n  postgres:\n    dsn: %q\n", pg.NewDatabase(t)), nil, "http")
+
+	var mu sync.Mutex
+	accepted := map[string]bool{}
+	statuses := map[int]int{}
+	progress := make(chan int, 1024) // each answer's status, as it comes
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				g := next.Add(1)
+				key := fmt.Sprintf(`{}:{alertname="Restart%d"}`, g)
+				body := fmt.Sprintf(`{"version":"4","groupKey":%q,"status":"firing","receiver":"r","groupLabels":{},"commonLabels":{},
+					"commonAnnotations":{},"externalURL":"http://am.example","alerts":[{"status":"firing","labels":{"alertname":"Restart%d"},
+					"annotations":{},"startsAt":"2026-12-02T03:00:00Z","endsAt":"0001-01-01T00:00:00Z","fingerprint":"r%d"}]}`, key, g, g)
+				resp, err := d.client.Post(d.base+"/api/v1/alerts/alertmanager", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Errorf("webhook: %v", err)
+					return
+				}
+				_ = resp.Body.Close()
+				mu.Lock()
+				statuses[resp.StatusCode]++
+				if resp.StatusCode == http.StatusAccepted {
+					accepted[key] = true
+				}
+				if resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+					t.Errorf("a 503 without Retry-After")
+				}
+				mu.Unlock()
+				select {
+				case progress <- resp.StatusCode:
+				default:
+				}
+			}
+		})
+	}
+	waitFor := func(what string, want int, n int) {
+		t.Helper()
+		deadline := time.After(60 * time.Second)
+		for seen := 0; seen < n; {
+			select {
+			case status := <-progress:
+				if status == want {
+					seen++
+				}
+			case <-deadline:
+				t.Fatalf("no %d answers of %d while %s", n, want, what)
+			}
+		}
+	}
+	waitFor("the database is up", http.StatusAccepted, 50)
+	if err := pg.Crash(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the database is down", http.StatusServiceUnavailable, 20)
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the database is back", http.StatusAccepted, 50)
+	stop()
+	wg.Wait()
+
+	for status, n := range statuses {
+		if status >= 500 && status != http.StatusServiceUnavailable {
+			t.Errorf("%d answers of %d: only 503 may be a 5xx", n, status)
+		}
+	}
+	stored := map[string]bool{}
+	for before := ""; ; {
+		var page struct {
+			Incidents []struct {
+				DedupKey string `json:"dedup_key"`
+			}
+			Next string
+		}
+		e2eGetJSON(t, d.client, d.base, "", "/api/v1/incidents?limit=500"+before, &page)
+		for _, inc := range page.Incidents {
+			stored[inc.DedupKey] = true
+		}
+		if page.Next == "" {
+			break
+		}
+		before = "&before=" + page.Next
+	}
+	lost := 0
+	for key := range accepted {
+		if !stored[key] {
+			lost++
+		}
+	}
+	if lost != 0 {
+		t.Errorf("%d of %d alerts answered 202 are missing after the restart", lost, len(accepted))
+	}
+	t.Logf("answers: %v; %d accepted, %d stored", statuses, len(accepted), len(stored))
+}
