@@ -23,7 +23,6 @@ import (
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/postgres"
-	"github.com/responder-sre/responder/store/postgres/pgtest"
 )
 
 // The daemon on PostgreSQL (store.postgres) serves the same API; while the
@@ -31,11 +30,7 @@ import (
 // nothing else is a 5xx, and it recovers once the database is back,
 // without a restart; nothing accepted is lost.
 func TestServeOnPostgres(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := testPostgres(t)
 	dsn := pg.NewDatabase(t)
 	d := startDaemon(t, fmt.Sprintf("store:\n  postgres:\n    dsn: %q\n", dsn), nil, "http")
 
@@ -98,11 +93,7 @@ func TestServeOnPostgres(t *testing.T) {
 // on one works on the other, and a logout on either ends the session on
 // both, even for a copy of the cookie.
 func TestReplicasShareWebSessions(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := testPostgres(t)
 	dsn := pg.NewDatabase(t)
 	const token = "web-token-0123456789-example"
 	cfg := fmt.Sprintf("store:\n  postgres:\n    dsn: %q\nauth:\n  tokens:\n    - name: web\n      token: %s\n      scopes: [read, write]\n", dsn, token)
@@ -173,11 +164,7 @@ func TestReplicasShareWebSessions(t *testing.T) {
 // the API the same, and delivers what was owed. A second copy into the
 // now non-empty database is refused, as is a file a daemon holds.
 func TestMigrateBboltToPostgres(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := testPostgres(t)
 	dsn := pg.NewDatabase(t)
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
@@ -316,11 +303,7 @@ func closedPort(t *testing.T) string {
 // the replica that posts one records it in the same transaction, holding
 // the incident's row, and the others then find it posted.
 func TestRemindersOncePerCluster(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := testPostgres(t)
 	cfg, err := configs.Load("", configs.Overrides{})
 	if err != nil {
 		t.Fatal(err)
@@ -390,11 +373,7 @@ func TestRemindersOncePerCluster(t *testing.T) {
 // afterwards; while it is down the answers are 503 with Retry-After, never
 // another 5xx; the daemon goes on by itself once it is back.
 func TestDatabaseRestartUnderLoad(t *testing.T) {
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := testPostgres(t)
 	d := startDaemon(t, fmt.Sprintf("store:\n  postgres:\n    dsn: %q\n", pg.NewDatabase(t)), nil, "http")
 
 	var mu sync.Mutex

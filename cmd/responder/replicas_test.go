@@ -15,7 +15,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
-	"github.com/responder-sre/responder/store/postgres/pgtest"
 )
 
 // replicaLease is the delivery lease of the replica tests: short, so that
@@ -47,11 +46,7 @@ type replicaCluster struct {
 // nothing after another took over, when it wakes.
 func TestReplicas(t *testing.T) {
 	bin := e2eBuild(t)
-	pg, err := pgtest.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	pg := testPostgres(t)
 	c := &replicaCluster{dsn: pg.NewDatabase(t), client: &http.Client{Timeout: 10 * time.Second}, stopped: map[int]bool{}}
 	c.slack = slacktest.New("xoxb-replicas-example")
 	t.Cleanup(c.slack.Close)

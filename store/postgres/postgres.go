@@ -344,18 +344,24 @@ func (t *pgTx) Incident(id string) (*store.Incident, error) {
 }
 
 func (t *pgTx) incidentWhere(what, query string, args ...any) (*store.Incident, error) {
+	return oneDoc[store.Incident](t, "incident "+what, query, args...)
+}
+
+// oneDoc decodes the one document query returns; no row is
+// store.ErrNotFound.
+func oneDoc[T any](t *pgTx, what, query string, args ...any) (*T, error) {
 	var doc []byte
 	if err := t.tx.QueryRow(t.ctx, query, args...).Scan(&doc); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("incident %s: %w", what, store.ErrNotFound)
+			return nil, fmt.Errorf("%s: %w", what, store.ErrNotFound)
 		}
-		return nil, t.fail(fmt.Errorf("read incident %s: %w", what, err))
+		return nil, t.fail(fmt.Errorf("read %s: %w", what, err))
 	}
-	var inc store.Incident
-	if err := json.Unmarshal(doc, &inc); err != nil {
-		return nil, fmt.Errorf("decode incident %s: %w", what, err)
+	var v T
+	if err := json.Unmarshal(doc, &v); err != nil {
+		return nil, fmt.Errorf("decode %s: %w", what, err)
 	}
-	return &inc, nil
+	return &v, nil
 }
 
 func (t *pgTx) PutIncident(inc *store.Incident) error {
@@ -493,19 +499,8 @@ func (t *pgTx) Alert(incidentID, fingerprint string) (*store.Alert, error) {
 	if err != nil {
 		return nil, err
 	}
-	var doc []byte
-	err = t.tx.QueryRow(t.ctx, `SELECT doc FROM alerts WHERE incident = $1 AND fingerprint = $2`, n, []byte(fingerprint)).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("alert %s of %s: %w", fingerprint, incidentID, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, t.fail(fmt.Errorf("read alert %s of %s: %w", fingerprint, incidentID, err))
-	}
-	var a store.Alert
-	if err := json.Unmarshal(doc, &a); err != nil {
-		return nil, fmt.Errorf("decode alert %s of %s: %w", fingerprint, incidentID, err)
-	}
-	return &a, nil
+	return oneDoc[store.Alert](t, fmt.Sprintf("alert %s of %s", fingerprint, incidentID),
+		`SELECT doc FROM alerts WHERE incident = $1 AND fingerprint = $2`, n, []byte(fingerprint))
 }
 
 func (t *pgTx) PutAlert(incidentID string, a *store.Alert) error {
@@ -640,19 +635,7 @@ func (t *pgTx) Enqueue(in *store.Intent) error {
 }
 
 func (t *pgTx) Intent(seq uint64) (*store.Intent, error) {
-	var doc []byte
-	err := t.tx.QueryRow(t.ctx, `SELECT doc FROM intents WHERE seq = $1`+t.lock(), dbSeq(seq)).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("intent %d: %w", seq, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, t.fail(fmt.Errorf("read intent %d: %w", seq, err))
-	}
-	var in store.Intent
-	if err := json.Unmarshal(doc, &in); err != nil {
-		return nil, fmt.Errorf("decode intent %d: %w", seq, err)
-	}
-	return &in, nil
+	return oneDoc[store.Intent](t, fmt.Sprintf("intent %d", seq), `SELECT doc FROM intents WHERE seq = $1`+t.lock(), dbSeq(seq))
 }
 
 func (t *pgTx) PutIntent(in *store.Intent) error {
@@ -771,19 +754,7 @@ func (t *pgTx) IncidentIntents(incidentID string) ([]store.Intent, error) {
 }
 
 func (t *pgTx) Request(key string) (*store.Request, error) {
-	var doc []byte
-	err := t.tx.QueryRow(t.ctx, `SELECT doc FROM requests WHERE key = $1`, []byte(key)).Scan(&doc)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("request %q: %w", key, store.ErrNotFound)
-	}
-	if err != nil {
-		return nil, t.fail(fmt.Errorf("read request %q: %w", key, err))
-	}
-	var r store.Request
-	if err := json.Unmarshal(doc, &r); err != nil {
-		return nil, fmt.Errorf("decode request %q: %w", key, err)
-	}
-	return &r, nil
+	return oneDoc[store.Request](t, fmt.Sprintf("request %q", key), `SELECT doc FROM requests WHERE key = $1`, []byte(key))
 }
 
 // PutRequest records a request under its key. A key another replica
