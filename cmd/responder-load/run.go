@@ -23,6 +23,9 @@ const usage = `usage: responder-load COMMAND [flags]   (COMMAND -h for its flags
   stat         the median (or min, max) of a field over JSON reports
   log-latency  percentiles of the latency the daemon logged for requests of one status
   port         print a free TCP port on 127.0.0.1
+  postgres     run a PostgreSQL cluster with empty databases for the replica figures, until stopped
+  lease-holder print the pid of the replica holding the delivery lease
+  failover     seconds from a replica's kill to the fake Slack's next accepted message
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -53,6 +56,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return logLatencyCmd(args, stdout, stderr)
 	case "port":
 		return portCmd(ctx, stdout, stderr)
+	case "postgres":
+		return postgresCmd(ctx, args, stdout, stderr)
+	case "lease-holder":
+		return leaseHolderCmd(ctx, args, stdout, stderr)
+	case "failover":
+		return failoverCmd(args, stdout, stderr)
 	case "help":
 		_, _ = fmt.Fprint(stdout, usage)
 		return 0

@@ -105,18 +105,27 @@ func (s *Server) DSN(name string) string {
 // NewDatabase creates an empty database for one test and returns its DSN.
 func (s *Server) NewDatabase(tb testing.TB) string {
 	tb.Helper()
-	name := fmt.Sprintf("t%d_%d", os.Getpid(), s.dbs.Add(1))
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	dsn, err := s.CreateDatabase(context.Background(), fmt.Sprintf("t%d_%d", os.Getpid(), s.dbs.Add(1)))
+	if err != nil {
+		tb.Fatalf("pgtest: %v", err)
+	}
+	return dsn
+}
+
+// CreateDatabase creates an empty database named name (letters, digits
+// and _) and returns its DSN.
+func (s *Server) CreateDatabase(ctx context.Context, name string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
 	if err != nil {
-		tb.Fatalf("pgtest: connect: %v", err)
+		return "", fmt.Errorf("connect: %w", err)
 	}
 	defer func() { _ = conn.Close(context.Background()) }()
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("pgtest: create database: %v", err)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database: %w", err)
 	}
-	return s.DSN(name)
+	return s.DSN(name), nil
 }
 
 // Crash stops the server at once, as a crash would (pg_ctl -m immediate):
