@@ -3,6 +3,8 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -272,4 +274,52 @@ type Filter struct {
 type Page struct {
 	Incidents []Incident
 	Next      string
+}
+
+// IncidentNumber parses "INC-42" into 42; anything else (no prefix, zero,
+// a leading zero, not a number) is ErrNotFound, as no incident has that id.
+func IncidentNumber(id string) (uint64, error) {
+	num, ok := strings.CutPrefix(id, "INC-")
+	if !ok {
+		return 0, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+	}
+	n, err := strconv.ParseUint(num, 10, 63)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
+		return 0, fmt.Errorf("incident %q: %w", id, ErrNotFound)
+	}
+	return n, nil
+}
+
+// Matches reports whether an incident of this status and severity passes
+// f's status and severity.
+func (f Filter) Matches(status Status, severity string) bool {
+	return (f.Status == "" || status == f.Status) && (f.Severity == "" || severity == f.Severity)
+}
+
+// PageOfOpen is ListIncidents for a filter of open or acknowledged
+// incidents, made from every open incident, newest first (a backend's
+// open index): the matches older than f.Before, at most f.Limit of them,
+// and Next set to the last one returned when more may follow.
+func PageOfOpen(open []Incident, f Filter) (Page, error) {
+	var before uint64
+	if f.Before != "" {
+		n, err := IncidentNumber(f.Before)
+		if err != nil {
+			return Page{}, fmt.Errorf("before: %w", err)
+		}
+		before = n
+	}
+	var page Page
+	for i := range open {
+		n, _ := IncidentNumber(open[i].ID)
+		if before != 0 && n >= before || !f.Matches(open[i].Status, open[i].Severity) {
+			continue
+		}
+		if f.Limit > 0 && len(page.Incidents) >= f.Limit {
+			page.Next = page.Incidents[len(page.Incidents)-1].ID
+			break
+		}
+		page.Incidents = append(page.Incidents, open[i])
+	}
+	return page, nil
 }

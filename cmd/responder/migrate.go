@@ -180,8 +180,7 @@ func (s *snapshot) write(tx store.Tx) error {
 		if err := tx.PutIncident(&inc); err != nil {
 			return err
 		}
-		var n uint64
-		if _, err := fmt.Sscanf(inc.ID, "INC-%d", &n); err == nil {
+		if n, err := store.IncidentNumber(inc.ID); err == nil {
 			last = max(last, n)
 		}
 		for j := range s.alerts[inc.ID] {

@@ -16,7 +16,6 @@ import (
 	"runtime/debug"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -324,17 +323,7 @@ var (
 )
 
 // incidentNumber parses "INC-42" into 42.
-func incidentNumber(id string) (uint64, error) {
-	num, ok := strings.CutPrefix(id, "INC-")
-	if !ok {
-		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
-	}
-	n, err := strconv.ParseUint(num, 10, 64)
-	if err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
-		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
-	}
-	return n, nil
-}
+func incidentNumber(id string) (uint64, error) { return store.IncidentNumber(id) }
 
 func u64key(n uint64) []byte {
 	k := make([]byte, 8)
@@ -446,8 +435,12 @@ func (t *boltTx) OpenIncidents() ([]store.Incident, error) {
 }
 
 func (t *boltTx) ListIncidents(f store.Filter) (store.Page, error) {
-	match := func(inc *store.Incident) bool {
-		return (f.Status == "" || inc.Status == f.Status) && (f.Severity == "" || inc.Severity == f.Severity)
+	if f.Status == store.StatusOpen || f.Status == store.StatusAcknowledged {
+		open, err := t.OpenIncidents()
+		if err != nil {
+			return store.Page{}, err
+		}
+		return store.PageOfOpen(open, f)
 	}
 	var before uint64
 	if f.Before != "" {
@@ -459,24 +452,6 @@ func (t *boltTx) ListIncidents(f store.Filter) (store.Page, error) {
 	}
 	full := func(out []store.Incident) bool { return f.Limit > 0 && len(out) >= f.Limit }
 	var page store.Page
-	if f.Status == store.StatusOpen || f.Status == store.StatusAcknowledged {
-		open, err := t.OpenIncidents()
-		if err != nil {
-			return store.Page{}, err
-		}
-		for i := range open {
-			n, _ := incidentNumber(open[i].ID)
-			if before != 0 && n >= before || !match(&open[i]) {
-				continue
-			}
-			if full(page.Incidents) {
-				page.Next = page.Incidents[len(page.Incidents)-1].ID
-				break
-			}
-			page.Incidents = append(page.Incidents, open[i])
-		}
-		return page, nil
-	}
 	c := t.tx.Bucket(bucketIncidents).Cursor()
 	k, v := c.Last()
 	if before != 0 {
@@ -498,7 +473,7 @@ func (t *boltTx) ListIncidents(f store.Filter) (store.Page, error) {
 		if err := json.Unmarshal(v, &inc); err != nil {
 			return store.Page{}, fmt.Errorf("decode incident %d: %w", binary.BigEndian.Uint64(k), err)
 		}
-		if match(&inc) {
+		if f.Matches(inc.Status, inc.Severity) {
 			page.Incidents = append(page.Incidents, inc)
 		}
 	}

@@ -304,15 +304,8 @@ func (t *pgTx) fail(err error) error {
 
 // incidentNumber parses "INC-42" into 42.
 func incidentNumber(id string) (int64, error) {
-	num, ok := strings.CutPrefix(id, "INC-")
-	if !ok {
-		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n <= 0 || strconv.FormatInt(n, 10) != num {
-		return 0, fmt.Errorf("incident %q: %w", id, store.ErrNotFound)
-	}
-	return n, nil
+	n, err := store.IncidentNumber(id)
+	return int64(n), err //nolint:gosec // below 2^63: IncidentNumber parses 63 bits
 }
 
 func idOf(n int64) string { return "INC-" + strconv.FormatInt(n, 10) }
@@ -423,8 +416,12 @@ func (t *pgTx) incidents(query string, args ...any) ([]store.Incident, error) {
 // and acknowledged ones through the open index, the others by walking
 // incidents down from Before, at most MaxScan of them.
 func (t *pgTx) ListIncidents(f store.Filter) (store.Page, error) {
-	match := func(status, severity string) bool {
-		return (f.Status == "" || store.Status(status) == f.Status) && (f.Severity == "" || severity == f.Severity)
+	if f.Status == store.StatusOpen || f.Status == store.StatusAcknowledged {
+		open, err := t.OpenIncidents()
+		if err != nil {
+			return store.Page{}, err
+		}
+		return store.PageOfOpen(open, f)
 	}
 	var before int64
 	if f.Before != "" {
@@ -436,24 +433,6 @@ func (t *pgTx) ListIncidents(f store.Filter) (store.Page, error) {
 	}
 	full := func(out []store.Incident) bool { return f.Limit > 0 && len(out) >= f.Limit }
 	var page store.Page
-	if f.Status == store.StatusOpen || f.Status == store.StatusAcknowledged {
-		open, err := t.OpenIncidents()
-		if err != nil {
-			return store.Page{}, err
-		}
-		for i := range open {
-			n, _ := incidentNumber(open[i].ID)
-			if before != 0 && n >= before || !match(string(open[i].Status), open[i].Severity) {
-				continue
-			}
-			if full(page.Incidents) {
-				page.Next = page.Incidents[len(page.Incidents)-1].ID
-				break
-			}
-			page.Incidents = append(page.Incidents, open[i])
-		}
-		return page, nil
-	}
 	query := `SELECT num, status, severity, doc FROM incidents WHERE ($1 = 0 OR num < $1) ORDER BY num DESC`
 	args := []any{before}
 	if f.MaxScan > 0 {
@@ -479,7 +458,7 @@ func (t *pgTx) ListIncidents(f store.Filter) (store.Page, error) {
 			break
 		}
 		scanned++
-		if !match(status, severity) {
+		if !f.Matches(store.Status(status), severity) {
 			continue
 		}
 		var inc store.Incident
