@@ -245,6 +245,15 @@ type Unmatched struct {
 	Detail   string    `json:"detail,omitempty"`
 }
 
+// Heartbeat is what is known of one heartbeat of the dead-man's switch:
+// when it last pinged, so that a restart neither forgets a ping nor raises
+// a false alarm.
+type Heartbeat struct {
+	Name     string    `json:"name"`
+	LastPing time.Time `json:"last_ping"`
+	Pings    uint64    `json:"pings"`
+}
+
 // Request is a request that created an incident, kept under the
 // Idempotency-Key its client sent, so that the client's retry after a lost
 // answer finds the incident instead of creating a second one.

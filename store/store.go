@@ -90,6 +90,11 @@ type Tx interface {
 	Request(key string) (*Request, error)
 	// PutRequest records a request under its idempotency key.
 	PutRequest(key string, r Request) error
+	// Heartbeat is what is recorded of the heartbeat name, or ErrNotFound
+	// before its first ping.
+	Heartbeat(name string) (*Heartbeat, error)
+	// PutHeartbeat records a heartbeat's state.
+	PutHeartbeat(h *Heartbeat) error
 }
 
 // Leases is what a backend shared by several replicas (store/postgres)

@@ -29,19 +29,20 @@ import (
 // that a cursor walks them in id order; alert and timeline keys start with
 // the same eight bytes so that one incident's rows are one key range.
 var (
-	bucketMeta      = []byte("meta")
-	bucketIncidents = []byte("incidents")
-	bucketOpen      = []byte("open_by_dedup")      // source + dedup key -> number of the open incident
-	bucketLatest    = []byte("latest_by_dedup")    // source + dedup key -> number of the newest incident
-	bucketAlerts    = []byte("alerts")             // incident number + fingerprint -> store.Alert
-	bucketTimeline  = []byte("timeline")           // incident number + entry sequence -> store.Entry
-	bucketUnmatched = []byte("unmatched")          // hash of the input -> store.Unmatched
-	bucketOutbox    = []byte("outbox")             // sequence -> store.Intent
-	bucketPending   = []byte("outbox_pending")     // sequence of every pending intent -> nothing
-	bucketIntents   = []byte("outbox_by_incident") // incident number + sequence -> nothing
-	bucketKinds     = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
-	bucketRequests  = []byte("requests_by_key")    // who + Idempotency-Key -> store.Request
-	allBuckets      = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests}
+	bucketMeta       = []byte("meta")
+	bucketIncidents  = []byte("incidents")
+	bucketOpen       = []byte("open_by_dedup")      // source + dedup key -> number of the open incident
+	bucketLatest     = []byte("latest_by_dedup")    // source + dedup key -> number of the newest incident
+	bucketAlerts     = []byte("alerts")             // incident number + fingerprint -> store.Alert
+	bucketTimeline   = []byte("timeline")           // incident number + entry sequence -> store.Entry
+	bucketUnmatched  = []byte("unmatched")          // hash of the input -> store.Unmatched
+	bucketOutbox     = []byte("outbox")             // sequence -> store.Intent
+	bucketPending    = []byte("outbox_pending")     // sequence of every pending intent -> nothing
+	bucketIntents    = []byte("outbox_by_incident") // incident number + sequence -> nothing
+	bucketKinds      = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
+	bucketRequests   = []byte("requests_by_key")    // who + Idempotency-Key -> store.Request
+	bucketHeartbeats = []byte("heartbeats")         // name -> store.Heartbeat
+	allBuckets       = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests, bucketHeartbeats}
 )
 
 const schemaVersion = "1"
@@ -813,4 +814,28 @@ func (db *DB) ResolvedKinds() (map[string]string, error) {
 		})
 	})
 	return out, err
+}
+
+func (t *boltTx) Heartbeat(name string) (*store.Heartbeat, error) {
+	v := t.tx.Bucket(bucketHeartbeats).Get([]byte(name))
+	if v == nil {
+		return nil, fmt.Errorf("heartbeat %q: %w", name, store.ErrNotFound)
+	}
+	var h store.Heartbeat
+	if err := json.Unmarshal(v, &h); err != nil {
+		return nil, fmt.Errorf("decode heartbeat %q: %w", name, err)
+	}
+	return &h, nil
+}
+
+func (t *boltTx) PutHeartbeat(h *store.Heartbeat) error {
+	t.wrote = true
+	v, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("encode heartbeat %q: %w", h.Name, err)
+	}
+	if err := t.tx.Bucket(bucketHeartbeats).Put([]byte(h.Name), v); err != nil {
+		return fmt.Errorf("put heartbeat %q: %w", h.Name, err)
+	}
+	return nil
 }

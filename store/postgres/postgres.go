@@ -889,3 +889,19 @@ func (db *DB) Counts(ctx context.Context) (map[string]int, error) {
 	return map[string]int{"incidents": c[0], "alerts": c[1], "timeline": c[2], "intents": c[3], "pending": c[4],
 		"requests": c[5], "unmatched": c[6], "kinds": c[7]}, nil
 }
+
+func (t *pgTx) Heartbeat(name string) (*store.Heartbeat, error) {
+	return oneDoc[store.Heartbeat](t, fmt.Sprintf("heartbeat %q", name), `SELECT doc FROM heartbeats WHERE name = $1`+t.lock(), []byte(name))
+}
+
+func (t *pgTx) PutHeartbeat(h *store.Heartbeat) error {
+	doc, err := json.Marshal(h)
+	if err != nil {
+		return fmt.Errorf("encode heartbeat %q: %w", h.Name, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO heartbeats (name, doc) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET doc = $2`, []byte(h.Name), doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put heartbeat %q: %w", h.Name, err))
+	}
+	return nil
+}

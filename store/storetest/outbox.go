@@ -227,3 +227,38 @@ func testResolvedOfKind(t *testing.T, open Opener) {
 		t.Errorf("ResolvedOfKind = %v, want %v", first, want)
 	}
 }
+
+// A heartbeat's state is found by its name once recorded, survives a
+// restart, and is rewritten in place.
+func testHeartbeats(t *testing.T, open Opener) {
+	db := mustOpen(t, open)
+	View(t, db, func(tx store.Tx) error {
+		if _, err := tx.Heartbeat("watchdog"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Heartbeat before any ping = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+	Update(t, db, func(tx store.Tx) error {
+		return tx.PutHeartbeat(&store.Heartbeat{Name: "watchdog", LastPing: T0, Pings: 1})
+	})
+	Update(t, db, func(tx store.Tx) error {
+		return tx.PutHeartbeat(&store.Heartbeat{Name: "watchdog", LastPing: T0.Add(time.Minute), Pings: 2})
+	})
+	Update(t, db, func(tx store.Tx) error {
+		return tx.PutHeartbeat(&store.Heartbeat{Name: "backup\x00job", LastPing: T0, Pings: 1})
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, open)
+	View(t, db, func(tx store.Tx) error {
+		h, err := tx.Heartbeat("watchdog")
+		if err != nil || h.Pings != 2 || !h.LastPing.Equal(T0.Add(time.Minute)) {
+			t.Errorf("Heartbeat(watchdog) after a restart = %+v, %v; want the second ping", h, err)
+		}
+		if h, err := tx.Heartbeat("backup\x00job"); err != nil || h.Pings != 1 {
+			t.Errorf("Heartbeat(backup\\x00job) = %+v, %v", h, err)
+		}
+		return nil
+	})
+}

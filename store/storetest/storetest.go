@@ -46,6 +46,7 @@ func RunSuite(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"IncidentIntents", testIncidentIntents},
 		{"Requests", testRequests},
 		{"ResolvedOfKind", testResolvedOfKind},
+		{"Heartbeats", testHeartbeats},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newOpener(t)) })
