@@ -37,6 +37,17 @@ type Config struct {
 	Notifications NotificationsConfig `yaml:"notifications"`
 	Drills        DrillsConfig        `yaml:"drills"`
 	Display       DisplayConfig       `yaml:"display"`
+	Heartbeats    []HeartbeatConfig   `yaml:"heartbeats"`
+}
+
+// HeartbeatConfig is one heartbeat of the dead-man's switch.
+type HeartbeatConfig struct {
+	Name     string        `yaml:"name"`
+	Interval time.Duration `yaml:"interval"`
+	Grace    time.Duration `yaml:"grace"`
+	Severity string        `yaml:"severity"`
+	Team     string        `yaml:"team"`
+	Matchers []string      `yaml:"matchers"`
 }
 
 // DisplayConfig says how times are shown to people.

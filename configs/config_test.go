@@ -133,6 +133,13 @@ var badFiles = []struct {
 		"notifications.pagerduty",
 		"notifications.pagerduty.webhook_secrets[0]",
 	}},
+	{file: "bad-heartbeats.yml", want: []string{
+		"heartbeats[1].name",
+		"heartbeats[2].interval",
+		"heartbeats[2].matchers[0]",
+		"heartbeats[2].name",
+		"heartbeats[2].severity",
+	}},
 	{file: "bad-paging.yml", want: []string{
 		"notifications.paging.pager",
 		"notifications.paging.severity_pagers.S9",

@@ -740,7 +740,57 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 		}
 		pol.ETAWithin = *pc.ETAWithin
 	}
+	pol.Heartbeats = c.buildHeartbeats(p)
 	return pol
+}
+
+// buildHeartbeats checks and builds the dead-man's switch.
+func (c *Config) buildHeartbeats(p *Problems) []policy.Heartbeat {
+	var out []policy.Heartbeat
+	seen := map[string]bool{}
+	for i, hc := range c.Heartbeats {
+		path := fmt.Sprintf("heartbeats[%d]", i)
+		h := policy.Heartbeat{Name: strings.TrimSpace(hc.Name), Interval: hc.Interval, Grace: hc.Grace, Team: hc.Team}
+		switch {
+		case h.Name == "":
+			p.addf(path+".name", "required")
+		case seen[h.Name]:
+			p.addf(path+".name", "%q is given twice", h.Name)
+		case strings.ContainsAny(h.Name, "/?#% \t\r\n"):
+			p.addf(path+".name", "%q: letters, digits, - _ . only (it is a path segment: POST /api/v1/heartbeats/NAME)", h.Name)
+		}
+		seen[h.Name] = true
+		if h.Interval <= 0 {
+			p.addf(path+".interval", "required: a positive duration, how often it pings at least")
+		}
+		if h.Grace < 0 {
+			p.addf(path+".grace", "must not be negative, got %s", h.Grace)
+		}
+		sev, err := policy.ParseSeverity(firstOf(hc.Severity, "S2"))
+		if err != nil {
+			p.addf(path+".severity", "%v", err)
+		}
+		h.Severity = sev
+		for j, ms := range hc.Matchers {
+			m, err := labels.ParseMatcher(ms)
+			if err != nil {
+				p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%v", err)
+				continue
+			}
+			h.Matchers = append(h.Matchers, m)
+		}
+		out = append(out, h)
+	}
+	return out
+}
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 // resolveSecret checks a secret given inline (key) or in a file (key_file)

@@ -152,3 +152,17 @@ func jsonChange[R any](s *Server, emptyOK bool, status int, do change[R]) echo.H
 		return c.JSON(status, view)
 	}
 }
+
+// postHeartbeat records a ping of a heartbeat of the dead-man's switch
+// (a job that calls it every run). The body, if any, is not read.
+func (s *Server) postHeartbeat(c echo.Context) error {
+	name := c.Param("name")
+	by := tokenName(c)
+	if by == "" {
+		by = "api"
+	}
+	if err := s.incidents.Ping(c.Request().Context(), name, by); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]string{"heartbeat": name})
+}

@@ -203,6 +203,7 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/alerts/alertmanager", s.postAlertmanager, s.auth(ScopeIngest), admit)
 	api.POST("/alerts/opsgenie", s.postOpsGenie, s.auth(ScopeIngest), admit)
 	api.POST("/alerts/jsm", s.postJSM, s.auth(ScopeIngest), admit)
+	api.POST("/heartbeats/:name", s.postHeartbeat, s.auth(ScopeIngest), admit)
 	// PagerDuty signs its webhooks and sends no bearer token: the
 	// signature is the authentication.
 	api.POST("/alerts/pagerduty", s.postPagerDuty, admit)

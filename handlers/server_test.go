@@ -148,6 +148,9 @@ type envSetup struct {
 	// dispatchClock is the dispatcher's clock: e.dispatchClock unless an
 	// option gives another (a virtual clock that a test moves itself).
 	dispatchClock *func() time.Time
+	// now is the env's clock, which an option may set before the service
+	// starts (the time it started).
+	now *time.Time
 }
 
 type envOption func(envSetup)
@@ -180,7 +183,7 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	dclock := e.dispatchClock
 	e.path = filepath.Join(t.TempDir(), "responder.db")
 	for _, o := range opts {
-		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, inc: &inc, incDeps: &incDeps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock})
+		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, inc: &inc, incDeps: &incDeps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock, now: &e.now})
 	}
 	e.tokens = len(cfg.Tokens) > 0
 	db, err := bolt.Open(e.path, so)

@@ -88,6 +88,8 @@ type Policy struct {
 	// KindLabel is the label whose value makes an Alertmanager incident's
 	// kind, for post-mortems (default alertname).
 	KindLabel string
+	// Heartbeats are the dead-man's switch: see Heartbeat.
+	Heartbeats []Heartbeat
 }
 
 // AlertKind is the post-mortem kind of an Alertmanager incident with these

@@ -50,6 +50,7 @@ const (
 	SourceJSM          Source = "jsm"       // Jira Service Management Operations' outgoing webhook
 	SourcePagerDuty    Source = "pagerduty" // PagerDuty's v3 webhooks
 	SourceManual       Source = "manual"
+	SourceHeartbeat    Source = "heartbeat" // the dead-man's switch: a heartbeat went silent
 	SourceDrill        Source = "drill"
 )
 

@@ -84,6 +84,17 @@ func storable(t time.Time) (time.Time, bool) {
 // applyAlertmanager applies one webhook inside a transaction; notes say
 // what of it had to be changed to be kept (see clampAlertTimes).
 func (s *Service) applyAlertmanager(tx *txn, now time.Time, msg *AlertmanagerWebhook, notes []string) (*change, error) {
+	// A heartbeat's alerts (the Watchdog) are its pings when firing, and
+	// never an incident.
+	msg, pinged := s.heartbeatPings(msg)
+	for _, h := range pinged {
+		if err := s.ping(tx, h, now, "alertmanager"); err != nil {
+			return nil, err
+		}
+	}
+	if len(msg.Alerts) == 0 {
+		return nil, nil
+	}
 	inc, err := tx.LatestByDedupKey(store.SourceAlertmanager, msg.GroupKey)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -403,4 +414,29 @@ func firstGeneratorURL(alerts template.Alerts) string {
 		}
 	}
 	return ""
+}
+
+// heartbeatPings takes a heartbeat's alerts out of msg (a copy; msg is
+// left as it is, since a write may run again) and lists the heartbeats
+// pinged by those that fire.
+func (s *Service) heartbeatPings(msg *AlertmanagerWebhook) (*AlertmanagerWebhook, []policy.Heartbeat) {
+	if s.policy == nil || len(s.policy.Heartbeats) == 0 {
+		return msg, nil
+	}
+	out := *msg
+	out.Alerts = nil
+	var pinged []policy.Heartbeat
+	seen := map[string]bool{}
+	for _, a := range msg.Alerts {
+		h, ok := s.policy.HeartbeatFor(a.Labels)
+		if !ok {
+			out.Alerts = append(out.Alerts, a)
+			continue
+		}
+		if a.Status == "firing" && !seen[h.Name] {
+			seen[h.Name] = true
+			pinged = append(pinged, h)
+		}
+	}
+	return &out, pinged
 }

@@ -79,7 +79,8 @@ func (s *Service) Remind(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// RunReminders runs Remind every period until ctx ends, starting at once
+// RunReminders runs Remind and CheckHeartbeats every period until ctx
+// ends, starting at once
 // (after a restart, what fell due while the daemon was down is posted
 // now). A period of zero or less is DefaultReminderEvery. Failures are
 // logged; the next pass tries again.
@@ -92,6 +93,9 @@ func (s *Service) RunReminders(ctx context.Context, every time.Duration) {
 	for {
 		if err := s.Remind(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("reminders")
+		}
+		if err := s.CheckHeartbeats(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("heartbeats")
 		}
 		select {
 		case <-ctx.Done():

@@ -82,6 +82,9 @@ type Service struct {
 	log     zerolog.Logger
 	now     func() time.Time
 	metrics *metrics
+	// started is when the service started: a heartbeat's grace counts
+	// from it, so that a start raises no false alarm.
+	started time.Time
 }
 
 // New builds the service and registers its metrics in d.Registry (a new
@@ -102,6 +105,7 @@ func New(cfg Config, d Deps) *Service {
 		log:     d.Log,
 		now:     func() time.Time { return now().UTC() },
 		metrics: newMetrics(d.Registry, d.Store),
+		started: now().UTC(),
 	}
 }
 
