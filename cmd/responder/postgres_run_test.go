@@ -21,6 +21,7 @@ import (
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations/slack/slacktest"
+	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 	"github.com/responder-sre/responder/store/postgres"
 )
@@ -471,4 +472,42 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 		t.Errorf("%d of %d alerts answered 202 are missing after the restart", lost, len(accepted))
 	}
 	t.Logf("answers: %v; %d accepted, %d stored", statuses, len(accepted), len(stored))
+}
+
+// A silent heartbeat checked by three replicas at the same moment opens
+// one incident: one open incident per heartbeat is a unique key.
+func TestHeartbeatSilenceOncePerCluster(t *testing.T) {
+	pg := testPostgres(t)
+	dsn := pg.NewDatabase(t)
+	started := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	var clock atomic.Int64
+	clock.Store(started.UnixNano())
+	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
+	pol := &policy.Policy{Heartbeats: []policy.Heartbeat{{Name: "watchdog", Interval: time.Minute, Grace: time.Minute, Severity: policy.S2}}}
+	var svcs []*incident.Service
+	for range 3 {
+		db, err := postgres.Open(context.Background(), dsn, postgres.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close() })
+		svcs = append(svcs, incident.New(incident.Config{}, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop(), Now: now}))
+	}
+	clock.Store(started.Add(3 * time.Minute).UnixNano())
+	var wg sync.WaitGroup
+	for _, svc := range svcs {
+		wg.Go(func() {
+			if err := svc.CheckHeartbeats(context.Background()); err != nil {
+				t.Errorf("check: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	list, err := svcs[0].List(context.Background(), incident.ListQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Incidents) != 1 || list.Incidents[0].Title != "monitoring is silent: watchdog" {
+		t.Errorf("incidents after three replicas checked: %+v, want one silence", list.Incidents)
+	}
 }
