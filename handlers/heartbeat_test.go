@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,10 @@ func TestDeadMansSwitch(t *testing.T) {
 	e.doWant(http.MethodPost, "/api/v1/heartbeats/watchdog", tokIngest, "", http.StatusAccepted)
 	if s := e.silences(); s[0].Status != store.StatusResolved {
 		t.Errorf("after an API ping: %+v", s[0])
+	}
+	got, err := strconv.ParseFloat(e.metric(`responder_heartbeat_last_ping_timestamp_seconds{heartbeat="watchdog"}`), 64)
+	if err != nil || int64(got) != e.clock().Unix() {
+		t.Errorf("last ping metric %v (%v), want %d", got, err, e.clock().Unix())
 	}
 	r := e.do(http.MethodPost, "/api/v1/heartbeats/backups", tokIngest, nil)
 	if r.status != http.StatusNotFound || !strings.Contains(r.errorText(t), `no heartbeat "backups"`) {

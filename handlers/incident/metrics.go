@@ -2,10 +2,12 @@ package incident
 
 import (
 	"context"
+	"errors"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -22,7 +24,7 @@ type metrics struct {
 // durationBuckets span a minute to a day, in seconds.
 var durationBuckets = []float64{60, 300, 600, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600}
 
-func newMetrics(reg prometheus.Registerer, st Store) *metrics {
+func newMetrics(reg prometheus.Registerer, st Store, pol *policy.Policy) *metrics {
 	m := &metrics{
 		alertsIngested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "responder_alerts_ingested_total",
@@ -49,6 +51,7 @@ func newMetrics(reg prometheus.Registerer, st Store) *metrics {
 	}, []string{"severity", "drill"})
 	reg.MustRegister(m.alertsIngested, m.incidentsOpened, m.reminders, m.toAcknowledge, m.toResolve,
 		openIncidents{st: st},
+		heartbeatPings{st: st, pol: pol},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "responder_write_queue_depth",
 			Help: "Writes waiting for the store's writer.",
@@ -99,5 +102,44 @@ func (o openIncidents) Collect(ch chan<- prometheus.Metric) {
 	}
 	for k, n := range counts {
 		ch <- prometheus.MustNewConstMetric(openIncidentsDesc, prometheus.GaugeValue, float64(n), k[0], k[1])
+	}
+}
+
+// heartbeatPings reports when each configured heartbeat last pinged (unix
+// seconds; 0 before its first), read from the store at scrape time, so
+// that every replica reports the pings any of them received.
+type heartbeatPings struct {
+	st  Store
+	pol *policy.Policy
+}
+
+var heartbeatPingDesc = prometheus.NewDesc("responder_heartbeat_last_ping_timestamp_seconds",
+	"When each heartbeat of the dead-man's switch last pinged, in unix seconds; 0 before its first ping.", []string{"heartbeat"}, nil)
+
+func (h heartbeatPings) Describe(ch chan<- *prometheus.Desc) { ch <- heartbeatPingDesc }
+
+func (h heartbeatPings) Collect(ch chan<- prometheus.Metric) {
+	if h.pol == nil || len(h.pol.Heartbeats) == 0 {
+		return
+	}
+	last := map[string]float64{}
+	err := h.st.View(context.Background(), func(tx store.Tx) error {
+		for _, hb := range h.pol.Heartbeats {
+			st, err := tx.Heartbeat(hb.Name)
+			switch {
+			case err == nil:
+				last[hb.Name] = float64(st.LastPing.Unix())
+			case !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(heartbeatPingDesc, err)
+		return
+	}
+	for _, hb := range h.pol.Heartbeats {
+		ch <- prometheus.MustNewConstMetric(heartbeatPingDesc, prometheus.GaugeValue, last[hb.Name], hb.Name)
 	}
 }

@@ -104,7 +104,7 @@ func New(cfg Config, d Deps) *Service {
 		outbox:  d.Outbox,
 		log:     d.Log,
 		now:     func() time.Time { return now().UTC() },
-		metrics: newMetrics(d.Registry, d.Store),
+		metrics: newMetrics(d.Registry, d.Store, d.Policy),
 		started: now().UTC(),
 	}
 }
