@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -92,6 +93,18 @@ func (e *testEnv) events() []string {
 	for _, m := range r.msgs {
 		out = append(out, m.Incident.ID+":"+m.Event)
 	}
+	return out
+}
+
+// perIncident orders events ("INC-n:event") by incident, keeping each
+// incident's own order.
+func perIncident(events []string) []string {
+	out := slices.Clone(events)
+	slices.SortStableFunc(out, func(a, b string) int {
+		ia, _, _ := strings.Cut(a, ":")
+		ib, _, _ := strings.Cut(b, ":")
+		return strings.Compare(ia, ib)
+	})
 	return out
 }
 
