@@ -38,6 +38,27 @@ type Config struct {
 	Drills        DrillsConfig        `yaml:"drills"`
 	Display       DisplayConfig       `yaml:"display"`
 	Heartbeats    []HeartbeatConfig   `yaml:"heartbeats"`
+	// Runbooks are the checklists attached to incidents. Absent: the
+	// basic incident process (DefaultRunbooks); an empty list: none.
+	Runbooks []RunbookConfig `yaml:"runbooks"`
+}
+
+// RunbookConfig is one runbook: a named, ordered checklist and when it is
+// attached to an incident.
+type RunbookConfig struct {
+	Name          string              `yaml:"name"`
+	Title         string              `yaml:"title"`
+	EveryIncident bool                `yaml:"every_incident"`
+	Matchers      []string            `yaml:"matchers"`
+	Scenarios     []string            `yaml:"scenarios"`
+	Steps         []RunbookStepConfig `yaml:"steps"`
+}
+
+// RunbookStepConfig is one step of a runbook.
+type RunbookStepConfig struct {
+	Text string `yaml:"text"`
+	Role string `yaml:"role"` // recovery, comms, or empty
+	Link string `yaml:"link"`
 }
 
 // HeartbeatConfig is one heartbeat of the dead-man's switch.

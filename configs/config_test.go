@@ -140,6 +140,16 @@ var badFiles = []struct {
 		"heartbeats[2].name",
 		"heartbeats[2].severity",
 	}},
+	{file: "bad-runbooks.yml", want: []string{
+		"runbooks[0].matchers[0]",
+		"runbooks[0].scenarios[0]",
+		"runbooks[0].steps[0].role",
+		"runbooks[0].steps[1].text",
+		"runbooks[0].steps[2].link",
+		"runbooks[1].name",
+		"runbooks[2].name",
+		"runbooks[2].steps",
+	}},
 	{file: "bad-paging.yml", want: []string{
 		"notifications.paging.pager",
 		"notifications.paging.severity_pagers.S9",
@@ -350,6 +360,11 @@ func TestLoadEmbeddedDefault(t *testing.T) {
 	})
 	check(t, "default severity", pol.DefaultSeverity, policy.S4)
 	check(t, "reopen within", pol.ReopenWithin, 30*time.Minute)
+	// The basic incident process is the checklist of every incident.
+	check(t, "runbooks", len(pol.Runbooks), 1)
+	basic := pol.Runbooks[0]
+	check(t, "basic runbook", []any{basic.Name, basic.EveryIncident, len(basic.Steps)}, []any{"incident-process", true, 8})
+	check(t, "attached to any incident", len(pol.RunbooksFor(map[string]string{"alertname": "X"}, "")), 1)
 }
 
 // A file with nothing in it is all defaults; unlike the embedded default it
@@ -443,6 +458,7 @@ func TestLoadGoodEmptyLists(t *testing.T) {
 	check(t, "out of hours on a Wednesday noon", pol.OutOfHours(time.Date(2025, 1, 8, 12, 0, 0, 0, time.UTC)), true)
 	check(t, "S1 channels", pol.ProcessFor(policy.S1).Channels, []string{})
 	check(t, "S1 zoom (default kept)", pol.ProcessFor(policy.S1).Zoom, true)
+	check(t, "len(runbooks)", len(pol.Runbooks), 0)
 }
 
 func TestBuildPolicyDefaults(t *testing.T) {

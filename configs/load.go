@@ -385,6 +385,9 @@ func (c *Config) applyDefaults() {
 		d := DefaultETAWithin
 		pc.ETAWithin = &d
 	}
+	if c.Runbooks == nil {
+		c.Runbooks = DefaultRunbooks()
+	}
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -741,7 +744,101 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 		pol.ETAWithin = *pc.ETAWithin
 	}
 	pol.Heartbeats = c.buildHeartbeats(p)
+	pol.Runbooks = c.buildRunbooks(p)
 	return pol
+}
+
+// Bounds of runbooks, so that an incident's checklist stays a page long.
+const (
+	maxRunbooks     = 100
+	maxRunbookSteps = 50
+	maxStepText     = 500
+)
+
+// DefaultRunbooks is the basic procedure every incident follows, attached
+// to every incident when the configuration has no runbooks key.
+func DefaultRunbooks() []RunbookConfig {
+	return []RunbookConfig{{
+		Name:          "incident-process",
+		Title:         "The incident process",
+		EveryIncident: true,
+		Steps: []RunbookStepConfig{
+			{Text: "Determine the severity (S1-S4) and correct it if the alert got it wrong"},
+			{Text: "Inform the team in the incident's channel", Role: policy.RoleComms},
+			{Text: "Open the bridge and invite the team (S1/S2; skip for S3/S4)", Role: policy.RoleComms},
+			{Text: "Assign the two roles: a recovery lead and a communications lead"},
+			{Text: "Inform customer engineering if customers are affected (skip if not)", Role: policy.RoleComms},
+			{Text: "Make a plan for recovery and give an ETA", Role: policy.RoleRecovery},
+			{Text: "Post progress updates at the severity's interval until resolved", Role: policy.RoleComms},
+			{Text: "Write the post-mortem and schedule its review"},
+		},
+	}}
+}
+
+// buildRunbooks checks and builds the runbooks.
+func (c *Config) buildRunbooks(p *Problems) []policy.Runbook {
+	if len(c.Runbooks) > maxRunbooks {
+		p.addf("runbooks", "%d runbooks: at most %d", len(c.Runbooks), maxRunbooks)
+	}
+	var out []policy.Runbook
+	seen := map[string]bool{}
+	for i, rc := range c.Runbooks {
+		path := fmt.Sprintf("runbooks[%d]", i)
+		r := policy.Runbook{Name: strings.TrimSpace(rc.Name), Title: strings.TrimSpace(rc.Title), EveryIncident: rc.EveryIncident}
+		switch {
+		case r.Name == "":
+			p.addf(path+".name", "required")
+		case seen[r.Name]:
+			p.addf(path+".name", "%q is given twice", r.Name)
+		case strings.ContainsAny(r.Name, "/?#% \t\r\n"):
+			p.addf(path+".name", "%q: letters, digits, - _ . only (steps are named NAME/N)", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Title == "" {
+			r.Title = r.Name
+		}
+		for j, ms := range rc.Matchers {
+			m, err := labels.ParseMatcher(ms)
+			if err != nil {
+				p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%v", err)
+				continue
+			}
+			r.Matchers = append(r.Matchers, m)
+		}
+		for j, sc := range rc.Scenarios {
+			if _, ok := c.Drills.Scenarios[sc]; !ok {
+				p.addf(fmt.Sprintf("%s.scenarios[%d]", path, j), "%q is not a scenario of drills.scenarios", sc)
+			}
+			r.Scenarios = append(r.Scenarios, sc)
+		}
+		switch n := len(rc.Steps); {
+		case n == 0:
+			p.addf(path+".steps", "required: at least one step")
+		case n > maxRunbookSteps:
+			p.addf(path+".steps", "%d steps: at most %d", n, maxRunbookSteps)
+		}
+		for j, sc := range rc.Steps {
+			spath := fmt.Sprintf("%s.steps[%d]", path, j)
+			st := policy.RunbookStep{Text: strings.TrimSpace(sc.Text), Role: sc.Role, Link: strings.TrimSpace(sc.Link)}
+			switch {
+			case st.Text == "":
+				p.addf(spath+".text", "required")
+			case len(st.Text) > maxStepText:
+				p.addf(spath+".text", "%d bytes: at most %d", len(st.Text), maxStepText)
+			}
+			if st.Role != "" && st.Role != policy.RoleRecovery && st.Role != policy.RoleComms {
+				p.addf(spath+".role", "%q: want recovery, comms, or none", st.Role)
+			}
+			if st.Link != "" {
+				if u, err := url.Parse(st.Link); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					p.addf(spath+".link", "%q is not an absolute http(s) URL", st.Link)
+				}
+			}
+			r.Steps = append(r.Steps, st)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // buildHeartbeats checks and builds the dead-man's switch.

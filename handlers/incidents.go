@@ -115,6 +115,35 @@ func (s *Server) get(c echo.Context) error {
 	return c.JSON(http.StatusOK, view)
 }
 
+// checklistAnswer is GET /api/v1/incidents/{id}/checklist.
+type checklistAnswer struct {
+	Incident string              `json:"incident"`
+	Steps    []incident.StepView `json:"steps"`
+	// Next is the first open step; absent when every step is marked.
+	Next *incident.StepView `json:"next,omitempty"`
+	// Runbooks are the configured runbooks that can be attached by hand.
+	Runbooks []string `json:"runbooks"`
+}
+
+// checklist serves the steps of the runbooks attached to an incident.
+func (s *Server) checklist(c echo.Context) error {
+	view, err := s.incidents.Get(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	a := checklistAnswer{Incident: view.ID, Steps: view.Checklist, Runbooks: s.incidents.Runbooks()}
+	for i := range a.Steps {
+		if a.Steps[i].State == store.StepOpen {
+			a.Next = &a.Steps[i]
+			break
+		}
+	}
+	if a.Runbooks == nil {
+		a.Runbooks = []string{}
+	}
+	return c.JSON(http.StatusOK, a)
+}
+
 // postmortem serves GET /api/v1/incidents/{id}/postmortem: the Markdown
 // draft of the incident's post-mortem.
 func (s *Server) postmortem(c echo.Context) error {

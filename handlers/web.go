@@ -40,6 +40,8 @@ func newPages() (pages, error) {
 		"iso":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 		"sevRank":   func(sev string) string { return strings.ToLower(sev) },
 		"pageState": pageState,
+		// stepAnchor makes a checklist step's id (RUNBOOK/N) an HTML id.
+		"stepAnchor": func(id string) string { return strings.ReplaceAll(id, "/", "-") },
 	}
 	base, err := template.New("layout.html").Funcs(funcs).ParseFS(webFiles, "web/templates/layout.html")
 	if err != nil {
@@ -100,6 +102,8 @@ func (s *Server) webRoutes(e *echo.Echo) {
 	e.POST("/incidents/:id/reopen", s.reopenForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/notes", s.noteForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/page", s.pageForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/checklist", s.stepForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/runbooks", s.runbookForm, pageHeaders, s.session(ScopeWrite))
 }
 
 // pageHeaders sets the security headers of every page and asset.
@@ -426,6 +430,10 @@ type incidentData struct {
 	Sevs  []string
 	// CanPage: a pager is configured, so the page offers to page someone.
 	CanPage bool
+	// Marked counts the checklist steps done or skipped; Runbooks are the
+	// configured runbooks not attached yet.
+	Marked   int
+	Runbooks []string
 }
 
 func (s *Server) incidentPage(c echo.Context) error {
@@ -446,6 +454,18 @@ func (s *Server) showIncident(c echo.Context, status int, form, msg string) erro
 	}
 	d.Sevs = severityNames()
 	d.CanPage = s.incidents.CanPage()
+	attached := map[string]bool{}
+	for _, st := range view.Checklist {
+		attached[st.Runbook] = true
+		if st.State != store.StepOpen {
+			d.Marked++
+		}
+	}
+	for _, name := range s.incidents.Runbooks() {
+		if !attached[name] {
+			d.Runbooks = append(d.Runbooks, name)
+		}
+	}
 	for _, n := range view.Notifications {
 		if n.State == store.IntentFailed {
 			d.Failed++
@@ -562,6 +582,18 @@ func (s *Server) pageForm(c echo.Context) error {
 	_, err := doChange(s, c, (*incident.Service).Page, incident.PageRequest{
 		Responder: postValue(c, "responder"), Reason: postValue(c, "reason"), By: postValue(c, "by")})
 	return s.formDone(c, "page", err)
+}
+
+// stepForm marks a checklist step: the button pressed is the state.
+func (s *Server) stepForm(c echo.Context) error {
+	_, err := doChange(s, c, (*incident.Service).MarkStep, incident.StepRequest{
+		Step: postValue(c, "step"), State: postValue(c, "state"), Reason: postValue(c, "reason"), By: postValue(c, "by")})
+	return s.formDone(c, "checklist", err)
+}
+
+func (s *Server) runbookForm(c echo.Context) error {
+	_, err := doChange(s, c, (*incident.Service).AttachRunbook, incident.RunbookRequest{Runbook: postValue(c, "runbook"), By: postValue(c, "by")})
+	return s.formDone(c, "runbook", err)
 }
 
 // pageState says how a page went, for people: queued (not yet at the

@@ -90,6 +90,8 @@ type Policy struct {
 	KindLabel string
 	// Heartbeats are the dead-man's switch: see Heartbeat.
 	Heartbeats []Heartbeat
+	// Runbooks are the checklists attached to incidents: see Runbook.
+	Runbooks []Runbook
 }
 
 // AlertKind is the post-mortem kind of an Alertmanager incident with these

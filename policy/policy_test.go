@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 	_ "time/tzdata" // Europe/Berlin and America/New_York without relying on the host's zoneinfo
@@ -635,5 +636,43 @@ func TestProcessFor(t *testing.T) {
 	got = p.ProcessFor(policy.S4)
 	if got.Zoom || got.PageOutOfHours || got.Channels != nil || got.UpdateInterval != 0 || got.AutoResolve {
 		t.Errorf("ProcessFor(S4) = %+v, want the zero Process", got)
+	}
+}
+
+func TestRunbookAttaches(t *testing.T) {
+	db, err := labels.ParseMatcher(`service="database"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &policy.Policy{Runbooks: []policy.Runbook{
+		{Name: "basic", EveryIncident: true},
+		{Name: "db", Matchers: labels.Matchers{db}, Scenarios: []string{"db-failover"}},
+		{Name: "by-hand"},
+	}}
+	for _, tc := range []struct {
+		name     string
+		lbls     map[string]string
+		scenario string
+		want     []string
+	}{
+		{"no labels", nil, "", []string{"basic"}},
+		{"matching labels", map[string]string{"service": "database"}, "", []string{"basic", "db"}},
+		{"other labels", map[string]string{"service": "kafka"}, "", []string{"basic"}},
+		{"drill of the scenario", nil, "db-failover", []string{"basic", "db"}},
+		{"drill of another scenario", nil, "checkout", []string{"basic"}},
+	} {
+		var got []string
+		for _, r := range p.RunbooksFor(tc.lbls, tc.scenario) {
+			got = append(got, r.Name)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	if r, ok := p.Runbook("by-hand"); !ok || r.Name != "by-hand" {
+		t.Errorf("Runbook(by-hand) = %+v, %v", r, ok)
+	}
+	if _, ok := p.Runbook("nope"); ok {
+		t.Errorf("Runbook(nope) found")
 	}
 }

@@ -123,6 +123,32 @@ type Incident struct {
 	LastReminderAt       *time.Time `json:"last_reminder_at"`
 	ETARequestedAt       *time.Time `json:"eta_requested_at"`
 	PostmortemRemindedAt *time.Time `json:"postmortem_reminded_at"`
+	// Checklist holds the steps of the runbooks attached to the incident,
+	// copied when each was attached (a later change of the configuration
+	// does not rewrite what people were asked to do), with their state.
+	Checklist []Step `json:"checklist,omitempty"`
+}
+
+// Step states.
+const (
+	StepOpen    = "open"
+	StepDone    = "done"
+	StepSkipped = "skipped"
+)
+
+// Step is one step of a runbook attached to an incident.
+type Step struct {
+	ID      string `json:"id"` // RUNBOOK/N, N counting from 1
+	Runbook string `json:"runbook"`
+	Text    string `json:"text"`
+	Role    string `json:"role,omitempty"` // recovery, comms
+	Link    string `json:"link,omitempty"`
+	State   string `json:"state"`
+	// By and At say who marked it done or skipped, and when; Reason is
+	// why it was skipped.
+	By     string     `json:"by,omitempty"`
+	At     *time.Time `json:"at,omitempty"`
+	Reason string     `json:"reason,omitempty"`
 }
 
 // Alert is one alert of an incident, keyed by its fingerprint (for OpsGenie,
@@ -173,6 +199,7 @@ const (
 	KindReminder        = "reminder"
 	KindCustomerImpact  = "customer_impact"
 	KindPostmortem      = "postmortem"
+	KindChecklist       = "checklist"
 )
 
 // Intent states.

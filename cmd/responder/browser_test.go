@@ -125,6 +125,36 @@ func TestBrowser(t *testing.T) {
 	b.wantText("#comms-lead", "carol")
 	b.wantAbsent("#roles-error")
 
+	// The checklist of the basic process: ticking a box marks the step
+	// done by the person logged in; unticking asks why first, then opens
+	// it again; Skip takes a reason.
+	b.wantText("#checklist-count", "0 of 8 marked")
+	if status := b.submit("tick the first step", "#box-incident-process-1"); status != http.StatusOK {
+		t.Fatalf("ticking a step answered %d, want the incident page (200)", status)
+	}
+	b.wantText("#step-incident-process-1 .step-mark", "done by web-operator")
+	b.wantText("#checklist-count", "1 of 8 marked")
+	b.wantText("#timeline", `step incident-process/1 "Determine the severity`)
+	b.do("untick without a reason", chromedp.Click(chromedp.ID("box-incident-process-1")))
+	if got := b.eval("the box after unticking without a reason", `String(document.getElementById("box-incident-process-1").checked) + " " + (document.activeElement && document.activeElement.className)`); got != "true step-reason" {
+		t.Errorf("unticking without a reason: box checked and focus %q, want the box ticked still and the reason field focused", got)
+	}
+	b.do("say why", chromedp.SetValue(chromedp.CSS("#step-incident-process-1 .step-reason"), "ticked too early"))
+	if status := b.submit("untick with a reason", "#box-incident-process-1"); status != http.StatusOK {
+		t.Fatalf("unticking answered %d", status)
+	}
+	b.wantText("#timeline", "open again (by web-operator): ticked too early")
+	if n := b.evalInt("open first step", `document.querySelectorAll("#step-incident-process-1.step-open").length`); n != 1 {
+		t.Errorf("the first step is not open again after unticking")
+	}
+	b.do("say why the step is skipped", chromedp.SetValue(chromedp.CSS("#step-incident-process-5 .step-reason"), "customer engineering was told at declaration"),
+		chromedp.SetValue(chromedp.CSS("#step-incident-process-5 .step-by"), "alice"))
+	if status := b.submit("skip a step", "#step-incident-process-5 .step-skip"); status != http.StatusOK {
+		t.Fatalf("skipping answered %d", status)
+	}
+	b.wantText("#step-incident-process-5 .step-mark", "skipped by alice")
+	b.wantText("#step-incident-process-5 .step-mark", "customer engineering was told at declaration")
+
 	const update = "Rolled back deploy 2026.11.22-3; error rate down from 30% to 4% and falling"
 	eta := time.Now().UTC().Add(45 * time.Minute).Truncate(time.Minute)
 	// The ETA is typed in the browser's own time (Asia/Kolkata) and kept

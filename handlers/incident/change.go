@@ -183,5 +183,8 @@ func (ch *change) opened(kind, by string) error {
 	if ch.inc.OutOfHours {
 		text += " (out of business hours)"
 	}
-	return ch.announce(integrations.EventOpened, kind, text, by)
+	if err := ch.announce(integrations.EventOpened, kind, text, by); err != nil {
+		return err
+	}
+	return ch.attachRunbooks()
 }

@@ -22,7 +22,10 @@ type View struct {
 	*store.Incident
 	// Report gives how long each step of the process took (drills above
 	// all): to acknowledge, to roles, to the first update, to resolve.
-	Report        *Report        `json:"report"`
+	Report *Report `json:"report"`
+	// Checklist is the incident's checklist with each marked step timed
+	// from the start (it stands for the stored one in the JSON).
+	Checklist     []StepView     `json:"checklist"`
 	Alerts        []store.Alert  `json:"alerts"`
 	Timeline      []store.Entry  `json:"timeline"`
 	Notifications []store.Intent `json:"notifications"`
@@ -33,7 +36,7 @@ func loadView(tx store.Tx, id string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &View{Incident: inc, Report: buildReport(inc)}
+	v := &View{Incident: inc, Report: buildReport(inc), Checklist: checklistOf(inc)}
 	if v.Alerts, err = tx.Alerts(id); err != nil {
 		return nil, err
 	}

@@ -183,6 +183,9 @@ func (s *Service) remind(ctx context.Context, id string, now time.Time) ([]strin
 			}
 			text += fmt.Sprintf("; %s updates are due every %s and the next is due now: post one at %s, even if nothing is new",
 				inc.Severity, shortDuration(d.interval), url)
+			if next := nextStep(inc); next != nil {
+				text += fmt.Sprintf("; next step of the checklist: %s (%s)", next.Text, next.ID)
+			}
 			if err := ch.remind(text, mention); err != nil {
 				return err
 			}

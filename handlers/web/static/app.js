@@ -68,8 +68,35 @@ function etaInLocalTime(form) {
   });
 }
 
+// checklistBoxes makes each step's tick box press its form's button:
+// ticking marks the step done, unticking opens it again (the form asks
+// why). Without this script the buttons beside the box do the same.
+function checklistBoxes(root) {
+  root.querySelectorAll("form.step-form").forEach(function (form) {
+    var box = form.querySelector("input.step-box");
+    if (!box) {
+      return;
+    }
+    box.addEventListener("change", function () {
+      var button = form.querySelector(box.checked ? "button.step-done" : "button.step-open");
+      if (!button) {
+        return;
+      }
+      var reason = form.querySelector("input.step-reason");
+      if (!box.checked && reason && reason.value.trim() === "") {
+        box.checked = true;
+        reason.focus();
+        reason.placeholder = "say why, then untick again";
+        return;
+      }
+      form.requestSubmit(button);
+    });
+  });
+}
+
 document.addEventListener("DOMContentLoaded", function () {
   fillLocalTimes(document);
+  checklistBoxes(document);
   document.querySelectorAll("form").forEach(etaInLocalTime);
   var list = document.getElementById("incident-list");
   if (list) {
