@@ -249,3 +249,104 @@ func TestWebChecklist(t *testing.T) {
 		t.Errorf("the attach form is shown with every runbook attached")
 	}
 }
+
+// runDrill runs one drill of database-failover: acknowledged after ack,
+// its first database-loss step done after step, resolved after resolve
+// (each from the start). It returns the drill's id.
+func (e *testEnv) runDrill(ack, step, resolve time.Duration) string {
+	e.t.Helper()
+	start := e.clock()
+	r := e.do(http.MethodPost, "/api/v1/drills", tokWrite, []byte(`{"scenario":"database-failover","by":"maria"}`))
+	if r.status != http.StatusCreated {
+		e.t.Fatalf("drill: %d %s", r.status, r.body)
+	}
+	var inc store.Incident
+	r.json(e.t, &inc)
+	e.setClock(start.Add(ack))
+	e.post(http.MethodPost, "/api/v1/incidents/"+inc.ID+"/ack", `{"by":"maria"}`, http.StatusOK)
+	e.setClock(start.Add(step))
+	e.post(http.MethodPost, "/api/v1/incidents/"+inc.ID+"/checklist", `{"step":"database-loss/1","state":"done","by":"maria"}`, http.StatusOK)
+	e.post(http.MethodPost, "/api/v1/incidents/"+inc.ID+"/checklist", `{"step":"database-loss/2","state":"skipped","reason":"no merges today","by":"maria"}`, http.StatusOK)
+	e.setClock(start.Add(resolve))
+	e.post(http.MethodPost, "/api/v1/incidents/"+inc.ID+"/resolve", `{"by":"maria"}`, http.StatusOK)
+	e.setClock(start.Add(resolve + time.Hour))
+	return inc.ID
+}
+
+// A drill's report times its checklist steps and compares every time with
+// the previous drill of the same scenario; the post-mortem draft shows it.
+func TestDrillComparedWithThePrevious(t *testing.T) {
+	e := newEnv(t, withRunbooks(t))
+	first := e.runDrill(4*time.Minute, 10*time.Minute, 30*time.Minute)
+	realID := e.declareS("S2") // a real incident between them is never compared
+	second := e.runDrill(2*time.Minute, 15*time.Minute, 30*time.Minute)
+
+	var got struct {
+		Report incident.Report `json:"report"`
+	}
+	r := e.do(http.MethodGet, "/api/v1/incidents/"+second, tokRead, nil)
+	r.json(t, &got)
+	rep := got.Report
+	if rep.ComparedWith != first || !equalStrings(rep.PreviousDrills, []string{first}) {
+		t.Fatalf("compared with %q, previous %v; want %s", rep.ComparedWith, rep.PreviousDrills, first)
+	}
+	if b := rep.TimeToAcknowledge.Before; b == nil || b.Incident != first || b.Seconds != 240 || b.Change != -120 || b.Says != "2m0s faster than "+first {
+		t.Errorf("acknowledge compared: %+v", b)
+	}
+	if b := rep.TimeToResolve.Before; b == nil || b.Change != 0 || b.Says != "as fast as "+first {
+		t.Errorf("resolve compared: %+v", b)
+	}
+	if rep.TimeToRoles != nil {
+		t.Errorf("roles were never assigned, yet timed: %+v", rep.TimeToRoles)
+	}
+	if len(rep.Steps) != 2 {
+		t.Fatalf("steps timed %+v, want the done one and the skipped one", rep.Steps)
+	}
+	done, skipped := rep.Steps[0], rep.Steps[1]
+	if done.ID != "database-loss/1" || done.Seconds != 900 || done.Before == nil || done.Before.Change != 300 || done.Before.Says != "5m0s slower than "+first {
+		t.Errorf("done step %+v (before %+v)", done, done.Before)
+	}
+	if skipped.State != store.StepSkipped || skipped.Before != nil {
+		t.Errorf("a skipped step is compared: %+v", skipped)
+	}
+
+	var plain struct {
+		Report incident.Report `json:"report"`
+	}
+	e.do(http.MethodGet, "/api/v1/incidents/"+realID, tokRead, nil).json(t, &plain)
+	if plain.Report.ComparedWith != "" || len(plain.Report.PreviousDrills) != 0 {
+		t.Errorf("a real incident is compared with drills: %+v", plain.Report)
+	}
+	var firstReport struct {
+		Report incident.Report `json:"report"`
+	}
+	e.do(http.MethodGet, "/api/v1/incidents/"+first, tokRead, nil).json(t, &firstReport)
+	if firstReport.Report.ComparedWith != "" || firstReport.Report.TimeToAcknowledge.Before != nil {
+		t.Errorf("the first drill of a scenario is compared: %+v", firstReport.Report)
+	}
+
+	third := e.runDrill(time.Minute, 5*time.Minute, 10*time.Minute)
+	var thirdReport struct {
+		Report incident.Report `json:"report"`
+	}
+	e.do(http.MethodGet, "/api/v1/incidents/"+third, tokRead, nil).json(t, &thirdReport)
+	if !equalStrings(thirdReport.Report.PreviousDrills, []string{second, first}) || thirdReport.Report.ComparedWith != second {
+		t.Errorf("third drill: compared with %q, previous %v", thirdReport.Report.ComparedWith, thirdReport.Report.PreviousDrills)
+	}
+
+	md := e.markdown(second)
+	for _, want := range []string{
+		"compared with the previous drill of this scenario, " + first,
+		"| Step | Time taken | " + first + " | Change |",
+		"| Acknowledge | 2m0s | 4m0s | 2m0s faster |",
+		"| Step database-loss/1: Put up the maintenance page | 15m0s | 10m0s | 5m0s slower |",
+		"| Step database-loss/2: Freeze merges to main (skipped) | 15m0s | — | — |",
+		"## Checklist",
+		"| database-loss/2 | Freeze merges to main | skipped | maria | 15m0s | no merges today |",
+		"| incident-process/1 | Determine the severity | open | — | — | — |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("the draft lacks %q:\n%s", want, md)
+		}
+	}
+}

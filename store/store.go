@@ -85,6 +85,10 @@ type Tx interface {
 	// returns the first incident of the kind ever resolved (incidentID
 	// itself when it is the first).
 	ResolvedOfKind(kind, incidentID string) (first string, err error)
+	// ResolvedBefore lists the incidents of kind recorded by ResolvedOfKind
+	// with an id below before ("": any), newest first, at most limit of
+	// them: the earlier drills of a scenario, to compare a drill with.
+	ResolvedBefore(kind, before string, limit int) ([]string, error)
 	// Request is the request recorded under an idempotency key, or
 	// ErrNotFound.
 	Request(key string) (*Request, error)

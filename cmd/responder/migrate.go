@@ -57,12 +57,12 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // dataCounts are what a store holds, to compare source and target.
 type dataCounts struct {
-	Incidents, Alerts, Entries, Intents, Pending, Requests, Unmatched, Kinds int
+	Incidents, Alerts, Entries, Intents, Pending, Requests, Unmatched, Kinds, Resolved, Heartbeats int
 }
 
 func (c dataCounts) String() string {
-	return fmt.Sprintf("%d incidents, %d alerts, %d timeline entries, %d notifications (%d pending), %d idempotency records, %d unmatched, %d kinds",
-		c.Incidents, c.Alerts, c.Entries, c.Intents, c.Pending, c.Requests, c.Unmatched, c.Kinds)
+	return fmt.Sprintf("%d incidents, %d alerts, %d timeline entries, %d notifications (%d pending), %d idempotency records, %d unmatched, %d kinds (%d resolved), %d heartbeats",
+		c.Incidents, c.Alerts, c.Entries, c.Intents, c.Pending, c.Requests, c.Unmatched, c.Kinds, c.Resolved, c.Heartbeats)
 }
 
 // snapshot is everything of a bbolt store, read in one transaction.
@@ -74,6 +74,10 @@ type snapshot struct {
 	unmatched []store.Unmatched
 	requests  map[string]store.Request
 	kinds     map[string]string
+	// history lists every resolved incident of each kind; heartbeats are
+	// the dead-man's switch's last pings.
+	history    map[string][]string
+	heartbeats []store.Heartbeat
 }
 
 func copyToPostgres(ctx context.Context, path, dsn string) (dataCounts, error) {
@@ -153,11 +157,21 @@ func readSnapshot(ctx context.Context, src *bolt.DB) (*snapshot, error) {
 	if snap.kinds, err = src.ResolvedKinds(); err != nil {
 		return nil, fmt.Errorf("read the bbolt file: %w", err)
 	}
+	if snap.history, err = src.ResolvedHistory(); err != nil {
+		return nil, fmt.Errorf("read the bbolt file: %w", err)
+	}
+	if snap.heartbeats, err = src.Heartbeats(); err != nil {
+		return nil, fmt.Errorf("read the bbolt file: %w", err)
+	}
 	return snap, nil
 }
 
 func (s *snapshot) counts() dataCounts {
-	c := dataCounts{Incidents: len(s.incidents), Intents: len(s.intents), Requests: len(s.requests), Unmatched: len(s.unmatched), Kinds: len(s.kinds)}
+	c := dataCounts{Incidents: len(s.incidents), Intents: len(s.intents), Requests: len(s.requests), Unmatched: len(s.unmatched),
+		Kinds: len(s.kinds), Heartbeats: len(s.heartbeats)}
+	for _, ids := range s.history {
+		c.Resolved += len(ids)
+	}
 	for _, inc := range s.incidents {
 		c.Alerts += len(s.alerts[inc.ID])
 		c.Entries += len(s.timeline[inc.ID])
@@ -219,6 +233,16 @@ func (s *snapshot) write(tx store.Tx) error {
 		if _, err := tx.ResolvedOfKind(kind, first); err != nil {
 			return err
 		}
+		for _, id := range s.history[kind] { // after the first, which stays first
+			if _, err := tx.ResolvedOfKind(kind, id); err != nil {
+				return err
+			}
+		}
+	}
+	for i := range s.heartbeats {
+		if err := tx.PutHeartbeat(&s.heartbeats[i]); err != nil {
+			return err
+		}
 	}
 	ct, ok := tx.(postgres.CounterTx)
 	if !ok {
@@ -234,5 +258,6 @@ func countStore(ctx context.Context, db *postgres.DB) (dataCounts, error) {
 		return dataCounts{}, err
 	}
 	return dataCounts{Incidents: n["incidents"], Alerts: n["alerts"], Entries: n["timeline"], Intents: n["intents"],
-		Pending: n["pending"], Requests: n["requests"], Unmatched: n["unmatched"], Kinds: n["kinds"]}, nil
+		Pending: n["pending"], Requests: n["requests"], Unmatched: n["unmatched"], Kinds: n["kinds"], Resolved: n["resolved"],
+		Heartbeats: n["heartbeats"]}, nil
 }

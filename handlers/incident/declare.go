@@ -36,7 +36,11 @@ func loadView(tx store.Tx, id string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &View{Incident: inc, Report: buildReport(inc), Checklist: checklistOf(inc)}
+	report, err := reportOf(tx, inc)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{Incident: inc, Report: report, Checklist: checklistOf(inc)}
 	if v.Alerts, err = tx.Alerts(id); err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@ func (s *Service) Postmortem(ctx context.Context, id string) ([]byte, error) {
 		if in.Alerts, err = tx.Alerts(in.Incident.ID); err != nil {
 			return err
 		}
+		if in.Report, err = reportOf(tx, in.Incident); err != nil {
+			return err
+		}
 		in.Timeline, err = tx.Timeline(in.Incident.ID)
 		return err
 	})
@@ -57,6 +60,9 @@ type postmortemInput struct {
 	Location    *time.Location
 	Now         time.Time // when the draft is made
 	ExternalURL string
+	// Report is the incident's report, compared with the previous drill
+	// for a drill; nil: made from the incident alone.
+	Report *Report
 }
 
 // renderPostmortem writes the Markdown draft of in to w.
@@ -89,8 +95,15 @@ type postmortemView struct {
 	Alerts      []pmAlert
 	Truncated   uint64
 	Timeline    []pmEntry
-	Report      []pmPair // drills only
+	Report      []pmReport // drills only
+	// ComparedWith is the earlier drill the report compares with.
+	ComparedWith string
+	Checklist    []pmCheck
 }
+
+type pmReport struct{ NameCell, ValueCell, BeforeCell, ChangeCell string }
+
+type pmCheck struct{ StepCell, TextCell, StateCell, ByCell, SinceCell, ReasonCell string }
 
 type pmPair struct{ NameCell, ValueCell string }
 
@@ -285,23 +298,51 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 		})
 	}
 
+	for _, st := range checklistOf(inc) {
+		c := pmCheck{StepCell: cell(st.ID), TextCell: cell(st.Text), StateCell: st.State, ByCell: cell(st.By), SinceCell: none, ReasonCell: cell(st.Reason)}
+		if st.SinceStart != nil {
+			c.SinceCell = st.SinceStart.Duration
+		}
+		v.Checklist = append(v.Checklist, c)
+	}
+
 	if inc.Drill {
-		r := buildReport(inc)
-		v.Report = []pmPair{
-			{"Acknowledge", reportCell(r.TimeToAcknowledge)},
-			{"Roles assigned", reportCell(r.TimeToRoles)},
-			{"First update", reportCell(r.TimeToFirstUpdate)},
-			{"Resolve", reportCell(r.TimeToResolve)},
+		r := in.Report
+		if r == nil {
+			r = buildReport(inc)
+		}
+		v.ComparedWith = r.ComparedWith
+		v.Report = []pmReport{
+			reportRow("Acknowledge", r.TimeToAcknowledge),
+			reportRow("Roles assigned", r.TimeToRoles),
+			reportRow("First update", r.TimeToFirstUpdate),
+			reportRow("Resolve", r.TimeToResolve),
+		}
+		for i := range r.Steps {
+			st := &r.Steps[i]
+			name := "Step " + st.ID + ": " + st.Text
+			if st.State == store.StepSkipped {
+				name += " (skipped)"
+			}
+			v.Report = append(v.Report, reportRow(name, &st.StepDuration))
 		}
 	}
 	return v
 }
 
-func reportCell(d *StepDuration) string {
+// reportRow is one line of the drill report: the time taken, and the
+// earlier drill's time and the change when there is one.
+func reportRow(name string, d *StepDuration) pmReport {
+	row := pmReport{NameCell: cell(name), ValueCell: none, BeforeCell: none, ChangeCell: none}
 	if d == nil {
-		return none
+		return row
 	}
-	return d.Duration
+	row.ValueCell = d.Duration
+	if d.Before != nil {
+		row.BeforeCell = (time.Duration(d.Before.Seconds) * time.Second).String()
+		row.ChangeCell = cell(strings.TrimSuffix(d.Before.Says, " than "+d.Before.Incident))
+	}
+	return row
 }
 
 // labelList is name=value pairs, sorted by name.

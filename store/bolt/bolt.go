@@ -42,7 +42,8 @@ var (
 	bucketKinds      = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
 	bucketRequests   = []byte("requests_by_key")    // who + Idempotency-Key -> store.Request
 	bucketHeartbeats = []byte("heartbeats")         // name -> store.Heartbeat
-	allBuckets       = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests, bucketHeartbeats}
+	bucketResolved   = []byte("resolved_by_kind")   // incident kind -> bucket of resolved incident numbers
+	allBuckets       = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests, bucketHeartbeats, bucketResolved}
 )
 
 const schemaVersion = "1"
@@ -123,9 +124,24 @@ func Open(path string, o Options) (*DB, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = b.Update(func(tx *bbolt.Tx) error {
+		backfill := tx.Bucket(bucketResolved) == nil && tx.Bucket(bucketKinds) != nil
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		if backfill {
+			// A file from before the history of resolved incidents: it
+			// starts with the first incident of each kind, all it knew.
+			err := tx.Bucket(bucketKinds).ForEach(func(kind, first []byte) error {
+				hist, err := tx.Bucket(bucketResolved).CreateBucketIfNotExists(kindKey(string(kind)))
+				if err != nil {
+					return err
+				}
+				return hist.Put(first, []byte{1})
+			})
+			if err != nil {
+				return fmt.Errorf("fill the history of resolved incidents: %w", err)
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
@@ -774,6 +790,14 @@ func (t *boltTx) ResolvedOfKind(kind, incidentID string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("resolved of kind: %w", err)
 	}
+	t.wrote = true
+	hist, err := t.tx.Bucket(bucketResolved).CreateBucketIfNotExists(kindKey(kind))
+	if err != nil {
+		return "", fmt.Errorf("record kind of %s: %w", incidentID, err)
+	}
+	if err := hist.Put(u64key(n), []byte{1}); err != nil {
+		return "", fmt.Errorf("record kind of %s: %w", incidentID, err)
+	}
 	b := t.tx.Bucket(bucketKinds)
 	k := []byte(kind)
 	if v := b.Get(k); v != nil {
@@ -784,6 +808,61 @@ func (t *boltTx) ResolvedOfKind(kind, incidentID string) (string, error) {
 		return "", fmt.Errorf("record kind of %s: %w", incidentID, err)
 	}
 	return incidentID, nil
+}
+
+func (t *boltTx) ResolvedBefore(kind, before string, limit int) ([]string, error) {
+	var below uint64 // 0: no bound
+	if before != "" {
+		n, err := incidentNumber(before)
+		if err != nil {
+			return nil, fmt.Errorf("resolved before: %w", err)
+		}
+		below = n
+	}
+	hist := t.tx.Bucket(bucketResolved).Bucket(kindKey(kind))
+	if hist == nil {
+		return nil, nil
+	}
+	var out []string
+	c := hist.Cursor()
+	k, _ := c.Last()
+	if below != 0 {
+		k, _ = c.Seek(u64key(below))
+		if k == nil {
+			k, _ = c.Last()
+		} else {
+			k, _ = c.Prev()
+		}
+	}
+	for ; k != nil && (limit <= 0 || len(out) < limit); k, _ = c.Prev() {
+		out = append(out, "INC-"+strconv.FormatUint(binary.BigEndian.Uint64(k), 10))
+	}
+	return out, nil
+}
+
+// kindKey is the key of a kind's bucket of resolved incidents: a prefix
+// byte, because a bucket's name cannot be empty and a kind can.
+func kindKey(kind string) []byte { return append([]byte{'k'}, kind...) }
+
+// ResolvedHistory lists every incident recorded by ResolvedOfKind, by
+// kind, oldest first, for responder migrate.
+func (db *DB) ResolvedHistory() (map[string][]string, error) {
+	out := map[string][]string{}
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketResolved).ForEachBucket(func(kind []byte) error {
+			ids := []string{}
+			err := tx.Bucket(bucketResolved).Bucket(kind).ForEach(func(k, _ []byte) error {
+				ids = append(ids, "INC-"+strconv.FormatUint(binary.BigEndian.Uint64(k), 10))
+				return nil
+			})
+			out[string(kind[1:])] = ids
+			return err
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read resolved history: %w", err)
+	}
+	return out, nil
 }
 
 // Requests lists every recorded idempotency key and its request, for
@@ -814,6 +893,25 @@ func (db *DB) ResolvedKinds() (map[string]string, error) {
 		})
 	})
 	return out, err
+}
+
+// Heartbeats lists the state of every heartbeat, for responder migrate.
+func (db *DB) Heartbeats() ([]store.Heartbeat, error) {
+	var out []store.Heartbeat
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketHeartbeats).ForEach(func(k, v []byte) error {
+			var h store.Heartbeat
+			if err := json.Unmarshal(v, &h); err != nil {
+				return fmt.Errorf("decode heartbeat %q: %w", k, err)
+			}
+			out = append(out, h)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read heartbeats: %w", err)
+	}
+	return out, nil
 }
 
 func (t *boltTx) Heartbeat(name string) (*store.Heartbeat, error) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,57 @@ func TestOpenCreatesBuckets(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("View: %v", err)
+	}
+}
+
+// A file written before the history of resolved incidents existed gets
+// one at its next open, from the first incident of each kind it kept.
+func TestOpenFillsResolvedHistory(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "responder.db")
+	db, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	err = db.Update(context.Background(), func(tx store.Tx) error {
+		for _, id := range []string{"INC-1", "INC-2"} {
+			if err := tx.PutIncident(storetest.NewIncident(id, store.StatusResolved, store.SourceDrill, id)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ResolvedOfKind("drill:db", "INC-1"); err != nil {
+			return err
+		}
+		_, err := tx.ResolvedOfKind("drill:db", "INC-2")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("Update: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	raw, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("bbolt.Open: %v", err)
+	}
+	if err := raw.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("resolved_by_kind")) }); err != nil {
+		t.Fatalf("remove the history, as an older build wrote the file: %v", err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	db, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer func() { _ = db.Close() }()
+	var got []string
+	err = db.View(context.Background(), func(tx store.Tx) error {
+		got, err = tx.ResolvedBefore("drill:db", "", 0)
+		return err
+	})
+	if err != nil || !slices.Equal(got, []string{"INC-1"}) {
+		t.Errorf("history after the upgrade = %v, %v; want the first incident of the kind", got, err)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -761,7 +762,39 @@ func (t *pgTx) ResolvedOfKind(kind, incidentID string) (string, error) {
 	if err != nil {
 		return "", t.fail(fmt.Errorf("record kind of %s: %w", incidentID, err))
 	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO resolved_history (kind, incident) VALUES ($1, $2) ON CONFLICT DO NOTHING`, []byte(kind), n)
+	if err != nil {
+		return "", t.fail(fmt.Errorf("record kind of %s: %w", incidentID, err))
+	}
 	return idOf(first), nil
+}
+
+func (t *pgTx) ResolvedBefore(kind, before string, limit int) ([]string, error) {
+	below := int64(math.MaxInt64)
+	if before != "" {
+		n, err := incidentNumber(before)
+		if err != nil {
+			return nil, fmt.Errorf("resolved before: %w", err)
+		}
+		below = n
+	}
+	if limit <= 0 {
+		limit = math.MaxInt32
+	}
+	rows, err := t.tx.Query(t.ctx, `SELECT incident FROM resolved_history WHERE kind = $1 AND incident < $2
+		ORDER BY incident DESC LIMIT $3`, []byte(kind), below, limit)
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("resolved of kind before %s: %w", before, err))
+	}
+	ns, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, t.fail(fmt.Errorf("resolved of kind before %s: %w", before, err))
+	}
+	out := make([]string, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, idOf(n))
+	}
+	return out, nil
 }
 
 // Intent sequences come from a PostgreSQL sequence: positive, below 2^63,
@@ -852,7 +885,8 @@ func (db *DB) Empty(ctx context.Context) (bool, error) {
 	var used int64
 	var rows bool
 	err := db.pool.QueryRow(ctx, `SELECT (SELECT value FROM responder_counters WHERE name = 'incident'),
-		EXISTS (SELECT 1 FROM incidents) OR EXISTS (SELECT 1 FROM intents) OR EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM unmatched)`).Scan(&used, &rows)
+		EXISTS (SELECT 1 FROM incidents) OR EXISTS (SELECT 1 FROM intents) OR EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM unmatched)
+		OR EXISTS (SELECT 1 FROM heartbeats)`).Scan(&used, &rows)
 	if err != nil {
 		return false, unavailable("check the database is empty", err)
 	}
@@ -877,17 +911,18 @@ func (t *pgTx) SetIncidentCounter(last uint64) error {
 // to check a copy: incidents, alerts, timeline, intents, pending (intents),
 // requests, unmatched, kinds.
 func (db *DB) Counts(ctx context.Context) (map[string]int, error) {
-	var c [8]int
+	var c [10]int
 	err := db.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM incidents), (SELECT count(*) FROM alerts), (SELECT count(*) FROM timeline),
 		(SELECT count(*) FROM intents), (SELECT count(*) FROM intents WHERE pending), (SELECT count(*) FROM requests),
-		(SELECT count(*) FROM unmatched), (SELECT count(*) FROM resolved_kinds)`).
-		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7])
+		(SELECT count(*) FROM unmatched), (SELECT count(*) FROM resolved_kinds), (SELECT count(*) FROM resolved_history),
+		(SELECT count(*) FROM heartbeats)`).
+		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9])
 	if err != nil {
 		return nil, unavailable("count rows", err)
 	}
 	return map[string]int{"incidents": c[0], "alerts": c[1], "timeline": c[2], "intents": c[3], "pending": c[4],
-		"requests": c[5], "unmatched": c[6], "kinds": c[7]}, nil
+		"requests": c[5], "unmatched": c[6], "kinds": c[7], "resolved": c[8], "heartbeats": c[9]}, nil
 }
 
 func (t *pgTx) Heartbeat(name string) (*store.Heartbeat, error) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -226,6 +227,54 @@ func testResolvedOfKind(t *testing.T, open Opener) {
 	if want := [3]string{"INC-2", "INC-2", "INC-3"}; first != want {
 		t.Errorf("ResolvedOfKind = %v, want %v", first, want)
 	}
+}
+
+// Every resolved incident of a kind is kept, so that ResolvedBefore lists
+// the earlier ones newest first, below an id, bounded, across a restart;
+// resolving again records nothing twice.
+func testResolvedBefore(t *testing.T, open Opener) {
+	db := openWithIncidents(t, open, "INC-1", "INC-2", "INC-3", "INC-4", "INC-5")
+	Update(t, db, func(tx store.Tx) error {
+		for _, r := range []struct{ kind, id string }{
+			{"drill:db", "INC-3"}, {"drill:db", "INC-1"}, {"other", "INC-2"}, {"drill:db", "INC-4"}, {"drill:db", "INC-3"}, {"other", "INC-5"},
+		} {
+			if _, err := tx.ResolvedOfKind(r.kind, r.id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, open)
+	View(t, db, func(tx store.Tx) error {
+		for _, tc := range []struct {
+			kind, before string
+			limit        int
+			want         []string
+		}{
+			{"drill:db", "", 0, []string{"INC-4", "INC-3", "INC-1"}},
+			{"drill:db", "INC-4", 0, []string{"INC-3", "INC-1"}},
+			{"drill:db", "INC-4", 1, []string{"INC-3"}},
+			{"drill:db", "INC-9", 2, []string{"INC-4", "INC-3"}},
+			{"drill:db", "INC-1", 0, nil},
+			{"other", "", 0, []string{"INC-5", "INC-2"}},
+			{"never", "", 0, nil},
+		} {
+			got, err := tx.ResolvedBefore(tc.kind, tc.before, tc.limit)
+			if err != nil {
+				return err
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("ResolvedBefore(%q, %q, %d) = %v, want %v", tc.kind, tc.before, tc.limit, got, tc.want)
+			}
+		}
+		if _, err := tx.ResolvedBefore("drill:db", "INC-x", 0); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("ResolvedBefore with a bad id: %v, want ErrNotFound", err)
+		}
+		return nil
+	})
 }
 
 // A heartbeat's state is found by its name once recorded, survives a

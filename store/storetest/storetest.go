@@ -46,6 +46,7 @@ func RunSuite(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"IncidentIntents", testIncidentIntents},
 		{"Requests", testRequests},
 		{"ResolvedOfKind", testResolvedOfKind},
+		{"ResolvedBefore", testResolvedBefore},
 		{"Heartbeats", testHeartbeats},
 	}
 	for _, tt := range tests {
