@@ -85,6 +85,24 @@ type DrillsConfig struct {
 	// Page pages the responder for drills too; by default nobody is paged.
 	Page      bool                      `yaml:"page"`
 	Scenarios map[string]ScenarioConfig `yaml:"scenarios"`
+	// Schedule starts drills at set times.
+	Schedule []DrillScheduleConfig `yaml:"schedule"`
+}
+
+// DrillScheduleConfig starts a drill of a scenario at the times of a cron
+// line, read in a time zone.
+type DrillScheduleConfig struct {
+	Name     string `yaml:"name"`
+	Scenario string `yaml:"scenario"`
+	Cron     string `yaml:"cron"`
+	// TimeZone is the IANA zone the cron line is read in; empty: the
+	// display zone (display.time_zone, else the business hours' zone).
+	TimeZone string `yaml:"time_zone"`
+	// Organiser is who the drill is declared by, and the only one told of
+	// a surprise drill beforehand (the token name that sees it listed).
+	Organiser string `yaml:"organiser"`
+	// Surprise hides the drill from the schedule everyone else sees.
+	Surprise bool `yaml:"surprise"`
 }
 
 // ScenarioConfig is one drill scenario.

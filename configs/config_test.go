@@ -140,6 +140,14 @@ var badFiles = []struct {
 		"heartbeats[2].name",
 		"heartbeats[2].severity",
 	}},
+	{file: "bad-drill-schedule.yml", want: []string{
+		"drills.schedule[0].cron",
+		"drills.schedule[1].cron",
+		"drills.schedule[1].name",
+		"drills.schedule[1].organiser",
+		"drills.schedule[1].scenario",
+		"drills.schedule[1].time_zone",
+	}},
 	{file: "bad-runbooks.yml", want: []string{
 		"runbooks[0].matchers[0]",
 		"runbooks[0].scenarios[0]",

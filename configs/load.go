@@ -924,6 +924,44 @@ func (d *DrillsConfig) validate(p *Problems) {
 			p.addf(path+".severity", "%v", err)
 		}
 	}
+	seen := map[string]bool{}
+	for i, sd := range d.Schedule {
+		path := fmt.Sprintf("drills.schedule[%d]", i)
+		name := strings.TrimSpace(sd.Name)
+		switch {
+		case name == "":
+			p.addf(path+".name", "required")
+		case seen[name]:
+			p.addf(path+".name", "%q is given twice", name)
+		}
+		seen[name] = true
+		if _, ok := d.Scenarios[sd.Scenario]; !ok {
+			p.addf(path+".scenario", "%q is not a scenario of drills.scenarios", sd.Scenario)
+		}
+		if _, err := policy.ParseCron(sd.Cron); err != nil {
+			p.addf(path+".cron", "%v", err)
+		}
+		if sd.TimeZone != "" {
+			if _, err := time.LoadLocation(sd.TimeZone); err != nil {
+				p.addf(path+".time_zone", "%q is not an IANA time zone such as Europe/Berlin", sd.TimeZone)
+			}
+		}
+		if strings.TrimSpace(sd.Organiser) == "" {
+			p.addf(path+".organiser", "required: who the drill is declared by (and, for a surprise drill, the only one who sees it scheduled)")
+		}
+	}
+}
+
+// ScheduleZone is the zone a scheduled drill's cron line is read in: its
+// own, else the display zone, else UTC.
+func (c *Config) ScheduleZone(sd DrillScheduleConfig) (*time.Location, error) {
+	if sd.TimeZone != "" {
+		return time.LoadLocation(sd.TimeZone)
+	}
+	if loc := c.DisplayZone(); loc != nil {
+		return loc, nil
+	}
+	return time.UTC, nil
 }
 
 // checkHostName checks an allowed_hosts entry: a host name or an IP

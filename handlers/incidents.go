@@ -64,6 +64,12 @@ func (s *Server) startDrill(c echo.Context) error {
 
 // answerOpened answers 201 with an incident just opened, or the one a
 // replayed request opened before (Idempotent-Replayed: true).
+// drillSchedule lists the scheduled drills with their next start, as the
+// caller may see them: a surprise drill only to its organiser's token.
+func (s *Server) drillSchedule(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"drills": s.incidents.UpcomingDrills(tokenName(c))})
+}
+
 func answerOpened(c echo.Context, view *incident.View, replayed bool) error {
 	if replayed {
 		c.Response().Header().Set(headerReplayed, "true")

@@ -223,6 +223,7 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/incidents/:id/checklist", jsonChange(s, false, http.StatusOK, (*incident.Service).MarkStep), s.auth(ScopeWrite))
 	api.POST("/incidents/:id/runbooks", jsonChange(s, false, http.StatusOK, (*incident.Service).AttachRunbook), s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
+	api.GET("/drills/schedule", s.drillSchedule, s.auth(ScopeRead))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
 	s.webRoutes(e)
 	s.echo = e

@@ -113,8 +113,10 @@ type Incident struct {
 	// Kind groups incidents of the same kind for post-mortems (policy:
 	// default the alertname, the OpsGenie alias, the manual title).
 	Kind string `json:"kind,omitempty"`
-	// Scenario is the drill scenario a drill incident was started from.
+	// Scenario is the drill scenario a drill incident was started from;
+	// Scheduled names the drills.schedule entry that started it, if any.
 	Scenario        string     `json:"scenario,omitempty"`
+	Scheduled       string     `json:"scheduled,omitempty"`
 	RolesAssignedAt *time.Time `json:"roles_assigned_at"`
 	FirstUpdateAt   *time.Time `json:"first_update_at"` // the first progress update
 	LastUpdateAt    *time.Time `json:"last_update_at"`  // the last progress update

@@ -529,13 +529,42 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 // A silent heartbeat checked by three replicas at the same moment opens
 // one incident: one open incident per heartbeat is a unique key.
 func TestHeartbeatSilenceOncePerCluster(t *testing.T) {
+	started := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
+	pol := &policy.Policy{Heartbeats: []policy.Heartbeat{{Name: "watchdog", Interval: time.Minute, Grace: time.Minute, Severity: policy.S2}}}
+	incs := onThreeReplicas(t, incident.Config{}, pol, started, started.Add(3*time.Minute), (*incident.Service).CheckHeartbeats)
+	if len(incs) != 1 || incs[0].Title != "monitoring is silent: watchdog" {
+		t.Errorf("incidents after three replicas checked: %+v, want one silence", incs)
+	}
+}
+
+// A scheduled drill due while three replicas check the schedule at once
+// starts once.
+func TestScheduledDrillOncePerCluster(t *testing.T) {
+	started := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
+	weekly, err := policy.ParseCron("0 10 * * wed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := incident.Config{
+		Scenarios: map[string]incident.Scenario{"database-failover": {Title: "Primary database lost", Severity: policy.S1}},
+		Schedule:  []incident.ScheduledDrill{{Name: "weekly", Scenario: "database-failover", Cron: weekly, Location: time.UTC, Organiser: "maria"}},
+	}
+	incs := onThreeReplicas(t, cfg, &policy.Policy{}, started, started.Add(time.Hour+time.Minute), (*incident.Service).StartScheduledDrills)
+	if len(incs) != 1 || !incs[0].Drill || incs[0].Scheduled != "weekly" {
+		t.Errorf("incidents after three replicas checked: %+v, want one drill", incs)
+	}
+}
+
+// onThreeReplicas starts three incident services on one new PostgreSQL
+// database at started, moves their clock to at, runs timer on all three
+// at once and returns the incidents there are then.
+func onThreeReplicas(t *testing.T, cfg incident.Config, pol *policy.Policy, started, at time.Time, timer func(*incident.Service, context.Context) error) []store.Incident {
+	t.Helper()
 	pg := testPostgres(t)
 	dsn := pg.NewDatabase(t)
-	started := time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC)
 	var clock atomic.Int64
 	clock.Store(started.UnixNano())
 	now := func() time.Time { return time.Unix(0, clock.Load()).UTC() }
-	pol := &policy.Policy{Heartbeats: []policy.Heartbeat{{Name: "watchdog", Interval: time.Minute, Grace: time.Minute, Severity: policy.S2}}}
 	var svcs []*incident.Service
 	for range 3 {
 		db, err := postgres.Open(context.Background(), dsn, postgres.Options{})
@@ -543,14 +572,14 @@ func TestHeartbeatSilenceOncePerCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = db.Close() })
-		svcs = append(svcs, incident.New(incident.Config{}, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop(), Now: now}))
+		svcs = append(svcs, incident.New(cfg, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop(), Now: now}))
 	}
-	clock.Store(started.Add(3 * time.Minute).UnixNano())
+	clock.Store(at.UnixNano())
 	var wg sync.WaitGroup
 	for _, svc := range svcs {
 		wg.Go(func() {
-			if err := svc.CheckHeartbeats(context.Background()); err != nil {
-				t.Errorf("check: %v", err)
+			if err := timer(svc, context.Background()); err != nil {
+				t.Errorf("timer: %v", err)
 			}
 		})
 	}
@@ -559,7 +588,5 @@ func TestHeartbeatSilenceOncePerCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Incidents) != 1 || list.Incidents[0].Title != "monitoring is silent: watchdog" {
-		t.Errorf("incidents after three replicas checked: %+v, want one silence", list.Incidents)
-	}
+	return list.Incidents
 }

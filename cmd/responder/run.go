@@ -153,6 +153,18 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 		}
 		b.incidents.Scenarios[name] = incident.Scenario{Title: sc.Title, Severity: sev, Labels: sc.Labels, Description: sc.Description}
 	}
+	for i, sd := range cfg.Drills.Schedule {
+		c, err := policy.ParseCron(sd.Cron) // validated by Load
+		if err != nil {
+			return nil, fmt.Errorf("drills.schedule[%d].cron: %w", i, err)
+		}
+		loc, err := cfg.ScheduleZone(sd)
+		if err != nil {
+			return nil, fmt.Errorf("drills.schedule[%d].time_zone: %w", i, err)
+		}
+		b.incidents.Schedule = append(b.incidents.Schedule, incident.ScheduledDrill{Name: strings.TrimSpace(sd.Name), Scenario: sd.Scenario,
+			Cron: c, Location: loc, Organiser: strings.TrimSpace(sd.Organiser), Surprise: sd.Surprise})
+	}
 	if err := buildNotifications(b); err != nil {
 		return nil, err
 	}

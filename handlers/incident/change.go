@@ -23,6 +23,8 @@ type change struct {
 	// created is true when this change opened the incident; acknowledged
 	// and resolved when it did that (for the metrics, once committed).
 	created, acknowledged, resolved bool
+	// marked are the checklist steps this change marked, as marked.
+	marked []store.Step
 }
 
 // event is one thing that happened to an incident that people are told.
@@ -182,6 +184,9 @@ func (ch *change) opened(kind, by string) error {
 	text := fmt.Sprintf("%s incident opened: %s", ch.inc.Severity, ch.inc.Title)
 	if ch.inc.OutOfHours {
 		text += " (out of business hours)"
+	}
+	if ch.inc.Scheduled != "" {
+		text += fmt.Sprintf(" (scheduled drill %s, organised by %s)", ch.inc.Scheduled, by)
 	}
 	if err := ch.announce(integrations.EventOpened, kind, text, by); err != nil {
 		return err

@@ -233,6 +233,7 @@ func (ch *change) mark(st *store.Step, state, reason, by string) error {
 		st.At, st.By = nil, ""
 		text = fmt.Sprintf("step %s %q open again (by %s): %s", st.ID, st.Text, by, reason)
 	}
+	ch.marked = append(ch.marked, *st)
 	if next := nextStep(ch.inc); next != nil {
 		text += "; next step: " + next.Text
 	} else {

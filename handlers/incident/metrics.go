@@ -19,6 +19,8 @@ type metrics struct {
 	reminders       *prometheus.CounterVec
 	toAcknowledge   *prometheus.HistogramVec
 	toResolve       *prometheus.HistogramVec
+	drillsStarted   *prometheus.CounterVec
+	stepsMarked     *prometheus.CounterVec
 }
 
 // durationBuckets span a minute to a day, in seconds.
@@ -38,6 +40,14 @@ func newMetrics(reg prometheus.Registerer, st Store, pol *policy.Policy) *metric
 			Name: "responder_reminders_total",
 			Help: "Reminders posted, by kind (update, eta, postmortem) and whether the incident is a drill.",
 		}, []string{"kind", "drill"}),
+		drillsStarted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_drills_started_total",
+			Help: "Drills started, by scenario and by whom: a person (api) or drills.schedule (schedule).",
+		}, []string{"scenario", "started_by"}),
+		stepsMarked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "responder_checklist_steps_marked_total",
+			Help: "Runbook checklist steps marked, by runbook, new state (done, skipped, open) and whether the incident is a drill.",
+		}, []string{"runbook", "state", "drill"}),
 	}
 	m.toAcknowledge = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "responder_time_to_acknowledge_seconds",
@@ -49,7 +59,7 @@ func newMetrics(reg prometheus.Registerer, st Store, pol *policy.Policy) *metric
 		Help:    "From an incident opening to its resolution; drills are labelled apart.",
 		Buckets: durationBuckets,
 	}, []string{"severity", "drill"})
-	reg.MustRegister(m.alertsIngested, m.incidentsOpened, m.reminders, m.toAcknowledge, m.toResolve,
+	reg.MustRegister(m.alertsIngested, m.incidentsOpened, m.reminders, m.toAcknowledge, m.toResolve, m.drillsStarted, m.stepsMarked,
 		openIncidents{st: st},
 		heartbeatPings{st: st, pol: pol},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -72,6 +82,9 @@ func (m *metrics) observe(ch *change) {
 	}
 	if ch.resolved && inc.ResolvedAt != nil {
 		m.toResolve.WithLabelValues(inc.Severity, drill).Observe(inc.ResolvedAt.Sub(inc.CreatedAt).Seconds())
+	}
+	for _, st := range ch.marked {
+		m.stepsMarked.WithLabelValues(st.Runbook, st.State, drill).Inc()
 	}
 }
 

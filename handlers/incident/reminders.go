@@ -79,10 +79,9 @@ func (s *Service) Remind(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// RunReminders runs Remind and CheckHeartbeats every period until ctx
-// ends, starting at once
-// (after a restart, what fell due while the daemon was down is posted
-// now). A period of zero or less is DefaultReminderEvery. Failures are
+// RunReminders runs Remind, CheckHeartbeats and StartScheduledDrills
+// every period until ctx ends, starting at once (after a restart, what
+// fell due while the daemon was down is posted now). A period of zero or less is DefaultReminderEvery. Failures are
 // logged; the next pass tries again.
 func (s *Service) RunReminders(ctx context.Context, every time.Duration) {
 	if every <= 0 {
@@ -96,6 +95,9 @@ func (s *Service) RunReminders(ctx context.Context, every time.Duration) {
 		}
 		if err := s.CheckHeartbeats(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("heartbeats")
+		}
+		if err := s.StartScheduledDrills(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("scheduled drills")
 		}
 		select {
 		case <-ctx.Done():

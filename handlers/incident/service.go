@@ -42,6 +42,7 @@ type Config struct {
 	ExternalURL string
 	Routes      Routes
 	Scenarios   map[string]Scenario // drill scenarios by name
+	Schedule    []ScheduledDrill    // drills started at set times
 	// TimeZone is the local zone shown beside UTC in reminders and
 	// post-mortems (display.time_zone); nil falls back to the zone of the
 	// policy's business hours.
