@@ -41,6 +41,15 @@ type Config struct {
 	// Runbooks are the checklists attached to incidents. Absent: the
 	// basic incident process (DefaultRunbooks); an empty list: none.
 	Runbooks []RunbookConfig `yaml:"runbooks"`
+	// ActionItems sets how follow-up action items are reminded.
+	ActionItems ActionItemsConfig `yaml:"action_items"`
+}
+
+// ActionItemsConfig sets the reminders of overdue action items.
+type ActionItemsConfig struct {
+	// RemindEvery is how often the owner of an overdue action item is
+	// reminded in its incident's thread. Default 24h; 0s turns it off.
+	RemindEvery *time.Duration `yaml:"remind_every"`
 }
 
 // RunbookConfig is one runbook: a named, ordered checklist and when it is

@@ -388,6 +388,10 @@ func (c *Config) applyDefaults() {
 	if c.Runbooks == nil {
 		c.Runbooks = DefaultRunbooks()
 	}
+	if c.ActionItems.RemindEvery == nil {
+		d := 24 * time.Hour
+		c.ActionItems.RemindEvery = &d
+	}
 }
 
 func setDefault[T comparable](v *T, def T) {
@@ -475,6 +479,9 @@ func (c *Config) Validate() error {
 	c.buildPolicy(&p)
 	c.Notifications.validate(&p)
 	c.Drills.validate(&p)
+	if d := c.ActionItems.RemindEvery; d != nil && *d != 0 && *d < time.Hour {
+		p.addf("action_items.remind_every", "%s: at least 1h (or 0s to turn the reminders off)", *d)
+	}
 	if c.Display.TimeZone != "" {
 		if _, err := time.LoadLocation(c.Display.TimeZone); err != nil {
 			p.addf("display.time_zone", "%q: %v (want an IANA zone such as Europe/Berlin)", c.Display.TimeZone, err)

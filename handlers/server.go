@@ -224,6 +224,11 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/incidents/:id/runbooks", jsonChange(s, false, http.StatusOK, (*incident.Service).AttachRunbook), s.auth(ScopeWrite))
 	api.POST("/drills", s.startDrill, s.auth(ScopeWrite))
 	api.GET("/drills/schedule", s.drillSchedule, s.auth(ScopeRead))
+	api.POST("/incidents/:id/action-items", s.addActionItem, s.auth(ScopeWrite))
+	api.GET("/incidents/:id/action-items", s.incidentActionItems, s.auth(ScopeRead))
+	api.GET("/action-items", s.listActionItems, s.auth(ScopeRead))
+	api.GET("/action-items/:aid", s.getActionItem, s.auth(ScopeRead))
+	api.PATCH("/action-items/:aid", s.updateActionItem, s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
 	s.webRoutes(e)
 	s.echo = e

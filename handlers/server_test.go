@@ -359,9 +359,10 @@ func (e *testEnv) postWebhook(path string, body []byte) []ingestResult {
 // view is the decoded incident JSON.
 type view struct {
 	store.Incident
-	Alerts        []store.Alert  `json:"alerts"`
-	Timeline      []store.Entry  `json:"timeline"`
-	Notifications []store.Intent `json:"notifications"`
+	Alerts        []store.Alert             `json:"alerts"`
+	Timeline      []store.Entry             `json:"timeline"`
+	Notifications []store.Intent            `json:"notifications"`
+	ActionItems   []incident.ActionItemView `json:"action_items"`
 }
 
 func (e *testEnv) incident(id string) view {

@@ -104,6 +104,8 @@ func (s *Server) webRoutes(e *echo.Echo) {
 	e.POST("/incidents/:id/page", s.pageForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/checklist", s.stepForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/runbooks", s.runbookForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/action-items", s.actionAddForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/action-items/:aid", s.actionForm, pageHeaders, s.session(ScopeWrite))
 }
 
 // pageHeaders sets the security headers of every page and asset.
@@ -594,6 +596,21 @@ func (s *Server) stepForm(c echo.Context) error {
 func (s *Server) runbookForm(c echo.Context) error {
 	_, err := doChange(s, c, (*incident.Service).AttachRunbook, incident.RunbookRequest{Runbook: postValue(c, "runbook"), By: postValue(c, "by")})
 	return s.formDone(c, "runbook", err)
+}
+
+func (s *Server) actionAddForm(c echo.Context) error {
+	_, err := s.incidents.AddActionItem(c.Request().Context(), c.Param("id"), incident.ActionItemRequest{Title: postValue(c, "title"),
+		Owner: postValue(c, "owner"), Due: postValue(c, "due"), Link: postValue(c, "link"), By: postValue(c, "by")}, tokenName(c))
+	return s.formDone(c, "action", err)
+}
+
+// actionForm changes an action item's state: the button pressed is the
+// state.
+func (s *Server) actionForm(c echo.Context) error {
+	state := postValue(c, "state")
+	_, err := s.incidents.UpdateActionItem(c.Request().Context(), c.Param("aid"), incident.ActionUpdate{State: &state,
+		Reason: postValue(c, "reason"), By: postValue(c, "by")}, tokenName(c))
+	return s.formDone(c, "action", err)
 }
 
 // pageState says how a page went, for people: queued (not yet at the

@@ -202,6 +202,7 @@ const (
 	KindCustomerImpact  = "customer_impact"
 	KindPostmortem      = "postmortem"
 	KindChecklist       = "checklist"
+	KindActionItem      = "action_item"
 )
 
 // Intent states.
@@ -361,4 +362,87 @@ func PageOfOpen(open []Incident, f Filter) (Page, error) {
 		page.Incidents = append(page.Incidents, open[i])
 	}
 	return page, nil
+}
+
+// Action item states.
+const (
+	ActionOpen   = "open"
+	ActionDone   = "done"
+	ActionWontDo = "wont_do"
+)
+
+// ActionItem is a follow-up action of an incident ("add protection against
+// cluster deletion"), owned by a person until it is done or dropped.
+type ActionItem struct {
+	ID         string     `json:"id"` // AI-<n>
+	IncidentID string     `json:"incident_id"`
+	Title      string     `json:"title"`
+	Owner      string     `json:"owner"`
+	Due        string     `json:"due,omitempty"`  // a date, 2026-12-24, in the display zone
+	Link       string     `json:"link,omitempty"` // the tracker's issue
+	State      string     `json:"state"`
+	Reason     string     `json:"reason,omitempty"` // why it will not be done
+	CreatedAt  time.Time  `json:"created_at"`
+	CreatedBy  string     `json:"created_by"`
+	UpdatedAt  time.Time  `json:"updated_at"`
+	ClosedAt   *time.Time `json:"closed_at"`
+	ClosedBy   string     `json:"closed_by,omitempty"`
+	RemindedAt *time.Time `json:"reminded_at"` // the last overdue reminder
+}
+
+// ActionFilter selects action items; zero fields select everything.
+type ActionFilter struct {
+	Incident string
+	State    string
+	Owner    string
+	Limit    int
+}
+
+// Matches reports whether a passes f's state and owner (the incident is
+// a backend's index).
+func (f ActionFilter) Matches(a *ActionItem) bool {
+	return (f.State == "" || a.State == f.State) && (f.Owner == "" || a.Owner == f.Owner) &&
+		(f.Incident == "" || a.IncidentID == f.Incident)
+}
+
+// ActionNumber parses "AI-7" into 7; anything else is ErrNotFound.
+func ActionNumber(id string) (uint64, error) {
+	num, ok := strings.CutPrefix(id, "AI-")
+	if !ok {
+		return 0, fmt.Errorf("action item %q: %w", id, ErrNotFound)
+	}
+	n, err := strconv.ParseUint(num, 10, 63)
+	if err != nil || n == 0 || strconv.FormatUint(n, 10) != num {
+		return 0, fmt.Errorf("action item %q: %w", id, ErrNotFound)
+	}
+	return n, nil
+}
+
+// Post-mortem review states.
+const (
+	PostmortemOwed     = "owed"     // required, nothing written yet
+	PostmortemDrafted  = "drafted"  // a version exists
+	PostmortemReviewed = "reviewed" // the review meeting went through it
+)
+
+// Postmortem is an incident's stored post-mortem: its review state and
+// its latest version. Every version is kept (see Tx.PostmortemVersions).
+type Postmortem struct {
+	IncidentID string     `json:"incident_id"`
+	State      string     `json:"state"`
+	Version    int        `json:"version"` // the latest, from 1; 0 before any
+	Markdown   string     `json:"markdown"`
+	EditedBy   string     `json:"edited_by,omitempty"`
+	EditedAt   *time.Time `json:"edited_at"`
+	ReviewedBy string     `json:"reviewed_by,omitempty"`
+	ReviewedAt *time.Time `json:"reviewed_at"`
+}
+
+// PostmortemVersion is one saved text of a post-mortem.
+type PostmortemVersion struct {
+	Version  int       `json:"version"`
+	Markdown string    `json:"markdown"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+	Note     string    `json:"note,omitempty"` // what changed
 }

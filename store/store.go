@@ -99,6 +99,27 @@ type Tx interface {
 	Heartbeat(name string) (*Heartbeat, error)
 	// PutHeartbeat records a heartbeat's state.
 	PutHeartbeat(h *Heartbeat) error
+	// NextActionItemID reserves the next action item id, AI-<n>.
+	NextActionItemID() (string, error)
+	// ActionItem is the action item id, or ErrNotFound.
+	ActionItem(id string) (*ActionItem, error)
+	// PutActionItem writes an action item and keeps its indexes (by
+	// incident, open) true.
+	PutActionItem(a *ActionItem) error
+	// ActionItems lists the action items that match f, oldest first, at
+	// most f.Limit (0: all); an incident's and the open ones are read
+	// through indexes.
+	ActionItems(f ActionFilter) ([]ActionItem, error)
+	// Postmortem is the stored post-mortem of an incident, or ErrNotFound.
+	Postmortem(incidentID string) (*Postmortem, error)
+	// PutPostmortem writes a post-mortem's state and latest version.
+	PutPostmortem(p *Postmortem) error
+	// AddPostmortemVersion keeps one more version of an incident's
+	// post-mortem; a version number already kept is refused.
+	AddPostmortemVersion(incidentID string, v PostmortemVersion) error
+	// PostmortemVersions lists an incident's post-mortem versions, oldest
+	// first.
+	PostmortemVersions(incidentID string) ([]PostmortemVersion, error)
 }
 
 // Leases is what a backend shared by several replicas (store/postgres)

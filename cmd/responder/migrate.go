@@ -58,11 +58,14 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // dataCounts are what a store holds, to compare source and target.
 type dataCounts struct {
 	Incidents, Alerts, Entries, Intents, Pending, Requests, Unmatched, Kinds, Resolved, Heartbeats int
+	ActionItems, Postmortems, PostmortemVersions                                                   int
 }
 
 func (c dataCounts) String() string {
-	return fmt.Sprintf("%d incidents, %d alerts, %d timeline entries, %d notifications (%d pending), %d idempotency records, %d unmatched, %d kinds (%d resolved), %d heartbeats",
-		c.Incidents, c.Alerts, c.Entries, c.Intents, c.Pending, c.Requests, c.Unmatched, c.Kinds, c.Resolved, c.Heartbeats)
+	return fmt.Sprintf("%d incidents, %d alerts, %d timeline entries, %d notifications (%d pending), %d idempotency records, %d unmatched, "+
+		"%d kinds (%d resolved), %d heartbeats, %d action items, %d post-mortems (%d versions)",
+		c.Incidents, c.Alerts, c.Entries, c.Intents, c.Pending, c.Requests, c.Unmatched, c.Kinds, c.Resolved, c.Heartbeats,
+		c.ActionItems, c.Postmortems, c.PostmortemVersions)
 }
 
 // snapshot is everything of a bbolt store, read in one transaction.
@@ -78,6 +81,10 @@ type snapshot struct {
 	// the dead-man's switch's last pings.
 	history    map[string][]string
 	heartbeats []store.Heartbeat
+	actions    []store.ActionItem
+	// postmortems and their versions, by incident
+	postmortems map[string]*store.Postmortem
+	pmVersions  map[string][]store.PostmortemVersion
 }
 
 func copyToPostgres(ctx context.Context, path, dsn string) (dataCounts, error) {
@@ -123,7 +130,8 @@ func copyToPostgres(ctx context.Context, path, dsn string) (dataCounts, error) {
 }
 
 func readSnapshot(ctx context.Context, src *bolt.DB) (*snapshot, error) {
-	snap := &snapshot{alerts: map[string][]store.Alert{}, timeline: map[string][]store.Entry{}}
+	snap := &snapshot{alerts: map[string][]store.Alert{}, timeline: map[string][]store.Entry{},
+		postmortems: map[string]*store.Postmortem{}, pmVersions: map[string][]store.PostmortemVersion{}}
 	err := src.View(ctx, func(tx store.Tx) error {
 		page, err := tx.ListIncidents(store.Filter{})
 		if err != nil {
@@ -145,6 +153,22 @@ func readSnapshot(ctx context.Context, src *bolt.DB) (*snapshot, error) {
 			snap.intents = append(snap.intents, ins...)
 		}
 		sort.Slice(snap.intents, func(i, j int) bool { return snap.intents[i].Seq < snap.intents[j].Seq })
+		if snap.actions, err = tx.ActionItems(store.ActionFilter{}); err != nil {
+			return err
+		}
+		for _, inc := range snap.incidents {
+			p, err := tx.Postmortem(inc.ID)
+			switch {
+			case errors.Is(err, store.ErrNotFound):
+				continue
+			case err != nil:
+				return err
+			}
+			snap.postmortems[inc.ID] = p
+			if snap.pmVersions[inc.ID], err = tx.PostmortemVersions(inc.ID); err != nil {
+				return err
+			}
+		}
 		snap.unmatched, err = tx.Unmatched(0)
 		return err
 	})
@@ -168,7 +192,10 @@ func readSnapshot(ctx context.Context, src *bolt.DB) (*snapshot, error) {
 
 func (s *snapshot) counts() dataCounts {
 	c := dataCounts{Incidents: len(s.incidents), Intents: len(s.intents), Requests: len(s.requests), Unmatched: len(s.unmatched),
-		Kinds: len(s.kinds), Heartbeats: len(s.heartbeats)}
+		Kinds: len(s.kinds), Heartbeats: len(s.heartbeats), ActionItems: len(s.actions), Postmortems: len(s.postmortems)}
+	for _, vs := range s.pmVersions {
+		c.PostmortemVersions += len(vs)
+	}
 	for _, ids := range s.history {
 		c.Resolved += len(ids)
 	}
@@ -244,9 +271,31 @@ func (s *snapshot) write(tx store.Tx) error {
 			return err
 		}
 	}
+	var lastAction uint64
+	for i := range s.actions {
+		if err := tx.PutActionItem(&s.actions[i]); err != nil {
+			return err
+		}
+		if n, err := store.ActionNumber(s.actions[i].ID); err == nil {
+			lastAction = max(lastAction, n)
+		}
+	}
+	for id, p := range s.postmortems {
+		for _, v := range s.pmVersions[id] {
+			if err := tx.AddPostmortemVersion(id, v); err != nil {
+				return err
+			}
+		}
+		if err := tx.PutPostmortem(p); err != nil {
+			return err
+		}
+	}
 	ct, ok := tx.(postgres.CounterTx)
 	if !ok {
 		return errors.New("the target is not PostgreSQL")
+	}
+	if err := ct.SetActionItemCounter(lastAction); err != nil {
+		return err
 	}
 	return ct.SetIncidentCounter(last)
 }
@@ -259,5 +308,5 @@ func countStore(ctx context.Context, db *postgres.DB) (dataCounts, error) {
 	}
 	return dataCounts{Incidents: n["incidents"], Alerts: n["alerts"], Entries: n["timeline"], Intents: n["intents"],
 		Pending: n["pending"], Requests: n["requests"], Unmatched: n["unmatched"], Kinds: n["kinds"], Resolved: n["resolved"],
-		Heartbeats: n["heartbeats"]}, nil
+		Heartbeats: n["heartbeats"], ActionItems: n["action_items"], Postmortems: n["postmortems"], PostmortemVersions: n["postmortem_versions"]}, nil
 }

@@ -202,6 +202,9 @@ func TestMigrateBboltToPostgres(t *testing.T) {
 	}
 	post("/api/v1/incidents", `{"title":"with a key","severity":"S3","declared_by":"maria"}`, "Idempotency-Key", "key-1")
 	post("/api/v1/incidents/INC-2/resolve", `{"by":"maria","summary":"done"}`)
+	if code := post("/api/v1/incidents/INC-1/action-items", `{"title":"Alert on replication lag","owner":"dev","due":"2026-12-24","by":"maria"}`); code != http.StatusCreated {
+		t.Fatalf("action item: %d", code)
+	}
 	if code := post("/api/v1/heartbeats/backups", ""); code != http.StatusAccepted {
 		t.Fatalf("ping: %d", code)
 	}
@@ -217,7 +220,7 @@ func TestMigrateBboltToPostgres(t *testing.T) {
 		t.Fatalf("migrate took a file a daemon holds:\n%s", out.String())
 	}
 	before := map[string]string{}
-	for _, path := range []string{"/api/v1/incidents?limit=50", "/api/v1/incidents/INC-1", "/api/v1/incidents/INC-6"} {
+	for _, path := range []string{"/api/v1/incidents?limit=50", "/api/v1/incidents/INC-1", "/api/v1/incidents/INC-6", "/api/v1/action-items"} {
 		before[path] = getBody(t, client, base+path)
 	}
 	cancel()
@@ -228,7 +231,7 @@ func TestMigrateBboltToPostgres(t *testing.T) {
 	if code := run(context.Background(), []string{"migrate", "--from", data, "--to-postgres", dsn}, noEnv, &out, &errOut); code != 0 {
 		t.Fatalf("migrate: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"6 incidents", "1 idempotency records", "1 unmatched", "(1 resolved)", "1 heartbeats", "pending", "counts checked"} {
+	for _, want := range []string{"6 incidents", "1 idempotency records", "1 unmatched", "(1 resolved)", "1 heartbeats", "1 action items", "pending", "counts checked"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("migrate said %q, want %q in it", out.String(), want)
 		}

@@ -135,6 +135,9 @@ func loadConfig(path string, o configs.Overrides) (*built, error) {
 	b.policy = pol
 	b.incidents.ExternalURL = cfg.ExternalURL
 	b.incidents.TimeZone = cfg.DisplayZone()
+	if d := cfg.ActionItems.RemindEvery; d != nil {
+		b.incidents.ActionRemindEvery = *d
+	}
 	b.clock = integrations.Clock{Zone: b.incidents.TimeZone}
 	if cfg.HTTP.TLS.Enabled() {
 		if b.tls, err = cfg.HTTP.TLS.ServerConfig(); err != nil {

@@ -25,13 +25,15 @@ type View struct {
 	Report *Report `json:"report"`
 	// Checklist is the incident's checklist with each marked step timed
 	// from the start (it stands for the stored one in the JSON).
-	Checklist     []StepView     `json:"checklist"`
-	Alerts        []store.Alert  `json:"alerts"`
-	Timeline      []store.Entry  `json:"timeline"`
-	Notifications []store.Intent `json:"notifications"`
+	Checklist []StepView `json:"checklist"`
+	// ActionItems are the incident's follow-up actions.
+	ActionItems   []ActionItemView `json:"action_items"`
+	Alerts        []store.Alert    `json:"alerts"`
+	Timeline      []store.Entry    `json:"timeline"`
+	Notifications []store.Intent   `json:"notifications"`
 }
 
-func loadView(tx store.Tx, id string) (*View, error) {
+func (s *Service) loadView(tx store.Tx, id string) (*View, error) {
 	inc, err := tx.Incident(id)
 	if err != nil {
 		return nil, err
@@ -50,6 +52,15 @@ func loadView(tx store.Tx, id string) (*View, error) {
 	if v.Timeline, err = tx.Timeline(id); err != nil {
 		return nil, err
 	}
+	items, err := tx.ActionItems(store.ActionFilter{Incident: inc.ID})
+	if err != nil {
+		return nil, err
+	}
+	now := s.now()
+	v.ActionItems = make([]ActionItemView, 0, len(items))
+	for _, a := range items {
+		v.ActionItems = append(v.ActionItems, s.viewOf(a, now))
+	}
 	return v, nil
 }
 
@@ -59,7 +70,7 @@ func (s *Service) Get(ctx context.Context, id string) (*View, error) {
 	var view *View
 	err := s.store.View(ctx, func(tx store.Tx) error {
 		var err error
-		view, err = loadView(tx, id)
+		view, err = s.loadView(tx, id)
 		return err
 	})
 	if err != nil {
@@ -283,7 +294,7 @@ func (s *Service) openIncident(ctx context.Context, tmpl store.Incident, by stri
 			}
 			if id != "" {
 				replayed = true
-				view, err = loadView(tx, id)
+				view, err = s.loadView(tx, id)
 				return err
 			}
 		}
@@ -303,7 +314,7 @@ func (s *Service) openIncident(ctx context.Context, tmpl store.Incident, by stri
 				return err
 			}
 		}
-		view, err = loadView(tx, ch.inc.ID)
+		view, err = s.loadView(tx, ch.inc.ID)
 		return err
 	})
 	if err != nil {
@@ -347,7 +358,7 @@ func (s *Service) changeIncident(ctx context.Context, id string, fn func(ch *cha
 		if err := ch.save(); err != nil {
 			return err
 		}
-		view, err = loadView(tx, inc.ID)
+		view, err = s.loadView(tx, inc.ID)
 		return err
 	})
 	if err != nil {

@@ -84,3 +84,11 @@ func unknownIncident(id string, err error) error {
 	}
 	return err
 }
+
+// unknownAction is unknownIncident for an action item id.
+func unknownAction(id string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{Kind: NotFound, Msg: fmt.Sprintf("unknown action item %q", integrations.Shorten(id, 64))}
+	}
+	return err
+}

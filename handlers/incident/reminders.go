@@ -79,8 +79,8 @@ func (s *Service) Remind(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// RunReminders runs Remind, CheckHeartbeats and StartScheduledDrills
-// every period until ctx ends, starting at once (after a restart, what
+// RunReminders runs Remind, CheckHeartbeats, StartScheduledDrills and
+// RemindOverdue every period until ctx ends, starting at once (after a restart, what
 // fell due while the daemon was down is posted now). A period of zero or less is DefaultReminderEvery. Failures are
 // logged; the next pass tries again.
 func (s *Service) RunReminders(ctx context.Context, every time.Duration) {
@@ -98,6 +98,9 @@ func (s *Service) RunReminders(ctx context.Context, every time.Duration) {
 		}
 		if err := s.StartScheduledDrills(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error().Err(err).Msg("scheduled drills")
+		}
+		if err := s.RemindOverdue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error().Err(err).Msg("overdue action items")
 		}
 		select {
 		case <-ctx.Done():

@@ -43,6 +43,9 @@ type Config struct {
 	Routes      Routes
 	Scenarios   map[string]Scenario // drill scenarios by name
 	Schedule    []ScheduledDrill    // drills started at set times
+	// ActionRemindEvery is how often an overdue action item is reminded
+	// to its owner; 0: never.
+	ActionRemindEvery time.Duration
 	// TimeZone is the local zone shown beside UTC in reminders and
 	// post-mortems (display.time_zone); nil falls back to the zone of the
 	// policy's business hours.
@@ -98,7 +101,7 @@ func New(cfg Config, d Deps) *Service {
 		d.Registry = prometheus.NewRegistry()
 	}
 	now := d.Now
-	return &Service{
+	s := &Service{
 		cfg:     cfg,
 		store:   d.Store,
 		policy:  d.Policy,
@@ -108,6 +111,8 @@ func New(cfg Config, d Deps) *Service {
 		metrics: newMetrics(d.Registry, d.Store, d.Policy),
 		started: now().UTC(),
 	}
+	d.Registry.MustRegister(actionCounts{s})
+	return s
 }
 
 // Ready reports whether the store accepts writes.

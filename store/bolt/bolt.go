@@ -29,21 +29,27 @@ import (
 // that a cursor walks them in id order; alert and timeline keys start with
 // the same eight bytes so that one incident's rows are one key range.
 var (
-	bucketMeta       = []byte("meta")
-	bucketIncidents  = []byte("incidents")
-	bucketOpen       = []byte("open_by_dedup")      // source + dedup key -> number of the open incident
-	bucketLatest     = []byte("latest_by_dedup")    // source + dedup key -> number of the newest incident
-	bucketAlerts     = []byte("alerts")             // incident number + fingerprint -> store.Alert
-	bucketTimeline   = []byte("timeline")           // incident number + entry sequence -> store.Entry
-	bucketUnmatched  = []byte("unmatched")          // hash of the input -> store.Unmatched
-	bucketOutbox     = []byte("outbox")             // sequence -> store.Intent
-	bucketPending    = []byte("outbox_pending")     // sequence of every pending intent -> nothing
-	bucketIntents    = []byte("outbox_by_incident") // incident number + sequence -> nothing
-	bucketKinds      = []byte("resolved_kinds")     // incident kind -> number of the first resolved incident of that kind
-	bucketRequests   = []byte("requests_by_key")    // who + Idempotency-Key -> store.Request
-	bucketHeartbeats = []byte("heartbeats")         // name -> store.Heartbeat
-	bucketResolved   = []byte("resolved_by_kind")   // incident kind -> bucket of resolved incident numbers
-	allBuckets       = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests, bucketHeartbeats, bucketResolved}
+	bucketMeta        = []byte("meta")
+	bucketIncidents   = []byte("incidents")
+	bucketOpen        = []byte("open_by_dedup")       // source + dedup key -> number of the open incident
+	bucketLatest      = []byte("latest_by_dedup")     // source + dedup key -> number of the newest incident
+	bucketAlerts      = []byte("alerts")              // incident number + fingerprint -> store.Alert
+	bucketTimeline    = []byte("timeline")            // incident number + entry sequence -> store.Entry
+	bucketUnmatched   = []byte("unmatched")           // hash of the input -> store.Unmatched
+	bucketOutbox      = []byte("outbox")              // sequence -> store.Intent
+	bucketPending     = []byte("outbox_pending")      // sequence of every pending intent -> nothing
+	bucketIntents     = []byte("outbox_by_incident")  // incident number + sequence -> nothing
+	bucketKinds       = []byte("resolved_kinds")      // incident kind -> number of the first resolved incident of that kind
+	bucketRequests    = []byte("requests_by_key")     // who + Idempotency-Key -> store.Request
+	bucketHeartbeats  = []byte("heartbeats")          // name -> store.Heartbeat
+	bucketResolved    = []byte("resolved_by_kind")    // incident kind -> bucket of resolved incident numbers
+	bucketActions     = []byte("action_items")        // action item number -> store.ActionItem
+	bucketActionsBy   = []byte("actions_by_incident") // incident number + action item number -> nothing
+	bucketActionsOpen = []byte("actions_open")        // action item number -> nothing, for the open ones
+	bucketPostmortems = []byte("postmortems")         // incident number -> store.Postmortem
+	bucketPMVersions  = []byte("postmortem_versions") // incident number + version -> store.PostmortemVersion
+	allBuckets        = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests, bucketHeartbeats, bucketResolved,
+		bucketActions, bucketActionsBy, bucketActionsOpen, bucketPostmortems, bucketPMVersions}
 )
 
 const schemaVersion = "1"
@@ -936,4 +942,183 @@ func (t *boltTx) PutHeartbeat(h *store.Heartbeat) error {
 		return fmt.Errorf("put heartbeat %q: %w", h.Name, err)
 	}
 	return nil
+}
+
+func (t *boltTx) NextActionItemID() (string, error) {
+	t.wrote = true
+	n, err := t.tx.Bucket(bucketActions).NextSequence()
+	if err != nil {
+		return "", fmt.Errorf("next action item id: %w", err)
+	}
+	return "AI-" + strconv.FormatUint(n, 10), nil
+}
+
+func (t *boltTx) ActionItem(id string) (*store.ActionItem, error) {
+	n, err := store.ActionNumber(id)
+	if err != nil {
+		return nil, err
+	}
+	return decodeAction(t.tx.Bucket(bucketActions).Get(u64key(n)), id)
+}
+
+func decodeAction(v []byte, id string) (*store.ActionItem, error) {
+	if v == nil {
+		return nil, fmt.Errorf("action item %s: %w", id, store.ErrNotFound)
+	}
+	var a store.ActionItem
+	if err := json.Unmarshal(v, &a); err != nil {
+		return nil, fmt.Errorf("decode action item %s: %w", id, err)
+	}
+	return &a, nil
+}
+
+func (t *boltTx) PutActionItem(a *store.ActionItem) error {
+	n, err := store.ActionNumber(a.ID)
+	if err != nil {
+		return fmt.Errorf("put action item: %w", err)
+	}
+	inc, err := incidentNumber(a.IncidentID)
+	if err != nil {
+		return fmt.Errorf("put action item %s: %w", a.ID, err)
+	}
+	v, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode action item %s: %w", a.ID, err)
+	}
+	t.wrote = true
+	k := u64key(n)
+	if err := t.tx.Bucket(bucketActions).Put(k, v); err != nil {
+		return fmt.Errorf("put action item %s: %w", a.ID, err)
+	}
+	if err := t.tx.Bucket(bucketActionsBy).Put(append(u64key(inc), k...), []byte{1}); err != nil {
+		return fmt.Errorf("index action item %s: %w", a.ID, err)
+	}
+	open := t.tx.Bucket(bucketActionsOpen)
+	if a.State == store.ActionOpen {
+		err = open.Put(k, []byte{1})
+	} else {
+		err = open.Delete(k)
+	}
+	if err != nil {
+		return fmt.Errorf("index action item %s: %w", a.ID, err)
+	}
+	return nil
+}
+
+func (t *boltTx) ActionItems(f store.ActionFilter) ([]store.ActionItem, error) {
+	var keys [][]byte
+	switch {
+	case f.Incident != "":
+		inc, err := incidentNumber(f.Incident)
+		if errors.Is(err, store.ErrNotFound) {
+			return []store.ActionItem{}, nil // no incident has that id: nothing of it
+		} else if err != nil {
+			return nil, err
+		}
+		prefix := u64key(inc)
+		c := t.tx.Bucket(bucketActionsBy).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, k[8:])
+		}
+	case f.State == store.ActionOpen:
+		c := t.tx.Bucket(bucketActionsOpen).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			keys = append(keys, k)
+		}
+	default:
+		c := t.tx.Bucket(bucketActions).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			keys = append(keys, k)
+		}
+	}
+	out := []store.ActionItem{}
+	for _, k := range keys {
+		id := "AI-" + strconv.FormatUint(binary.BigEndian.Uint64(k), 10)
+		a, err := decodeAction(t.tx.Bucket(bucketActions).Get(k), id)
+		if err != nil {
+			return nil, err
+		}
+		if !f.Matches(a) {
+			continue
+		}
+		out = append(out, *a)
+		if f.Limit > 0 && len(out) >= f.Limit {
+			break
+		}
+	}
+	return out, nil
+}
+
+func (t *boltTx) Postmortem(incidentID string) (*store.Postmortem, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	v := t.tx.Bucket(bucketPostmortems).Get(u64key(n))
+	if v == nil {
+		return nil, fmt.Errorf("post-mortem of %s: %w", incidentID, store.ErrNotFound)
+	}
+	var p store.Postmortem
+	if err := json.Unmarshal(v, &p); err != nil {
+		return nil, fmt.Errorf("decode post-mortem of %s: %w", incidentID, err)
+	}
+	return &p, nil
+}
+
+func (t *boltTx) PutPostmortem(p *store.Postmortem) error {
+	n, err := incidentNumber(p.IncidentID)
+	if err != nil {
+		return fmt.Errorf("put post-mortem: %w", err)
+	}
+	v, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode post-mortem of %s: %w", p.IncidentID, err)
+	}
+	t.wrote = true
+	if err := t.tx.Bucket(bucketPostmortems).Put(u64key(n), v); err != nil {
+		return fmt.Errorf("put post-mortem of %s: %w", p.IncidentID, err)
+	}
+	return nil
+}
+
+func (t *boltTx) AddPostmortemVersion(incidentID string, pv store.PostmortemVersion) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("add post-mortem version: %w", err)
+	}
+	if pv.Version < 1 {
+		return fmt.Errorf("post-mortem of %s: version %d: versions count from 1", incidentID, pv.Version)
+	}
+	k := append(u64key(n), u64key(uint64(pv.Version))...)
+	b := t.tx.Bucket(bucketPMVersions)
+	if b.Get(k) != nil {
+		return fmt.Errorf("post-mortem of %s: version %d is already kept", incidentID, pv.Version)
+	}
+	v, err := json.Marshal(pv)
+	if err != nil {
+		return fmt.Errorf("encode post-mortem version of %s: %w", incidentID, err)
+	}
+	t.wrote = true
+	if err := b.Put(k, v); err != nil {
+		return fmt.Errorf("add post-mortem version of %s: %w", incidentID, err)
+	}
+	return nil
+}
+
+func (t *boltTx) PostmortemVersions(incidentID string) ([]store.PostmortemVersion, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	prefix := u64key(n)
+	out := []store.PostmortemVersion{}
+	c := t.tx.Bucket(bucketPMVersions).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		var pv store.PostmortemVersion
+		if err := json.Unmarshal(v, &pv); err != nil {
+			return nil, fmt.Errorf("decode post-mortem version of %s: %w", incidentID, err)
+		}
+		out = append(out, pv)
+	}
+	return out, nil
 }

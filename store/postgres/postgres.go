@@ -886,7 +886,7 @@ func (db *DB) Empty(ctx context.Context) (bool, error) {
 	var rows bool
 	err := db.pool.QueryRow(ctx, `SELECT (SELECT value FROM responder_counters WHERE name = 'incident'),
 		EXISTS (SELECT 1 FROM incidents) OR EXISTS (SELECT 1 FROM intents) OR EXISTS (SELECT 1 FROM requests) OR EXISTS (SELECT 1 FROM unmatched)
-		OR EXISTS (SELECT 1 FROM heartbeats)`).Scan(&used, &rows)
+		OR EXISTS (SELECT 1 FROM heartbeats) OR EXISTS (SELECT 1 FROM action_items) OR EXISTS (SELECT 1 FROM postmortems)`).Scan(&used, &rows)
 	if err != nil {
 		return false, unavailable("check the database is empty", err)
 	}
@@ -897,6 +897,7 @@ func (db *DB) Empty(ctx context.Context) (bool, error) {
 // incident number to follow the incidents copied in.
 type CounterTx interface {
 	SetIncidentCounter(last uint64) error
+	SetActionItemCounter(last uint64) error
 }
 
 // SetIncidentCounter makes INC-(last+1) the next incident id.
@@ -907,22 +908,31 @@ func (t *pgTx) SetIncidentCounter(last uint64) error {
 	return nil
 }
 
+func (t *pgTx) SetActionItemCounter(last uint64) error {
+	if _, err := t.tx.Exec(t.ctx, `UPDATE responder_counters SET value = $1 WHERE name = 'action_item'`, dbSeq(last)); err != nil {
+		return t.fail(fmt.Errorf("set the action item counter: %w", err))
+	}
+	return nil
+}
+
 // Counts are the rows of each of Responder's tables, for responder migrate
 // to check a copy: incidents, alerts, timeline, intents, pending (intents),
 // requests, unmatched, kinds.
 func (db *DB) Counts(ctx context.Context) (map[string]int, error) {
-	var c [10]int
+	var c [13]int
 	err := db.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM incidents), (SELECT count(*) FROM alerts), (SELECT count(*) FROM timeline),
 		(SELECT count(*) FROM intents), (SELECT count(*) FROM intents WHERE pending), (SELECT count(*) FROM requests),
 		(SELECT count(*) FROM unmatched), (SELECT count(*) FROM resolved_kinds), (SELECT count(*) FROM resolved_history),
-		(SELECT count(*) FROM heartbeats)`).
-		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9])
+		(SELECT count(*) FROM heartbeats), (SELECT count(*) FROM action_items), (SELECT count(*) FROM postmortems),
+		(SELECT count(*) FROM postmortem_versions)`).
+		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &c[11], &c[12])
 	if err != nil {
 		return nil, unavailable("count rows", err)
 	}
 	return map[string]int{"incidents": c[0], "alerts": c[1], "timeline": c[2], "intents": c[3], "pending": c[4],
-		"requests": c[5], "unmatched": c[6], "kinds": c[7], "resolved": c[8], "heartbeats": c[9]}, nil
+		"requests": c[5], "unmatched": c[6], "kinds": c[7], "resolved": c[8], "heartbeats": c[9], "action_items": c[10],
+		"postmortems": c[11], "postmortem_versions": c[12]}, nil
 }
 
 func (t *pgTx) Heartbeat(name string) (*store.Heartbeat, error) {
@@ -939,4 +949,135 @@ func (t *pgTx) PutHeartbeat(h *store.Heartbeat) error {
 		return t.fail(fmt.Errorf("put heartbeat %q: %w", h.Name, err))
 	}
 	return nil
+}
+
+func (t *pgTx) NextActionItemID() (string, error) {
+	var n int64
+	err := t.tx.QueryRow(t.ctx, `UPDATE responder_counters SET value = value + 1 WHERE name = 'action_item' RETURNING value`).Scan(&n)
+	if err != nil {
+		return "", t.fail(fmt.Errorf("next action item id: %w", err))
+	}
+	return "AI-" + strconv.FormatInt(n, 10), nil
+}
+
+// actionNumber parses "AI-7" into 7.
+func actionNumber(id string) (int64, error) {
+	n, err := store.ActionNumber(id)
+	return int64(n), err //nolint:gosec // below 2^63: ActionNumber parses 63 bits
+}
+
+func (t *pgTx) ActionItem(id string) (*store.ActionItem, error) {
+	n, err := actionNumber(id)
+	if err != nil {
+		return nil, err
+	}
+	return oneDoc[store.ActionItem](t, "action item "+id, `SELECT doc FROM action_items WHERE num = $1`+t.lock(), n)
+}
+
+func (t *pgTx) PutActionItem(a *store.ActionItem) error {
+	n, err := actionNumber(a.ID)
+	if err != nil {
+		return fmt.Errorf("put action item: %w", err)
+	}
+	inc, err := incidentNumber(a.IncidentID)
+	if err != nil {
+		return fmt.Errorf("put action item %s: %w", a.ID, err)
+	}
+	doc, err := json.Marshal(a)
+	if err != nil {
+		return fmt.Errorf("encode action item %s: %w", a.ID, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO action_items (num, incident, open, owner, doc) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (num) DO UPDATE SET incident = $2, open = $3, owner = $4, doc = $5`, n, inc, a.State == store.ActionOpen, a.Owner, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put action item %s: %w", a.ID, err))
+	}
+	return nil
+}
+
+func (t *pgTx) ActionItems(f store.ActionFilter) ([]store.ActionItem, error) {
+	query, args := `SELECT doc FROM action_items WHERE true`, []any{}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.Incident != "" {
+		inc, err := incidentNumber(f.Incident)
+		if errors.Is(err, store.ErrNotFound) {
+			return []store.ActionItem{}, nil // no incident has that id: nothing of it
+		} else if err != nil {
+			return nil, err
+		}
+		query += ` AND incident = ` + arg(inc)
+	}
+	switch f.State {
+	case "":
+	case store.ActionOpen:
+		query += ` AND open`
+	default:
+		query += ` AND NOT open AND doc->>'state' = ` + arg(f.State)
+	}
+	if f.Owner != "" {
+		query += ` AND owner = ` + arg(f.Owner)
+	}
+	query += ` ORDER BY num`
+	if f.Limit > 0 {
+		query += ` LIMIT ` + arg(f.Limit)
+	}
+	return rowsOf[store.ActionItem](t, "action items", query, args...)
+}
+
+func (t *pgTx) Postmortem(incidentID string) (*store.Postmortem, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	return oneDoc[store.Postmortem](t, "post-mortem of "+incidentID, `SELECT doc FROM postmortems WHERE incident = $1`+t.lock(), n)
+}
+
+func (t *pgTx) PutPostmortem(p *store.Postmortem) error {
+	n, err := incidentNumber(p.IncidentID)
+	if err != nil {
+		return fmt.Errorf("put post-mortem: %w", err)
+	}
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return fmt.Errorf("encode post-mortem of %s: %w", p.IncidentID, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO postmortems (incident, doc) VALUES ($1, $2) ON CONFLICT (incident) DO UPDATE SET doc = $2`, n, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put post-mortem of %s: %w", p.IncidentID, err))
+	}
+	return nil
+}
+
+func (t *pgTx) AddPostmortemVersion(incidentID string, pv store.PostmortemVersion) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("add post-mortem version: %w", err)
+	}
+	if pv.Version < 1 {
+		return fmt.Errorf("post-mortem of %s: version %d: versions count from 1", incidentID, pv.Version)
+	}
+	doc, err := json.Marshal(pv)
+	if err != nil {
+		return fmt.Errorf("encode post-mortem version of %s: %w", incidentID, err)
+	}
+	tag, err := t.tx.Exec(t.ctx, `INSERT INTO postmortem_versions (incident, version, doc) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, n, pv.Version, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("add post-mortem version of %s: %w", incidentID, err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("post-mortem of %s: version %d is already kept", incidentID, pv.Version)
+	}
+	return nil
+}
+
+func (t *pgTx) PostmortemVersions(incidentID string) ([]store.PostmortemVersion, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	return rowsOf[store.PostmortemVersion](t, "post-mortem versions of "+incidentID,
+		`SELECT doc FROM postmortem_versions WHERE incident = $1 ORDER BY version`, n)
 }

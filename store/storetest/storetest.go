@@ -48,6 +48,8 @@ func RunSuite(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"ResolvedOfKind", testResolvedOfKind},
 		{"ResolvedBefore", testResolvedBefore},
 		{"Heartbeats", testHeartbeats},
+		{"ActionItems", testActionItems},
+		{"Postmortems", testPostmortems},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, newOpener(t)) })
