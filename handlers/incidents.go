@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
@@ -158,6 +160,57 @@ func (s *Server) postmortem(c echo.Context) error {
 		return err
 	}
 	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("inline; filename=%q", c.Param("id")+"-postmortem.md"))
+	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(s.redactor.Answer(string(md))))
+}
+
+// editPostmortem serves PUT /api/v1/incidents/{id}/postmortem: a new
+// version of the stored post-mortem.
+func (s *Server) editPostmortem(c echo.Context) error {
+	var req incident.PostmortemEdit
+	if err := s.bindStrict(c, &req, false); err != nil {
+		return err
+	}
+	st, err := s.incidents.EditPostmortem(c.Request().Context(), c.Param("id"), req, tokenName(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// reviewPostmortem serves POST /api/v1/incidents/{id}/postmortem/review.
+func (s *Server) reviewPostmortem(c echo.Context) error {
+	var req incident.ReviewRequest
+	if err := s.bindStrict(c, &req, true); err != nil {
+		return err
+	}
+	st, err := s.incidents.ReviewPostmortem(c.Request().Context(), c.Param("id"), req, tokenName(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// postmortemVersions serves GET /api/v1/incidents/{id}/postmortem/versions:
+// the stored post-mortem's state and its versions, without their text.
+func (s *Server) postmortemVersions(c echo.Context) error {
+	st, err := s.incidents.PostmortemStateOf(c.Request().Context(), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// postmortemVersion serves the Markdown of one kept version.
+func (s *Server) postmortemVersion(c echo.Context) error {
+	n, err := strconv.Atoi(c.Param("n"))
+	if err != nil || n < 1 {
+		return badRequest("version: %q is not a version number (1, 2, ...)", integrations.Shorten(c.Param("n"), 32))
+	}
+	md, err := s.incidents.PostmortemVersion(c.Request().Context(), c.Param("id"), n)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentDisposition, fmt.Sprintf("inline; filename=%q", fmt.Sprintf("%s-postmortem-v%d.md", c.Param("id"), n)))
 	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(s.redactor.Answer(string(md))))
 }
 

@@ -214,7 +214,7 @@ func TestPostmortemDraft(t *testing.T) {
 		"| 762c2c03437732b3 | HighErrorRate | 10.42.7.15:8080 | resolved | S1 | 2026-11-12 14:03:27 UTC | 2026-11-12 14:36:57 UTC |",
 		"| 32fa8eba93c82d9c | HighErrorRate | 10.42.9.41:8080 | resolved | S1 | 2026-11-12 14:05:12 UTC | 2026-11-12 14:27:42 UTC |",
 		"A bad release of checkout-api (v2.4)",
-		"## Root cause\n", "## Lessons learned\n", "## Action items\n", "- [ ] ",
+		"## Root cause\n", "## Lessons learned\n", "## Action items\n", "<!-- responder:action-items: ", "_None yet: add them on the incident's page",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("draft lacks %q", want)

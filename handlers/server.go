@@ -230,6 +230,10 @@ func New(cfg Config, d Deps) *Server {
 	api.GET("/action-items/:aid", s.getActionItem, s.auth(ScopeRead))
 	api.PATCH("/action-items/:aid", s.updateActionItem, s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem", s.postmortem, s.auth(ScopeRead))
+	api.PUT("/incidents/:id/postmortem", s.editPostmortem, s.auth(ScopeWrite))
+	api.POST("/incidents/:id/postmortem/review", s.reviewPostmortem, s.auth(ScopeWrite))
+	api.GET("/incidents/:id/postmortem/versions", s.postmortemVersions, s.auth(ScopeRead))
+	api.GET("/incidents/:id/postmortem/versions/:n", s.postmortemVersion, s.auth(ScopeRead))
 	s.webRoutes(e)
 	s.echo = e
 	return s

@@ -359,10 +359,11 @@ func (e *testEnv) postWebhook(path string, body []byte) []ingestResult {
 // view is the decoded incident JSON.
 type view struct {
 	store.Incident
-	Alerts        []store.Alert             `json:"alerts"`
-	Timeline      []store.Entry             `json:"timeline"`
-	Notifications []store.Intent            `json:"notifications"`
-	ActionItems   []incident.ActionItemView `json:"action_items"`
+	Alerts        []store.Alert               `json:"alerts"`
+	Timeline      []store.Entry               `json:"timeline"`
+	Notifications []store.Intent              `json:"notifications"`
+	ActionItems   []incident.ActionItemView   `json:"action_items"`
+	Postmortem    *incident.PostmortemSummary `json:"postmortem"`
 }
 
 func (e *testEnv) incident(id string) view {

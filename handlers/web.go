@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -104,6 +105,9 @@ func (s *Server) webRoutes(e *echo.Echo) {
 	e.POST("/incidents/:id/page", s.pageForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/checklist", s.stepForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/runbooks", s.runbookForm, pageHeaders, s.session(ScopeWrite))
+	e.GET("/incidents/:id/postmortem", s.postmortemPage, pageHeaders, s.session(ScopeRead))
+	e.POST("/incidents/:id/postmortem", s.postmortemForm, pageHeaders, s.session(ScopeWrite))
+	e.POST("/incidents/:id/postmortem/review", s.reviewForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/action-items", s.actionAddForm, pageHeaders, s.session(ScopeWrite))
 	e.POST("/incidents/:id/action-items/:aid", s.actionForm, pageHeaders, s.session(ScopeWrite))
 }
@@ -450,7 +454,7 @@ func (s *Server) showIncident(c echo.Context, status int, form, msg string) erro
 		return s.errorPage(c, err)
 	}
 	d := incidentData{View: view, Form: form, Error: msg, Values: c.Request().PostForm,
-		PostmortemURL: "/api/v1/incidents/" + view.ID + "/postmortem"}
+		PostmortemURL: "/incidents/" + view.ID + "/postmortem"}
 	if d.Values == nil {
 		d.Values = url.Values{}
 	}
@@ -611,6 +615,77 @@ func (s *Server) actionForm(c echo.Context) error {
 	_, err := s.incidents.UpdateActionItem(c.Request().Context(), c.Param("aid"), incident.ActionUpdate{State: &state,
 		Reason: postValue(c, "reason"), By: postValue(c, "by")}, tokenName(c))
 	return s.formDone(c, "action", err)
+}
+
+// postmortemData is the post-mortem editor.
+type postmortemData struct {
+	*incident.View
+	State    *incident.PostmortemState // nil when none is stored
+	Markdown string
+	Base     int // the version the text shown is (0: the unsaved draft)
+	Form     string
+	Error    string
+	Values   url.Values
+}
+
+func (s *Server) postmortemPage(c echo.Context) error {
+	return s.showPostmortem(c, http.StatusOK, "", "")
+}
+
+// showPostmortem renders the post-mortem editor; after a refused save the
+// text typed is shown again, with the version it was edited from.
+func (s *Server) showPostmortem(c echo.Context, status int, form, msg string) error {
+	ctx := c.Request().Context()
+	view, err := s.incidents.Get(ctx, c.Param("id"))
+	if err != nil {
+		return s.errorPage(c, err)
+	}
+	md, err := s.incidents.Postmortem(ctx, view.ID)
+	if err != nil {
+		return s.errorPage(c, err)
+	}
+	d := postmortemData{View: view, Markdown: string(md), Form: form, Error: msg, Values: c.Request().PostForm}
+	if d.Values == nil {
+		d.Values = url.Values{}
+	}
+	switch st, err := s.incidents.PostmortemStateOf(ctx, view.ID); {
+	case err == nil:
+		d.State, d.Base = st, st.Version
+	case incident.KindOf(err) != incident.NotFound:
+		return s.errorPage(c, err)
+	}
+	if form == "pm" {
+		d.Markdown = d.Values.Get("markdown")
+		if n, err := strconv.Atoi(d.Values.Get("version")); err == nil {
+			d.Base = n
+		}
+	}
+	return s.render(c, status, "postmortem", "Post-mortem of "+view.ID, d)
+}
+
+// postmortemDone sends the browser back to the editor after a change, or
+// shows it again with the error beside the form.
+func (s *Server) postmortemDone(c echo.Context, form string, err error) error {
+	if err != nil {
+		status, msg := s.statusOf(err, c)
+		return s.showPostmortem(c, status, form, msg)
+	}
+	return c.Redirect(http.StatusSeeOther, "/incidents/"+url.PathEscape(c.Param("id"))+"/postmortem")
+}
+
+func (s *Server) postmortemForm(c echo.Context) error {
+	req := incident.PostmortemEdit{Markdown: postValue(c, "markdown"), Note: postValue(c, "note"), By: postValue(c, "by")}
+	if n, err := strconv.Atoi(postValue(c, "version")); err == nil {
+		req.Version = &n
+	}
+	_, err := s.incidents.EditPostmortem(c.Request().Context(), c.Param("id"), req, tokenName(c))
+	return s.postmortemDone(c, "pm", err)
+}
+
+func (s *Server) reviewForm(c echo.Context) error {
+	_, err := s.incidents.ReviewPostmortem(c.Request().Context(), c.Param("id"),
+		incident.ReviewRequest{Note: postValue(c, "note"), By: postValue(c, "by")}, tokenName(c))
+	return s.postmortemDone(c, "review", err)
 }
 
 // pageState says how a page went, for people: queued (not yet at the

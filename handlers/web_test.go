@@ -276,7 +276,7 @@ func TestWebIncidentFlow(t *testing.T) {
 	p = b.get("/incidents/INC-1")
 	wantStatus(t, "incident page", p, http.StatusOK)
 	wantBody(t, "incident page", p, `id="incident-title">Checkout returns 500`, `id="ack-form"`, `id="roles-form"`,
-		`id="update-form"`, `id="resolve-form"`, `href="/api/v1/incidents/INC-1/postmortem"`, "service", "checkout")
+		`id="update-form"`, `id="resolve-form"`, `href="/incidents/INC-1/postmortem"`, "service", "checkout")
 
 	p = b.post("/incidents/INC-1/roles", url.Values{"recovery_lead": {"Ann"}, "comms_lead": {"ann"}, "by": {"ann"}})
 	wantStatus(t, "same person in both roles", p, http.StatusUnprocessableEntity)

@@ -230,6 +230,32 @@ func TestBrowser(t *testing.T) {
 	}
 	b.screenshot(shots, "incident-resolved.png", 1200, 900)
 
+	// The post-mortem owed is saved; a person writes its lessons in the
+	// editor and the review marks it reviewed.
+	b.wantText("#postmortem-link", "owed, version 1")
+	if status := b.submit("open the post-mortem editor", "#postmortem-link"); status != http.StatusOK {
+		t.Fatalf("the post-mortem editor answered %d", status)
+	}
+	b.wantText("#pm-state", "owed")
+	b.do("write the lessons learned", chromedp.Evaluate[chromedp.Void](`(() => {
+		const ta = document.getElementById("pm-markdown");
+		ta.value = ta.value.replace("_What went well, what went badly, where we were lucky._", "The rollback was quick; the connection-pool limit had no alert.");
+	})()`), chromedp.SetValue(chromedp.ID("pm-note"), "lessons learned"), chromedp.SetValue(chromedp.ID("pm-by"), "carol"))
+	if status := b.submit("save the post-mortem", "#pm-submit"); status != http.StatusOK {
+		t.Fatalf("saving the post-mortem answered %d", status)
+	}
+	b.wantText("#pm-state", "drafted")
+	b.wantText("#pm-version", "2, saved by carol")
+	b.wantText("#pm-versions", "version 2 by carol")
+	if got := b.eval("the saved text", `document.getElementById("pm-markdown").value`); !strings.Contains(got, "the connection-pool limit had no alert") {
+		t.Errorf("the editor shows, after saving:\n%s", got)
+	}
+	b.form("review the post-mortem", "review", http.StatusOK, "by", "alice")
+	b.wantText("#pm-state", "reviewed")
+	b.wantText("#pm-reviewed", "by alice")
+	b.screenshot(shots, "postmortem-editor.png", 1200, 900)
+	b.do("back to the incident", chromedp.Navigate(env.url+"/incidents/"+id), chromedp.WaitVisible(chromedp.ID("incident")))
+
 	// A resolved incident can be reopened, for a reason.
 	b.form("reopen", "reopen", http.StatusOK, "reason", "errors are back after the rollback", "by", "carol")
 	b.wantText("#incident-status", "open")

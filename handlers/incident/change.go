@@ -152,8 +152,11 @@ func (ch *change) resolve(by, summary string) error {
 		return nil
 	}
 	ch.inc.PostmortemRemindedAt = &t
-	return ch.announce(integrations.EventNote, store.KindPostmortem,
-		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; draft at %s/postmortem", ch.inc.Kind, APIURL(ch.s.cfg.ExternalURL, ch.inc.ID)), "responder")
+	if err := ch.announce(integrations.EventNote, store.KindPostmortem,
+		fmt.Sprintf("a post-mortem is owed: this is the first %q incident; its draft is saved, edit it at %s/postmortem", ch.inc.Kind, ch.s.url(ch.inc.ID)), "responder"); err != nil {
+		return err
+	}
+	return ch.savePostmortemDraft()
 }
 
 func (ch *change) reopen(reason, by string) error {

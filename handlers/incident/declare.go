@@ -27,10 +27,13 @@ type View struct {
 	// from the start (it stands for the stored one in the JSON).
 	Checklist []StepView `json:"checklist"`
 	// ActionItems are the incident's follow-up actions.
-	ActionItems   []ActionItemView `json:"action_items"`
-	Alerts        []store.Alert    `json:"alerts"`
-	Timeline      []store.Entry    `json:"timeline"`
-	Notifications []store.Intent   `json:"notifications"`
+	ActionItems []ActionItemView `json:"action_items"`
+	// Postmortem is the stored post-mortem's state; nil when none is
+	// stored.
+	Postmortem    *PostmortemSummary `json:"postmortem"`
+	Alerts        []store.Alert      `json:"alerts"`
+	Timeline      []store.Entry      `json:"timeline"`
+	Notifications []store.Intent     `json:"notifications"`
 }
 
 func (s *Service) loadView(tx store.Tx, id string) (*View, error) {
@@ -54,6 +57,13 @@ func (s *Service) loadView(tx store.Tx, id string) (*View, error) {
 	}
 	items, err := tx.ActionItems(store.ActionFilter{Incident: inc.ID})
 	if err != nil {
+		return nil, err
+	}
+	switch p, err := tx.Postmortem(inc.ID); {
+	case err == nil:
+		v.Postmortem = &PostmortemSummary{State: p.State, Version: p.Version, EditedBy: p.EditedBy, EditedAt: p.EditedAt,
+			ReviewedBy: p.ReviewedBy, ReviewedAt: p.ReviewedAt}
+	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}
 	now := s.now()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	_ "embed" // the post-mortem template
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -22,30 +23,54 @@ import (
 //go:embed templates/postmortem.md.tmpl
 var postmortemTemplate string
 
-// Postmortem is the Markdown draft of the incident id's post-mortem, built
-// from its record, to be completed by people.
+// Postmortem is the incident id's post-mortem in Markdown: the stored one
+// (its latest version) when there is one, else the draft built from the
+// record. Its action items section shows the incident's action items as
+// they are now.
 func (s *Service) Postmortem(ctx context.Context, id string) ([]byte, error) {
-	in := postmortemInput{Now: s.now(), ExternalURL: s.cfg.ExternalURL, Location: s.zone()}
+	var md []byte
 	err := s.store.View(ctx, func(tx store.Tx) error {
-		var err error
-		if in.Incident, err = tx.Incident(id); err != nil {
+		inc, err := tx.Incident(id)
+		if err != nil {
+			return unknownIncident(id, err)
+		}
+		items, err := tx.ActionItems(store.ActionFilter{Incident: inc.ID})
+		if err != nil {
 			return err
 		}
-		if in.Alerts, err = tx.Alerts(in.Incident.ID); err != nil {
+		p, err := tx.Postmortem(inc.ID)
+		switch {
+		case err == nil:
+			md = []byte(bindActionItems(p.Markdown, items))
+			return nil
+		case !errors.Is(err, store.ErrNotFound):
 			return err
 		}
-		if in.Report, err = reportOf(tx, in.Incident); err != nil {
-			return err
-		}
-		in.Timeline, err = tx.Timeline(in.Incident.ID)
+		md, err = s.draft(tx, inc, items, s.now())
 		return err
 	})
 	if err != nil {
-		return nil, unknownIncident(id, err)
+		return nil, err
+	}
+	return md, nil
+}
+
+// draft renders the post-mortem draft of inc from what tx holds.
+func (s *Service) draft(tx store.Tx, inc *store.Incident, items []store.ActionItem, now time.Time) ([]byte, error) {
+	in := postmortemInput{Incident: inc, ActionItems: items, Now: now, ExternalURL: s.cfg.ExternalURL, Location: s.zone()}
+	var err error
+	if in.Alerts, err = tx.Alerts(inc.ID); err != nil {
+		return nil, err
+	}
+	if in.Report, err = reportOf(tx, inc); err != nil {
+		return nil, err
+	}
+	if in.Timeline, err = tx.Timeline(inc.ID); err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
 	if err := renderPostmortem(&b, in); err != nil {
-		return nil, fmt.Errorf("render post-mortem of %s: %w", in.Incident.ID, err)
+		return nil, fmt.Errorf("render post-mortem of %s: %w", inc.ID, err)
 	}
 	return b.Bytes(), nil
 }
@@ -62,7 +87,8 @@ type postmortemInput struct {
 	ExternalURL string
 	// Report is the incident's report, compared with the previous drill
 	// for a drill; nil: made from the incident alone.
-	Report *Report
+	Report      *Report
+	ActionItems []store.ActionItem
 }
 
 // renderPostmortem writes the Markdown draft of in to w.
@@ -99,6 +125,8 @@ type postmortemView struct {
 	// ComparedWith is the earlier drill the report compares with.
 	ComparedWith string
 	Checklist    []pmCheck
+	// ActionItems is the action items section, bound to the real ones.
+	ActionItems string
 }
 
 type pmReport struct{ NameCell, ValueCell, BeforeCell, ChangeCell string }
@@ -298,6 +326,7 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 		})
 	}
 
+	v.ActionItems = actionItemsSection(in.ActionItems)
 	for _, st := range checklistOf(inc) {
 		c := pmCheck{StepCell: cell(st.ID), TextCell: cell(st.Text), StateCell: st.State, ByCell: cell(st.By), SinceCell: none, ReasonCell: cell(st.Reason)}
 		if st.SinceStart != nil {
