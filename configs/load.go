@@ -659,14 +659,7 @@ func (c *Config) buildPolicy(p *Problems) *policy.Policy {
 		if len(rc.Matchers) == 0 {
 			p.addf(path+".matchers", "must list at least one matcher (a rule matching everything is default_severity)")
 		}
-		for j, ms := range rc.Matchers {
-			m, err := labels.ParseMatcher(ms)
-			if err != nil {
-				p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%q: %v", ms, err)
-				continue
-			}
-			r.Matchers = append(r.Matchers, m)
-		}
+		r.Matchers = parseMatchers(p, path, rc.Matchers)
 		if rc.Severity == "" {
 			p.addf(path+".severity", "is required: S1, S2, S3 or S4")
 		} else if s, err := policy.ParseSeverity(rc.Severity); err != nil {
@@ -792,26 +785,11 @@ func (c *Config) buildRunbooks(p *Problems) []policy.Runbook {
 	for i, rc := range c.Runbooks {
 		path := fmt.Sprintf("runbooks[%d]", i)
 		r := policy.Runbook{Name: strings.TrimSpace(rc.Name), Title: strings.TrimSpace(rc.Title), EveryIncident: rc.EveryIncident}
-		switch {
-		case r.Name == "":
-			p.addf(path+".name", "required")
-		case seen[r.Name]:
-			p.addf(path+".name", "%q is given twice", r.Name)
-		case strings.ContainsAny(r.Name, "/?#% \t\r\n"):
-			p.addf(path+".name", "%q: letters, digits, - _ . only (steps are named NAME/N)", r.Name)
-		}
-		seen[r.Name] = true
+		checkName(p, path, r.Name, seen, "steps are named NAME/N")
 		if r.Title == "" {
 			r.Title = r.Name
 		}
-		for j, ms := range rc.Matchers {
-			m, err := labels.ParseMatcher(ms)
-			if err != nil {
-				p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%v", err)
-				continue
-			}
-			r.Matchers = append(r.Matchers, m)
-		}
+		r.Matchers = parseMatchers(p, path, rc.Matchers)
 		for j, sc := range rc.Scenarios {
 			if _, ok := c.Drills.Scenarios[sc]; !ok {
 				p.addf(fmt.Sprintf("%s.scenarios[%d]", path, j), "%q is not a scenario of drills.scenarios", sc)
@@ -855,15 +833,7 @@ func (c *Config) buildHeartbeats(p *Problems) []policy.Heartbeat {
 	for i, hc := range c.Heartbeats {
 		path := fmt.Sprintf("heartbeats[%d]", i)
 		h := policy.Heartbeat{Name: strings.TrimSpace(hc.Name), Interval: hc.Interval, Grace: hc.Grace, Team: hc.Team}
-		switch {
-		case h.Name == "":
-			p.addf(path+".name", "required")
-		case seen[h.Name]:
-			p.addf(path+".name", "%q is given twice", h.Name)
-		case strings.ContainsAny(h.Name, "/?#% \t\r\n"):
-			p.addf(path+".name", "%q: letters, digits, - _ . only (it is a path segment: POST /api/v1/heartbeats/NAME)", h.Name)
-		}
-		seen[h.Name] = true
+		checkName(p, path, h.Name, seen, "it is a path segment: POST /api/v1/heartbeats/NAME")
 		if h.Interval <= 0 {
 			p.addf(path+".interval", "required: a positive duration, how often it pings at least")
 		}
@@ -875,15 +845,36 @@ func (c *Config) buildHeartbeats(p *Problems) []policy.Heartbeat {
 			p.addf(path+".severity", "%v", err)
 		}
 		h.Severity = sev
-		for j, ms := range hc.Matchers {
-			m, err := labels.ParseMatcher(ms)
-			if err != nil {
-				p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%v", err)
-				continue
-			}
-			h.Matchers = append(h.Matchers, m)
-		}
+		h.Matchers = parseMatchers(p, path, hc.Matchers)
 		out = append(out, h)
+	}
+	return out
+}
+
+// checkName checks the name of a list entry: given, once, and made of
+// characters that can stand in a path or an id (why says where).
+func checkName(p *Problems, path, name string, seen map[string]bool, why string) {
+	switch {
+	case name == "":
+		p.addf(path+".name", "required")
+	case seen[name]:
+		p.addf(path+".name", "%q is given twice", name)
+	case strings.ContainsAny(name, "/?#% \t\r\n"):
+		p.addf(path+".name", "%q: letters, digits, - _ . only (%s)", name, why)
+	}
+	seen[name] = true
+}
+
+// parseMatchers parses the Alertmanager label matchers at path.matchers.
+func parseMatchers(p *Problems, path string, specs []string) labels.Matchers {
+	var out labels.Matchers
+	for j, ms := range specs {
+		m, err := labels.ParseMatcher(ms)
+		if err != nil {
+			p.addf(fmt.Sprintf("%s.matchers[%d]", path, j), "%q: %v", ms, err)
+			continue
+		}
+		out = append(out, m)
 	}
 	return out
 }
@@ -934,14 +925,7 @@ func (d *DrillsConfig) validate(p *Problems) {
 	seen := map[string]bool{}
 	for i, sd := range d.Schedule {
 		path := fmt.Sprintf("drills.schedule[%d]", i)
-		name := strings.TrimSpace(sd.Name)
-		switch {
-		case name == "":
-			p.addf(path+".name", "required")
-		case seen[name]:
-			p.addf(path+".name", "%q is given twice", name)
-		}
-		seen[name] = true
+		checkName(p, path, strings.TrimSpace(sd.Name), seen, "it names the drills it starts")
 		if _, ok := d.Scenarios[sd.Scenario]; !ok {
 			p.addf(path+".scenario", "%q is not a scenario of drills.scenarios", sd.Scenario)
 		}

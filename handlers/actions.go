@@ -13,19 +13,6 @@ type actionList struct {
 	ActionItems []incident.ActionItemView `json:"action_items"`
 }
 
-// addActionItem serves POST /api/v1/incidents/{id}/action-items.
-func (s *Server) addActionItem(c echo.Context) error {
-	var req incident.ActionItemRequest
-	if err := s.bindStrict(c, &req, false); err != nil {
-		return err
-	}
-	a, err := s.incidents.AddActionItem(c.Request().Context(), c.Param("id"), req, tokenName(c))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusCreated, a)
-}
-
 // incidentActionItems serves GET /api/v1/incidents/{id}/action-items.
 func (s *Server) incidentActionItems(c echo.Context) error {
 	view, err := s.incidents.Get(c.Request().Context(), c.Param("id"))
@@ -48,19 +35,6 @@ func (s *Server) listActionItems(c echo.Context) error {
 // getActionItem serves GET /api/v1/action-items/{id}.
 func (s *Server) getActionItem(c echo.Context) error {
 	a, err := s.incidents.ActionItem(c.Request().Context(), c.Param("aid"))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, a)
-}
-
-// updateActionItem serves PATCH /api/v1/action-items/{id}.
-func (s *Server) updateActionItem(c echo.Context) error {
-	var req incident.ActionUpdate
-	if err := s.bindStrict(c, &req, false); err != nil {
-		return err
-	}
-	a, err := s.incidents.UpdateActionItem(c.Request().Context(), c.Param("aid"), req, tokenName(c))
 	if err != nil {
 		return err
 	}

@@ -163,33 +163,6 @@ func (s *Server) postmortem(c echo.Context) error {
 	return c.Blob(http.StatusOK, "text/markdown; charset=utf-8", []byte(s.redactor.Answer(string(md))))
 }
 
-// editPostmortem serves PUT /api/v1/incidents/{id}/postmortem: a new
-// version of the stored post-mortem.
-func (s *Server) editPostmortem(c echo.Context) error {
-	var req incident.PostmortemEdit
-	if err := s.bindStrict(c, &req, false); err != nil {
-		return err
-	}
-	st, err := s.incidents.EditPostmortem(c.Request().Context(), c.Param("id"), req, tokenName(c))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, st)
-}
-
-// reviewPostmortem serves POST /api/v1/incidents/{id}/postmortem/review.
-func (s *Server) reviewPostmortem(c echo.Context) error {
-	var req incident.ReviewRequest
-	if err := s.bindStrict(c, &req, true); err != nil {
-		return err
-	}
-	st, err := s.incidents.ReviewPostmortem(c.Request().Context(), c.Param("id"), req, tokenName(c))
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, st)
-}
-
 // postmortemVersions serves GET /api/v1/incidents/{id}/postmortem/versions:
 // the stored post-mortem's state and its versions, without their text.
 func (s *Server) postmortemVersions(c echo.Context) error {
@@ -228,16 +201,27 @@ func doChange[R any](s *Server, c echo.Context, do change[R], req R) (*incident.
 // decoded strictly into R (it may be empty when emptyOK), the change made,
 // the incident answered.
 func jsonChange[R any](s *Server, emptyOK bool, status int, do change[R]) echo.HandlerFunc {
+	return jsonCall(s, "id", emptyOK, status, call[R, *incident.View](do))
+}
+
+// call is a write of the incident service on the thing a path names (an
+// incident, an action item) that answers A.
+type call[R, A any] func(s *incident.Service, ctx context.Context, id string, req R, actor string) (A, error)
+
+// jsonCall is the JSON API's side of a call: the body decoded strictly
+// into R (it may be empty when emptyOK), the call made on the path's
+// param, acting as the request's token, its answer sent with status.
+func jsonCall[R, A any](s *Server, param string, emptyOK bool, status int, do call[R, A]) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		var req R
 		if err := s.bindStrict(c, &req, emptyOK); err != nil {
 			return err
 		}
-		view, err := doChange(s, c, do, req)
+		answer, err := do(s.incidents, c.Request().Context(), c.Param(param), req, tokenName(c))
 		if err != nil {
 			return err
 		}
-		return c.JSON(status, view)
+		return c.JSON(status, answer)
 	}
 }
 

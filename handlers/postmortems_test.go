@@ -43,6 +43,12 @@ func TestStoredPostmortem(t *testing.T) {
 	e.post(http.MethodPost, "/api/v1/incidents/"+id+"/resolve", `{"by":"maria","summary":"rolled back"}`, http.StatusOK)
 
 	st := e.postmortemState(id)
+	if r := e.do(http.MethodGet, "/api/v1/incidents/"+id+"/postmortem/versions", tokRead, nil); strings.Contains(string(r.body), "markdown") {
+		t.Errorf("the state carries the text: %.300s", r.body)
+	}
+	if r := e.do(http.MethodGet, "/api/v1/incidents/"+id, tokRead, nil); strings.Contains(string(r.body), `"markdown"`) {
+		t.Errorf("the incident's JSON carries the post-mortem's text")
+	}
 	if st.State != store.PostmortemOwed || st.Version != 1 || st.EditedBy != "responder" || len(st.Versions) != 1 ||
 		st.Versions[0].Note != "the draft made from the record at resolution" {
 		t.Fatalf("saved at resolution: %+v", st)
@@ -177,11 +183,27 @@ func TestWebPostmortemEditor(t *testing.T) {
 	wantStatus(t, "editor", p, http.StatusOK)
 	wantBody(t, "editor", p, `id="pm-state" class="pm-owed">owed`, `id="pm-base" name="version" value="1"`, "## Lessons learned", "version 1</a> by responder")
 
-	p = b.post("/incidents/"+id+"/postmortem", url.Values{"markdown": {"# Post-mortem\n\nWe learned to test restores.\n"}, "version": {"1"}, "note": {"lessons"}, "by": {"maria"}})
+	// The person keeps the draft's action items section, and so its binding.
+	draft := e.markdown(id)
+	text := "# Post-mortem\n\nWe learned to test restores.\n\n" + draft[strings.Index(draft, "## Action items"):]
+	p = b.post("/incidents/"+id+"/postmortem", url.Values{"markdown": {text}, "version": {"1"}, "note": {"lessons"}, "by": {"maria"}})
 	wantStatus(t, "save", p, http.StatusSeeOther)
 	p = b.post("/incidents/"+id+"/postmortem", url.Values{"markdown": {"# Mine\n"}, "version": {"1"}, "by": {"dev"}})
 	wantStatus(t, "stale save", p, http.StatusConflict)
 	wantBody(t, "stale save", p, `id="pm-error"`, "you edited version 1", "# Mine", `name="version" value="1"`)
+	// An action item decided in the review is added from the editor, and
+	// shows in the post-mortem's action items section.
+	p = b.post("/incidents/"+id+"/action-items", url.Values{"title": {"Test restores monthly"}, "owner": {"dev"}, "back": {"postmortem"}})
+	wantStatus(t, "add an action item from the post-mortem", p, http.StatusSeeOther)
+	if loc := p.header.Get("Location"); loc != "/incidents/"+id+"/postmortem" {
+		t.Errorf("after adding an action item from the post-mortem, went to %q", loc)
+	}
+	p = b.post("/incidents/"+id+"/action-items", url.Values{"owner": {"dev"}, "back": {"postmortem"}})
+	wantStatus(t, "add an action item without a title", p, http.StatusBadRequest)
+	wantBody(t, "add an action item without a title", p, `id="action-error"`, "title: required", `id="pm-form"`)
+	if !strings.Contains(e.markdown(id), "- [ ] **AI-1** Test restores monthly — dev") {
+		t.Errorf("the post-mortem does not list the action item added from it:\n%s", e.markdown(id))
+	}
 	wantStatus(t, "review", b.post("/incidents/"+id+"/postmortem/review", url.Values{"by": {"lead"}}), http.StatusSeeOther)
 	p = b.get("/incidents/" + id + "/postmortem")
 	wantBody(t, "reviewed", p, `class="pm-reviewed">reviewed`, `id="pm-reviewed">by lead`, "We learned to test restores.", "version 2</a> by maria")

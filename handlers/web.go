@@ -602,9 +602,14 @@ func (s *Server) runbookForm(c echo.Context) error {
 	return s.formDone(c, "runbook", err)
 }
 
+// actionAddForm adds an action item from the incident page, or from the
+// post-mortem editor (back=postmortem), and goes back there.
 func (s *Server) actionAddForm(c echo.Context) error {
 	_, err := s.incidents.AddActionItem(c.Request().Context(), c.Param("id"), incident.ActionItemRequest{Title: postValue(c, "title"),
 		Owner: postValue(c, "owner"), Due: postValue(c, "due"), Link: postValue(c, "link"), By: postValue(c, "by")}, tokenName(c))
+	if postValue(c, "back") == "postmortem" {
+		return s.postmortemDone(c, "action", err)
+	}
 	return s.formDone(c, "action", err)
 }
 

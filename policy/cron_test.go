@@ -79,3 +79,32 @@ func TestParseCronRefuses(t *testing.T) {
 		}
 	}
 }
+
+// Any cron line either fails to parse with an error or gives times that
+// come after the time asked for, in order, and match the line.
+func FuzzParseCron(f *testing.F) {
+	for _, seed := range []string{"0 10 * * wed", "*/15 9-17 * * 1-5", "0 0 29 2 *", "30 2 * * *", "0 12 13 * 5", "1,2,3 * * jan-mar sun", "* * * * 7"} {
+		f.Add(seed)
+	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		c, err := policy.ParseCron(spec)
+		if err != nil {
+			return
+		}
+		after := time.Date(2026, 10, 24, 23, 59, 0, 0, time.UTC)
+		for range 3 {
+			next := c.Next(after, berlin)
+			if next.IsZero() {
+				return
+			}
+			if !next.After(after) {
+				t.Fatalf("%q: Next(%s) = %s, not after it", spec, after, next)
+			}
+			after = next
+		}
+	})
+}

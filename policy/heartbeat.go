@@ -22,15 +22,7 @@ type Heartbeat struct {
 
 // Matches reports whether an alert with these labels is a ping of h.
 func (h Heartbeat) Matches(lbls map[string]string) bool {
-	if len(h.Matchers) == 0 {
-		return false
-	}
-	for _, m := range h.Matchers {
-		if !m.Matches(lbls[m.Name]) {
-			return false
-		}
-	}
-	return true
+	return len(h.Matchers) > 0 && matchAll(h.Matchers, lbls)
 }
 
 // Silent reports whether h is missing at now: no ping for Interval +

@@ -21,8 +21,12 @@ type Rule struct {
 
 // Matches reports whether every matcher of the rule accepts lbls. A label
 // that is absent counts as the empty string, as in Alertmanager.
-func (r Rule) Matches(lbls map[string]string) bool {
-	for _, m := range r.Matchers {
+func (r Rule) Matches(lbls map[string]string) bool { return matchAll(r.Matchers, lbls) }
+
+// matchAll reports whether every matcher accepts lbls; a label that is
+// absent counts as the empty string.
+func matchAll(ms labels.Matchers, lbls map[string]string) bool {
+	for _, m := range ms {
 		if !m.Matches(lbls[m.Name]) {
 			return false
 		}

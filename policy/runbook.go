@@ -43,15 +43,7 @@ func (r Runbook) Attaches(lbls map[string]string, scenario string) bool {
 	if r.EveryIncident || scenario != "" && slices.Contains(r.Scenarios, scenario) {
 		return true
 	}
-	if len(r.Matchers) == 0 {
-		return false
-	}
-	for _, m := range r.Matchers {
-		if !m.Matches(lbls[m.Name]) {
-			return false
-		}
-	}
-	return true
+	return len(r.Matchers) > 0 && matchAll(r.Matchers, lbls)
 }
 
 // RunbooksFor are the runbooks attached to a new incident with these

@@ -61,8 +61,7 @@ func (s *Service) loadView(tx store.Tx, id string) (*View, error) {
 	}
 	switch p, err := tx.Postmortem(inc.ID); {
 	case err == nil:
-		v.Postmortem = &PostmortemSummary{State: p.State, Version: p.Version, EditedBy: p.EditedBy, EditedAt: p.EditedAt,
-			ReviewedBy: p.ReviewedBy, ReviewedAt: p.ReviewedAt}
+		v.Postmortem = &PostmortemSummary{Postmortem: *p}
 	case !errors.Is(err, store.ErrNotFound):
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
@@ -75,23 +74,20 @@ func bindActionItems(md string, items []store.ActionItem) string {
 	return md[:begin] + actionItemsSection(items) + md[end:]
 }
 
-// PostmortemState is a stored post-mortem without its text, with the list
-// of its versions.
-type PostmortemState struct {
+// PostmortemSummary is a stored post-mortem without its text: its state,
+// version, who edited and who reviewed it.
+type PostmortemSummary struct {
 	store.Postmortem
-	Markdown string                  `json:"-"`
-	Versions []PostmortemVersionInfo `json:"versions"`
+	// Markdown stands for the stored text in the JSON, always empty: the
+	// text is served as Markdown on its own.
+	Markdown string `json:"markdown,omitempty"`
 }
 
-// PostmortemSummary is a stored post-mortem's state, as the incident's
-// JSON shows it.
-type PostmortemSummary struct {
-	State      string     `json:"state"`
-	Version    int        `json:"version"`
-	EditedBy   string     `json:"edited_by,omitempty"`
-	EditedAt   *time.Time `json:"edited_at"`
-	ReviewedBy string     `json:"reviewed_by,omitempty"`
-	ReviewedAt *time.Time `json:"reviewed_at"`
+// PostmortemState is a stored post-mortem's summary with the list of its
+// versions.
+type PostmortemState struct {
+	PostmortemSummary
+	Versions []PostmortemVersionInfo `json:"versions"`
 }
 
 // PostmortemVersionInfo is one kept version, without its text.
@@ -259,7 +255,7 @@ func postmortemState(tx store.Tx, p *store.Postmortem) (*PostmortemState, error)
 	if err != nil {
 		return nil, err
 	}
-	st := &PostmortemState{Postmortem: *p, Versions: []PostmortemVersionInfo{}}
+	st := &PostmortemState{PostmortemSummary: PostmortemSummary{Postmortem: *p}, Versions: []PostmortemVersionInfo{}}
 	for _, v := range vs {
 		st.Versions = append(st.Versions, PostmortemVersionInfo{Version: v.Version, By: v.By, At: v.At.UTC().Format(timeFormat), Note: v.Note,
 			Bytes: len(v.Markdown)})
