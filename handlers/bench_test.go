@@ -13,7 +13,9 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/policy"
 	"github.com/responder-sre/responder/store/bolt"
 )
 
@@ -71,7 +73,11 @@ func BenchmarkIngestAlertmanager(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer func() { _ = db.Close() }()
-			svc := incident.New(incident.Config{ExternalURL: "http://127.0.0.1"}, incident.Deps{Store: db, Policy: testPolicy(b), Log: zerolog.Nop()})
+			// The daemon's default attaches the basic incident process's
+			// checklist to every incident: so does the benchmark.
+			pol := testPolicy(b)
+			pol.Runbooks = defaultRunbooks(b)
+			svc := incident.New(incident.Config{ExternalURL: "http://127.0.0.1"}, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop()})
 			srv := New(Config{BodyLimit: 1 << 20, RetryAfter: time.Second}, Deps{Incidents: svc, Log: zerolog.Nop()})
 			postBodies(b, srv.Handler(), posters)
 		})
@@ -122,4 +128,18 @@ func TestBaseline(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Errorf("readyz: %d", rec.Code)
 	}
+}
+
+// defaultRunbooks are the runbooks of the embedded default configuration.
+func defaultRunbooks(tb testing.TB) []policy.Runbook {
+	tb.Helper()
+	cfg, err := configs.Parse(configs.Default)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pol, err := cfg.BuildPolicy()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pol.Runbooks
 }

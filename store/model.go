@@ -125,10 +125,6 @@ type Incident struct {
 	LastReminderAt       *time.Time `json:"last_reminder_at"`
 	ETARequestedAt       *time.Time `json:"eta_requested_at"`
 	PostmortemRemindedAt *time.Time `json:"postmortem_reminded_at"`
-	// Checklist holds the steps of the runbooks attached to the incident,
-	// copied when each was attached (a later change of the configuration
-	// does not rewrite what people were asked to do), with their state.
-	Checklist []Step `json:"checklist,omitempty"`
 }
 
 // Step states.
@@ -138,7 +134,11 @@ const (
 	StepSkipped = "skipped"
 )
 
-// Step is one step of a runbook attached to an incident.
+// Step is one step of a runbook attached to an incident. An incident's
+// steps (its checklist, see Tx.Checklist) are copied when each runbook is
+// attached, so that a later change of the configuration does not rewrite
+// what people were asked to do; they are kept beside the incident
+// document, which an alert joining rewrites, and they need not be.
 type Step struct {
 	ID      string `json:"id"` // RUNBOOK/N, N counting from 1
 	Runbook string `json:"runbook"`

@@ -99,6 +99,11 @@ type Tx interface {
 	Heartbeat(name string) (*Heartbeat, error)
 	// PutHeartbeat records a heartbeat's state.
 	PutHeartbeat(h *Heartbeat) error
+	// Checklist is the incident's checklist, in order; empty when no
+	// runbook is attached.
+	Checklist(incidentID string) ([]Step, error)
+	// PutChecklist writes the incident's checklist.
+	PutChecklist(incidentID string, steps []Step) error
 	// NextActionItemID reserves the next action item id, AI-<n>.
 	NextActionItemID() (string, error)
 	// ActionItem is the action item id, or ErrNotFound.

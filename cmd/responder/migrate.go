@@ -58,14 +58,14 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // dataCounts are what a store holds, to compare source and target.
 type dataCounts struct {
 	Incidents, Alerts, Entries, Intents, Pending, Requests, Unmatched, Kinds, Resolved, Heartbeats int
-	ActionItems, Postmortems, PostmortemVersions                                                   int
+	ActionItems, Postmortems, PostmortemVersions, Checklists                                       int
 }
 
 func (c dataCounts) String() string {
 	return fmt.Sprintf("%d incidents, %d alerts, %d timeline entries, %d notifications (%d pending), %d idempotency records, %d unmatched, "+
-		"%d kinds (%d resolved), %d heartbeats, %d action items, %d post-mortems (%d versions)",
+		"%d kinds (%d resolved), %d heartbeats, %d checklists, %d action items, %d post-mortems (%d versions)",
 		c.Incidents, c.Alerts, c.Entries, c.Intents, c.Pending, c.Requests, c.Unmatched, c.Kinds, c.Resolved, c.Heartbeats,
-		c.ActionItems, c.Postmortems, c.PostmortemVersions)
+		c.Checklists, c.ActionItems, c.Postmortems, c.PostmortemVersions)
 }
 
 // snapshot is everything of a bbolt store, read in one transaction.
@@ -73,7 +73,8 @@ type snapshot struct {
 	incidents []store.Incident // oldest first
 	alerts    map[string][]store.Alert
 	timeline  map[string][]store.Entry
-	intents   []store.Intent // in sequence order
+	steps     map[string][]store.Step // checklists
+	intents   []store.Intent          // in sequence order
 	unmatched []store.Unmatched
 	requests  map[string]store.Request
 	kinds     map[string]string
@@ -130,7 +131,7 @@ func copyToPostgres(ctx context.Context, path, dsn string) (dataCounts, error) {
 }
 
 func readSnapshot(ctx context.Context, src *bolt.DB) (*snapshot, error) {
-	snap := &snapshot{alerts: map[string][]store.Alert{}, timeline: map[string][]store.Entry{},
+	snap := &snapshot{alerts: map[string][]store.Alert{}, timeline: map[string][]store.Entry{}, steps: map[string][]store.Step{},
 		postmortems: map[string]*store.Postmortem{}, pmVersions: map[string][]store.PostmortemVersion{}}
 	err := src.View(ctx, func(tx store.Tx) error {
 		page, err := tx.ListIncidents(store.Filter{})
@@ -144,6 +145,9 @@ func readSnapshot(ctx context.Context, src *bolt.DB) (*snapshot, error) {
 				return err
 			}
 			if snap.timeline[inc.ID], err = tx.Timeline(inc.ID); err != nil {
+				return err
+			}
+			if snap.steps[inc.ID], err = tx.Checklist(inc.ID); err != nil {
 				return err
 			}
 			ins, err := tx.IncidentIntents(inc.ID)
@@ -202,6 +206,9 @@ func (s *snapshot) counts() dataCounts {
 	for _, inc := range s.incidents {
 		c.Alerts += len(s.alerts[inc.ID])
 		c.Entries += len(s.timeline[inc.ID])
+		if len(s.steps[inc.ID]) > 0 {
+			c.Checklists++
+		}
 	}
 	for _, in := range s.intents {
 		if in.State == store.IntentPending {
@@ -231,6 +238,11 @@ func (s *snapshot) write(tx store.Tx) error {
 		}
 		for _, e := range s.timeline[inc.ID] {
 			if err := tx.AppendTimeline(inc.ID, e); err != nil {
+				return err
+			}
+		}
+		if steps := s.steps[inc.ID]; len(steps) > 0 {
+			if err := tx.PutChecklist(inc.ID, steps); err != nil {
 				return err
 			}
 		}
@@ -308,5 +320,5 @@ func countStore(ctx context.Context, db *postgres.DB) (dataCounts, error) {
 	}
 	return dataCounts{Incidents: n["incidents"], Alerts: n["alerts"], Entries: n["timeline"], Intents: n["intents"],
 		Pending: n["pending"], Requests: n["requests"], Unmatched: n["unmatched"], Kinds: n["kinds"], Resolved: n["resolved"],
-		Heartbeats: n["heartbeats"], ActionItems: n["action_items"], Postmortems: n["postmortems"], PostmortemVersions: n["postmortem_versions"]}, nil
+		Heartbeats: n["heartbeats"], ActionItems: n["action_items"], Postmortems: n["postmortems"], PostmortemVersions: n["postmortem_versions"], Checklists: n["checklists"]}, nil
 }

@@ -231,7 +231,7 @@ func TestMigrateBboltToPostgres(t *testing.T) {
 	if code := run(context.Background(), []string{"migrate", "--from", data, "--to-postgres", dsn}, noEnv, &out, &errOut); code != 0 {
 		t.Fatalf("migrate: exit %d\n%s%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"6 incidents", "1 idempotency records", "1 unmatched", "(1 resolved)", "1 heartbeats", "1 action items", "pending", "counts checked"} {
+	for _, want := range []string{"6 incidents", "1 idempotency records", "1 unmatched", "(1 resolved)", "1 heartbeats", "6 checklists", "1 action items", "pending", "counts checked"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("migrate said %q, want %q in it", out.String(), want)
 		}

@@ -25,6 +25,10 @@ type change struct {
 	created, acknowledged, resolved bool
 	// marked are the checklist steps this change marked, as marked.
 	marked []store.Step
+	// steps is the incident's checklist once read (stepsRead); a change
+	// to it (stepsChanged) is written by save.
+	steps                   []store.Step
+	stepsRead, stepsChanged bool
 }
 
 // event is one thing that happened to an incident that people are told.
@@ -111,8 +115,21 @@ func (ch *change) save() error {
 			return err
 		}
 	}
+	if err := ch.flushChecklist(); err != nil {
+		return err
+	}
 	ch.inc.UpdatedAt = ch.now
 	return ch.tx.PutIncident(ch.inc)
+}
+
+// flushChecklist writes the checklist when the change changed it, so that
+// what reads it from the transaction sees the change.
+func (ch *change) flushChecklist() error {
+	if !ch.stepsChanged {
+		return nil
+	}
+	ch.stepsChanged = false
+	return ch.tx.PutChecklist(ch.inc.ID, ch.steps)
 }
 
 func (ch *change) acknowledge(by string) error {

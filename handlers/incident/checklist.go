@@ -23,13 +23,13 @@ type StepView struct {
 	SinceStart *StepDuration `json:"since_start,omitempty"`
 }
 
-// checklistOf is the incident's checklist with each marked step timed.
-func checklistOf(inc *store.Incident) []StepView {
-	out := make([]StepView, 0, len(inc.Checklist))
-	for _, st := range inc.Checklist {
+// checklistOf is a checklist with each marked step timed from start.
+func checklistOf(start time.Time, steps []store.Step) []StepView {
+	out := make([]StepView, 0, len(steps))
+	for _, st := range steps {
 		v := StepView{Step: st}
 		if st.State != store.StepOpen {
-			v.SinceStart = since(inc.CreatedAt, st.At)
+			v.SinceStart = since(start, st.At)
 		}
 		out = append(out, v)
 	}
@@ -38,13 +38,26 @@ func checklistOf(inc *store.Incident) []StepView {
 
 // nextStep is the first open step of the checklist, or nil when every step
 // is marked.
-func nextStep(inc *store.Incident) *store.Step {
-	for i := range inc.Checklist {
-		if inc.Checklist[i].State == store.StepOpen {
-			return &inc.Checklist[i]
+func nextStep(steps []store.Step) *store.Step {
+	for i := range steps {
+		if steps[i].State == store.StepOpen {
+			return &steps[i]
 		}
 	}
 	return nil
+}
+
+// checklist is the incident's checklist, read once per change; what the
+// change does to it is written when the change is saved.
+func (ch *change) checklist() ([]store.Step, error) {
+	if !ch.stepsRead {
+		steps, err := ch.tx.Checklist(ch.inc.ID)
+		if err != nil {
+			return nil, err
+		}
+		ch.steps, ch.stepsRead = steps, true
+	}
+	return ch.steps, nil
 }
 
 // attachRunbooks attaches the runbooks the policy gives a new incident, by
@@ -57,7 +70,9 @@ func (ch *change) attachRunbooks() error {
 		if err := ch.record(store.KindChecklist, attachedText(r), "responder"); err != nil {
 			return err
 		}
-		ch.attach(r)
+		if err := ch.attach(r); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -67,9 +82,13 @@ func attachedText(r policy.Runbook) string {
 }
 
 // attach copies r's steps into the checklist, all open.
-func (ch *change) attach(r policy.Runbook) {
+func (ch *change) attach(r policy.Runbook) error {
+	if _, err := ch.checklist(); err != nil {
+		return err
+	}
+	ch.stepsChanged = true
 	for i, st := range r.Steps {
-		ch.inc.Checklist = append(ch.inc.Checklist, store.Step{
+		ch.steps = append(ch.steps, store.Step{
 			ID:      r.Name + "/" + strconv.Itoa(i+1),
 			Runbook: r.Name,
 			Text:    st.Text,
@@ -78,11 +97,12 @@ func (ch *change) attach(r policy.Runbook) {
 			State:   store.StepOpen,
 		})
 	}
+	return nil
 }
 
-// hasRunbook reports whether the runbook name is attached to inc.
-func hasRunbook(inc *store.Incident, name string) bool {
-	for _, st := range inc.Checklist {
+// hasRunbook reports whether the runbook name is in the checklist.
+func hasRunbook(steps []store.Step, name string) bool {
+	for _, st := range steps {
 		if st.Runbook == name {
 			return true
 		}
@@ -112,12 +132,18 @@ func (s *Service) AttachRunbook(ctx context.Context, id string, req RunbookReque
 		return nil, err
 	}
 	return s.changeIncident(ctx, id, func(ch *change) error {
-		if hasRunbook(ch.inc, r.Name) {
+		steps, err := ch.checklist()
+		if err != nil {
+			return err
+		}
+		if hasRunbook(steps, r.Name) {
 			return conflict("%s already has the runbook %s", ch.inc.ID, r.Name)
 		}
-		ch.attach(r)
+		if err := ch.attach(r); err != nil {
+			return err
+		}
 		text := attachedText(r) + " by " + by
-		if next := nextStep(ch.inc); next != nil {
+		if next := nextStep(ch.steps); next != nil {
 			text += "; next step: " + next.Text
 		}
 		return ch.announce(integrations.EventNote, store.KindChecklist, text, by)
@@ -184,12 +210,16 @@ func (s *Service) MarkStep(ctx context.Context, id string, req StepRequest, acto
 	}
 	reason := strings.TrimSpace(req.Reason)
 	return s.changeIncident(ctx, id, func(ch *change) error {
+		steps, err := ch.checklist()
+		if err != nil {
+			return err
+		}
 		st := ch.step(stepID)
 		switch {
-		case st == nil && len(ch.inc.Checklist) == 0:
+		case st == nil && len(steps) == 0:
 			return unprocessable("step", "step: %s has no checklist: attach a runbook first (%s)", ch.inc.ID, s.RunbookNames())
 		case st == nil:
-			return unprocessable("step", "step: %q is not a step of %s (its steps are %s)", integrations.Shorten(stepID, 64), ch.inc.ID, stepIDs(ch.inc))
+			return unprocessable("step", "step: %q is not a step of %s (its steps are %s)", integrations.Shorten(stepID, 64), ch.inc.ID, stepIDs(steps))
 		case st.State == req.State:
 			return conflict("step %s of %s is already %s", st.ID, ch.inc.ID, st.State)
 		}
@@ -197,21 +227,21 @@ func (s *Service) MarkStep(ctx context.Context, id string, req StepRequest, acto
 	})
 }
 
-// step is the checklist step with this id, or nil.
+// step is the step with this id of the checklist read, or nil.
 func (ch *change) step(id string) *store.Step {
-	for i := range ch.inc.Checklist {
-		if ch.inc.Checklist[i].ID == id {
-			return &ch.inc.Checklist[i]
+	for i := range ch.steps {
+		if ch.steps[i].ID == id {
+			return &ch.steps[i]
 		}
 	}
 	return nil
 }
 
 // stepIDs names the first and last step of each runbook, for a message.
-func stepIDs(inc *store.Incident) string {
+func stepIDs(steps []store.Step) string {
 	var parts []string
-	for i, st := range inc.Checklist {
-		if i+1 == len(inc.Checklist) || inc.Checklist[i+1].Runbook != st.Runbook {
+	for i, st := range steps {
+		if i+1 == len(steps) || steps[i+1].Runbook != st.Runbook {
 			parts = append(parts, st.Runbook+"/1.."+strings.TrimPrefix(st.ID, st.Runbook+"/"))
 		}
 	}
@@ -220,6 +250,7 @@ func stepIDs(inc *store.Incident) string {
 
 // mark sets a step's state and tells the timeline and the thread.
 func (ch *change) mark(st *store.Step, state, reason, by string) error {
+	ch.stepsChanged = true
 	st.State, st.By, st.Reason = state, by, reason
 	at := ch.now
 	st.At = &at
@@ -234,7 +265,7 @@ func (ch *change) mark(st *store.Step, state, reason, by string) error {
 		text = fmt.Sprintf("step %s %q open again (by %s): %s", st.ID, st.Text, by, reason)
 	}
 	ch.marked = append(ch.marked, *st)
-	if next := nextStep(ch.inc); next != nil {
+	if next := nextStep(ch.steps); next != nil {
 		text += "; next step: " + next.Text
 	} else {
 		text += "; every step of the checklist is marked"

@@ -41,11 +41,15 @@ func (s *Service) loadView(tx store.Tx, id string) (*View, error) {
 	if err != nil {
 		return nil, err
 	}
-	report, err := reportOf(tx, inc)
+	steps, err := tx.Checklist(inc.ID)
 	if err != nil {
 		return nil, err
 	}
-	v := &View{Incident: inc, Report: report, Checklist: checklistOf(inc)}
+	report, err := reportOf(tx, inc, steps)
+	if err != nil {
+		return nil, err
+	}
+	v := &View{Incident: inc, Report: report, Checklist: checklistOf(inc.CreatedAt, steps)}
 	if v.Alerts, err = tx.Alerts(id); err != nil {
 		return nil, err
 	}

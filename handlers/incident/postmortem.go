@@ -62,7 +62,10 @@ func (s *Service) draft(tx store.Tx, inc *store.Incident, items []store.ActionIt
 	if in.Alerts, err = tx.Alerts(inc.ID); err != nil {
 		return nil, err
 	}
-	if in.Report, err = reportOf(tx, inc); err != nil {
+	if in.Checklist, err = tx.Checklist(inc.ID); err != nil {
+		return nil, err
+	}
+	if in.Report, err = reportOf(tx, inc, in.Checklist); err != nil {
 		return nil, err
 	}
 	if in.Timeline, err = tx.Timeline(inc.ID); err != nil {
@@ -89,6 +92,7 @@ type postmortemInput struct {
 	// for a drill; nil: made from the incident alone.
 	Report      *Report
 	ActionItems []store.ActionItem
+	Checklist   []store.Step
 }
 
 // renderPostmortem writes the Markdown draft of in to w.
@@ -327,7 +331,7 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 	}
 
 	v.ActionItems = actionItemsSection(in.ActionItems)
-	for _, st := range checklistOf(inc) {
+	for _, st := range checklistOf(inc.CreatedAt, in.Checklist) {
 		c := pmCheck{StepCell: cell(st.ID), TextCell: cell(st.Text), StateCell: st.State, ByCell: cell(st.By), SinceCell: none, ReasonCell: cell(st.Reason)}
 		if st.SinceStart != nil {
 			c.SinceCell = st.SinceStart.Duration
@@ -338,7 +342,7 @@ func postmortemViewOf(in postmortemInput) postmortemView {
 	if inc.Drill {
 		r := in.Report
 		if r == nil {
-			r = buildReport(inc)
+			r = buildReport(inc, in.Checklist)
 		}
 		v.ComparedWith = r.ComparedWith
 		v.Report = []pmReport{

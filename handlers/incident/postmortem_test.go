@@ -30,7 +30,7 @@ func TestBuildReport(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := json.Marshal(buildReport(tc.inc))
+			got, err := json.Marshal(buildReport(tc.inc, nil))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -112,6 +112,9 @@ func (ch *change) savePostmortemDraft() error {
 	if err != nil {
 		return err
 	}
+	if err := ch.flushChecklist(); err != nil {
+		return err
+	}
 	md, err := ch.s.draft(ch.tx, ch.inc, items, ch.now)
 	if err != nil {
 		return err

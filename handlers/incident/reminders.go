@@ -188,7 +188,11 @@ func (s *Service) remind(ctx context.Context, id string, now time.Time) ([]strin
 			}
 			text += fmt.Sprintf("; %s updates are due every %s and the next is due now: post one at %s, even if nothing is new",
 				inc.Severity, shortDuration(d.interval), url)
-			if next := nextStep(inc); next != nil {
+			steps, err := ch.checklist()
+			if err != nil {
+				return err
+			}
+			if next := nextStep(steps); next != nil {
 				text += fmt.Sprintf("; next step of the checklist: %s (%s)", next.Text, next.ID)
 			}
 			if err := ch.remind(text, mention); err != nil {

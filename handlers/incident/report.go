@@ -85,7 +85,7 @@ func (d *StepDuration) compare(prevID string, prev *StepDuration) {
 // buildReport measures inc's process steps from its creation. It returns
 // nil only for a nil incident; an incident where nothing has happened yet
 // gets an empty report.
-func buildReport(inc *store.Incident) *Report {
+func buildReport(inc *store.Incident, steps []store.Step) *Report {
 	if inc == nil {
 		return nil
 	}
@@ -95,7 +95,7 @@ func buildReport(inc *store.Incident) *Report {
 		TimeToFirstUpdate: since(inc.CreatedAt, inc.FirstUpdateAt),
 		TimeToResolve:     since(inc.CreatedAt, inc.ResolvedAt),
 	}
-	for _, st := range inc.Checklist {
+	for _, st := range steps {
 		if d := since(inc.CreatedAt, st.At); d != nil && st.State != store.StepOpen {
 			r.Steps = append(r.Steps, StepTime{ID: st.ID, Runbook: st.Runbook, Text: st.Text, State: st.State, StepDuration: *d})
 		}
@@ -103,10 +103,10 @@ func buildReport(inc *store.Incident) *Report {
 	return r
 }
 
-// reportOf is inc's report; for a drill, compared with the drill of the
-// same scenario resolved last before it.
-func reportOf(tx store.Tx, inc *store.Incident) (*Report, error) {
-	r := buildReport(inc)
+// reportOf is inc's report, steps its checklist; for a drill, compared
+// with the drill of the same scenario resolved last before it.
+func reportOf(tx store.Tx, inc *store.Incident, steps []store.Step) (*Report, error) {
+	r := buildReport(inc, steps)
 	if r == nil || !inc.Drill || inc.Kind == "" {
 		return r, nil
 	}
@@ -118,8 +118,12 @@ func reportOf(tx store.Tx, inc *store.Incident) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the drill before %s: %w", inc.ID, err)
 	}
+	lastSteps, err := tx.Checklist(last.ID)
+	if err != nil {
+		return nil, err
+	}
 	r.PreviousDrills, r.ComparedWith = prev, last.ID
-	before := buildReport(last)
+	before := buildReport(last, lastSteps)
 	r.TimeToAcknowledge.compare(last.ID, before.TimeToAcknowledge)
 	r.TimeToRoles.compare(last.ID, before.TimeToRoles)
 	r.TimeToFirstUpdate.compare(last.ID, before.TimeToFirstUpdate)
@@ -127,9 +131,9 @@ func reportOf(tx store.Tx, inc *store.Incident) (*Report, error) {
 	// A step is the same when it is the same text of the same runbook,
 	// wherever the runbook has it now; only steps done in both compare.
 	done := map[[2]string]*StepDuration{}
-	for i, st := range last.Checklist {
+	for _, st := range lastSteps {
 		if st.State == store.StepDone {
-			done[[2]string{st.Runbook, st.Text}] = since(last.CreatedAt, last.Checklist[i].At)
+			done[[2]string{st.Runbook, st.Text}] = since(last.CreatedAt, st.At)
 		}
 	}
 	for i := range r.Steps {

@@ -48,8 +48,9 @@ var (
 	bucketActionsOpen = []byte("actions_open")        // action item number -> nothing, for the open ones
 	bucketPostmortems = []byte("postmortems")         // incident number -> store.Postmortem
 	bucketPMVersions  = []byte("postmortem_versions") // incident number + version -> store.PostmortemVersion
+	bucketChecklists  = []byte("checklists")          // incident number -> []store.Step
 	allBuckets        = [][]byte{bucketMeta, bucketIncidents, bucketOpen, bucketLatest, bucketAlerts, bucketTimeline, bucketUnmatched, bucketOutbox, bucketPending, bucketIntents, bucketKinds, bucketRequests, bucketHeartbeats, bucketResolved,
-		bucketActions, bucketActionsBy, bucketActionsOpen, bucketPostmortems, bucketPMVersions}
+		bucketActions, bucketActionsBy, bucketActionsOpen, bucketPostmortems, bucketPMVersions, bucketChecklists}
 )
 
 const schemaVersion = "1"
@@ -1121,4 +1122,34 @@ func (t *boltTx) PostmortemVersions(incidentID string) ([]store.PostmortemVersio
 		out = append(out, pv)
 	}
 	return out, nil
+}
+
+func (t *boltTx) Checklist(incidentID string) ([]store.Step, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	steps := []store.Step{}
+	if v := t.tx.Bucket(bucketChecklists).Get(u64key(n)); v != nil {
+		if err := json.Unmarshal(v, &steps); err != nil {
+			return nil, fmt.Errorf("decode checklist of %s: %w", incidentID, err)
+		}
+	}
+	return steps, nil
+}
+
+func (t *boltTx) PutChecklist(incidentID string, steps []store.Step) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("put checklist: %w", err)
+	}
+	v, err := json.Marshal(steps)
+	if err != nil {
+		return fmt.Errorf("encode checklist of %s: %w", incidentID, err)
+	}
+	t.wrote = true
+	if err := t.tx.Bucket(bucketChecklists).Put(u64key(n), v); err != nil {
+		return fmt.Errorf("put checklist of %s: %w", incidentID, err)
+	}
+	return nil
 }

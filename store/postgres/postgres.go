@@ -919,20 +919,20 @@ func (t *pgTx) SetActionItemCounter(last uint64) error {
 // to check a copy: incidents, alerts, timeline, intents, pending (intents),
 // requests, unmatched, kinds.
 func (db *DB) Counts(ctx context.Context) (map[string]int, error) {
-	var c [13]int
+	var c [14]int
 	err := db.pool.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM incidents), (SELECT count(*) FROM alerts), (SELECT count(*) FROM timeline),
 		(SELECT count(*) FROM intents), (SELECT count(*) FROM intents WHERE pending), (SELECT count(*) FROM requests),
 		(SELECT count(*) FROM unmatched), (SELECT count(*) FROM resolved_kinds), (SELECT count(*) FROM resolved_history),
 		(SELECT count(*) FROM heartbeats), (SELECT count(*) FROM action_items), (SELECT count(*) FROM postmortems),
-		(SELECT count(*) FROM postmortem_versions)`).
-		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &c[11], &c[12])
+		(SELECT count(*) FROM postmortem_versions), (SELECT count(*) FROM checklists)`).
+		Scan(&c[0], &c[1], &c[2], &c[3], &c[4], &c[5], &c[6], &c[7], &c[8], &c[9], &c[10], &c[11], &c[12], &c[13])
 	if err != nil {
 		return nil, unavailable("count rows", err)
 	}
 	return map[string]int{"incidents": c[0], "alerts": c[1], "timeline": c[2], "intents": c[3], "pending": c[4],
 		"requests": c[5], "unmatched": c[6], "kinds": c[7], "resolved": c[8], "heartbeats": c[9], "action_items": c[10],
-		"postmortems": c[11], "postmortem_versions": c[12]}, nil
+		"postmortems": c[11], "postmortem_versions": c[12], "checklists": c[13]}, nil
 }
 
 func (t *pgTx) Heartbeat(name string) (*store.Heartbeat, error) {
@@ -1080,4 +1080,35 @@ func (t *pgTx) PostmortemVersions(incidentID string) ([]store.PostmortemVersion,
 	}
 	return rowsOf[store.PostmortemVersion](t, "post-mortem versions of "+incidentID,
 		`SELECT doc FROM postmortem_versions WHERE incident = $1 ORDER BY version`, n)
+}
+
+func (t *pgTx) Checklist(incidentID string) ([]store.Step, error) {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return nil, err
+	}
+	steps, err := oneDoc[[]store.Step](t, "checklist of "+incidentID, `SELECT doc FROM checklists WHERE incident = $1`+t.lock(), n)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return []store.Step{}, nil
+	case err != nil:
+		return nil, err
+	}
+	return *steps, nil
+}
+
+func (t *pgTx) PutChecklist(incidentID string, steps []store.Step) error {
+	n, err := incidentNumber(incidentID)
+	if err != nil {
+		return fmt.Errorf("put checklist: %w", err)
+	}
+	doc, err := json.Marshal(steps)
+	if err != nil {
+		return fmt.Errorf("encode checklist of %s: %w", incidentID, err)
+	}
+	_, err = t.tx.Exec(t.ctx, `INSERT INTO checklists (incident, doc) VALUES ($1, $2) ON CONFLICT (incident) DO UPDATE SET doc = $2`, n, doc)
+	if err != nil {
+		return t.fail(fmt.Errorf("put checklist of %s: %w", incidentID, err))
+	}
+	return nil
 }

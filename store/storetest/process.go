@@ -159,3 +159,45 @@ func testPostmortems(t *testing.T, open Opener) {
 		return nil
 	})
 }
+
+// An incident's checklist is empty until written, is rewritten whole, is
+// kept apart from the incident document (rewriting the incident leaves it),
+// and survives a restart.
+func testChecklists(t *testing.T, open Opener) {
+	db := openWithIncidents(t, open, "INC-1", "INC-2")
+	View(t, db, func(tx store.Tx) error {
+		steps, err := tx.Checklist("INC-1")
+		if err != nil || steps == nil || len(steps) != 0 {
+			t.Errorf("Checklist before any = %#v, %v; want an empty list", steps, err)
+		}
+		return nil
+	})
+	at := T0.Add(5 * time.Minute)
+	steps := []store.Step{
+		{ID: "basic/1", Runbook: "basic", Text: "Determine the severity", State: store.StepDone, By: "maria", At: &at},
+		{ID: "basic/2", Runbook: "basic", Text: "Inform the team", Role: "comms", Link: "https://wiki.example/team", State: store.StepOpen},
+	}
+	Update(t, db, func(tx store.Tx) error { return tx.PutChecklist("INC-1", steps[:1]) })
+	Update(t, db, func(tx store.Tx) error { return tx.PutChecklist("INC-1", steps) })
+	Update(t, db, func(tx store.Tx) error {
+		return tx.PutIncident(NewIncident("INC-1", store.StatusAcknowledged, store.SourceManual, "INC-1"))
+	})
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = mustOpen(t, open)
+	View(t, db, func(tx store.Tx) error {
+		got, err := tx.Checklist("INC-1")
+		if err != nil || len(got) != 2 || got[0].By != "maria" || got[0].At == nil || !got[0].At.Equal(at) || got[1].Link != "https://wiki.example/team" ||
+			got[1].State != store.StepOpen {
+			t.Errorf("Checklist(INC-1) after a restart = %+v, %v", got, err)
+		}
+		if got, err := tx.Checklist("INC-2"); err != nil || len(got) != 0 {
+			t.Errorf("Checklist(INC-2) = %+v, %v", got, err)
+		}
+		if _, err := tx.Checklist("nonsense"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("Checklist of a bad id = %v, want ErrNotFound", err)
+		}
+		return nil
+	})
+}

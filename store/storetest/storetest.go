@@ -48,6 +48,7 @@ func RunSuite(t *testing.T, newOpener func(t *testing.T) Opener) {
 		{"ResolvedOfKind", testResolvedOfKind},
 		{"ResolvedBefore", testResolvedBefore},
 		{"Heartbeats", testHeartbeats},
+		{"Checklists", testChecklists},
 		{"ActionItems", testActionItems},
 		{"Postmortems", testPostmortems},
 	}
