@@ -616,9 +616,18 @@ func (s *Server) actionAddForm(c echo.Context) error {
 // actionForm changes an action item's state: the button pressed is the
 // state.
 func (s *Server) actionForm(c echo.Context) error {
-	state := postValue(c, "state")
-	_, err := s.incidents.UpdateActionItem(c.Request().Context(), c.Param("aid"), incident.ActionUpdate{State: &state,
-		Reason: postValue(c, "reason"), By: postValue(c, "by")}, tokenName(c))
+	ctx := c.Request().Context()
+	// The page of one incident changes that incident's items only.
+	a, err := s.incidents.ActionItem(ctx, c.Param("aid"))
+	if err == nil && a.IncidentID != c.Param("id") {
+		err = &incident.Error{Kind: incident.NotFound, Msg: fmt.Sprintf("action item %s belongs to %s, not %s", a.ID, a.IncidentID,
+			integrations.Shorten(c.Param("id"), 64))}
+	}
+	if err == nil {
+		state := postValue(c, "state")
+		_, err = s.incidents.UpdateActionItem(ctx, a.ID, incident.ActionUpdate{State: &state, Reason: postValue(c, "reason"),
+			By: postValue(c, "by")}, tokenName(c))
+	}
 	return s.formDone(c, "action", err)
 }
 
