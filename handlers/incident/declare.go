@@ -382,3 +382,22 @@ func (s *Service) changeIncident(ctx context.Context, id string, fn func(ch *cha
 
 // timeFormat is how times appear in messages: RFC 3339 in UTC.
 const timeFormat = "2006-01-02T15:04:05Z07:00"
+
+// InChannel lists the open incidents whose Slack thread is in the channel
+// (its ID), newest first: the incidents a command typed there is about.
+func (s *Service) InChannel(ctx context.Context, channelID string) ([]store.Incident, error) {
+	var out []store.Incident
+	err := s.store.View(ctx, func(tx store.Tx) error {
+		open, err := tx.OpenIncidents()
+		if err != nil {
+			return err
+		}
+		for _, inc := range open {
+			if inc.SlackChannel == channelID && channelID != "" {
+				out = append(out, inc)
+			}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -11,6 +11,7 @@ package incident
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -125,14 +126,46 @@ type txn struct {
 	changes []*change
 }
 
+// onceKey is the context key of Once.
+type onceKey struct{}
+
+// Once marks the writes made with ctx as the action of one delivery that
+// its sender may deliver again (a Slack interaction retried, an envelope
+// re-sent): the first write records key in its own transaction, and a
+// write that finds key recorded (within IdempotencyWindow) does nothing
+// and returns ErrAlreadyDone. An action that writes more than once must
+// use a key per write.
+func Once(ctx context.Context, key string) context.Context {
+	return context.WithValue(ctx, onceKey{}, key)
+}
+
+// ErrAlreadyDone: the delivery marked by Once was acted on before.
+var ErrAlreadyDone = errors.New("already done: this delivery was acted on before")
+
 // write runs fn in one durable transaction (the incident changes and the
 // intents they cause), then counts what the committed run of fn did and
 // kicks the dispatcher. It never waits on a vendor.
 func (s *Service) write(ctx context.Context, fn func(tx *txn) error) error {
 	var last *txn // the run of fn that committed (fn may run more than once)
+	once, _ := ctx.Value(onceKey{}).(string)
 	err := s.store.Update(ctx, func(tx store.Tx) error {
 		last = &txn{Tx: tx}
-		return fn(last)
+		if once != "" {
+			prev, err := tx.Request(once)
+			switch {
+			case err == nil && s.now().Sub(prev.At) <= IdempotencyWindow:
+				return ErrAlreadyDone
+			case err != nil && !errors.Is(err, store.ErrNotFound):
+				return err
+			}
+		}
+		if err := fn(last); err != nil {
+			return err
+		}
+		if once != "" {
+			return tx.PutRequest(once, store.Request{At: s.now(), Digest: "once"})
+		}
+		return nil
 	})
 	if err != nil {
 		return err
@@ -156,6 +189,9 @@ func URL(publicURL, id string) string {
 func APIURL(publicURL, id string) string {
 	return strings.TrimRight(publicURL, "/") + "/api/v1/incidents/" + id
 }
+
+// ExternalURL is where people reach this daemon (http.public_url).
+func (s *Service) ExternalURL() string { return s.cfg.ExternalURL }
 
 // url is the incident's page under the configured public URL.
 func (s *Service) url(id string) string { return URL(s.cfg.ExternalURL, id) }

@@ -90,18 +90,22 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("slack config: %w", errors.Join(problems...))
 	}
 
+	return &Notifier{api: client(cfg), clock: cfg.Clock, ids: map[string]string{}}, nil
+}
+
+// client is the slack-go client of a checked cfg: our HTTP client (with a
+// timeout, never following a redirect), the answers recorded.
+func client(cfg Config) *slackgo.Client {
 	hc := &http.Client{Timeout: DefaultTimeout}
 	if cfg.HTTPClient != nil {
 		c := *cfg.HTTPClient
 		hc = &c
 	}
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-	api := slackgo.New(cfg.Token,
+	return slackgo.New(cfg.Token,
 		slackgo.OptionAPIURL(cfg.APIURL),
 		slackgo.OptionHTTPClient(answerRecorder{client: hc}),
 	)
-	return &Notifier{api: api, clock: cfg.Clock, ids: map[string]string{}}, nil
 }
 
 func checkToken(tok string) error {

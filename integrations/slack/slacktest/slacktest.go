@@ -102,6 +102,7 @@ type Server struct {
 	posts     []Post
 	requests  int
 	reads     int
+	app       appState // what interactivity calls read and leave
 }
 
 type channel struct {
@@ -344,6 +345,9 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request, at time.Time) ti
 	case method == MethodPostMessage, method == MethodUpdate, method == MethodHistory, method == MethodReplies, method == MethodList:
 	case method == MethodPermalink:
 		s.permalink(w, r)
+		return 0
+	case appMethods[method]:
+		s.appCall(w, r, method)
 		return 0
 	default:
 		answer(w, map[string]any{"ok": false, "error": "unknown_method"})

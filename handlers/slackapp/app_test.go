@@ -1,0 +1,325 @@
+package slackapp_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/responder-sre/responder/configs"
+	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/handlers/slackapp"
+	"github.com/responder-sre/responder/integrations/slack"
+	"github.com/responder-sre/responder/integrations/slack/slacktest"
+	"github.com/responder-sre/responder/store"
+	"github.com/responder-sre/responder/store/bolt"
+)
+
+const (
+	botToken = "xoxb-slackapp-test"
+	secret   = "8f742231b10e8888abcd99yyyzzz85a5"
+	team     = "T0001"
+)
+
+// env is the Slack front door over HTTP on a real service and bbolt file,
+// Slack's Web API faked on loopback.
+type env struct {
+	t      *testing.T
+	db     *bolt.DB
+	svc    *incident.Service
+	slack  *slacktest.Server
+	srv    *httptest.Server
+	now    atomic.Int64
+	prefix int // trigger ids
+}
+
+func newEnv(t *testing.T, cfg slackapp.Config) *env {
+	t.Helper()
+	e := &env{t: t}
+	e.now.Store(time.Date(2026, 12, 2, 3, 0, 0, 0, time.UTC).UnixNano())
+	clock := func() time.Time { return time.Unix(0, e.now.Load()).UTC() }
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "responder.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	e.db = db
+	c, err := configs.Parse(configs.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := c.BuildPolicy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.svc = incident.New(incident.Config{ExternalURL: "http://127.0.0.1:9095"}, incident.Deps{Store: db, Policy: pol, Log: zerolog.Nop(), Now: clock})
+	e.slack = slacktest.New(botToken)
+	t.Cleanup(e.slack.Close)
+	e.slack.AddUser("U1", "Maria Schulz")
+	e.slack.AddUser("U2", "Dev Patel")
+	api, err := slack.NewApp(slack.Config{Token: botToken, APIURL: e.slack.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Teams) == 0 {
+		cfg.Teams = []string{team}
+	}
+	app := slackapp.New(cfg, e.svc, api, zerolog.Nop(), clock)
+	h := &slackapp.HTTP{App: app, Secret: secret}
+	e.srv = httptest.NewServer(http.HandlerFunc(h.Commands))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+// sign signs body as Slack does, at ts.
+func sign(body string, ts int64, key string) string {
+	mac := hmac.New(sha256.New, []byte(key))
+	_, _ = fmt.Fprintf(mac, "v0:%d:%s", ts, body)
+	return "v0=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+type answer struct {
+	status int
+	body   string
+	text   string // the ephemeral reply
+}
+
+// post sends a signed slash command; header adds or overrides headers.
+func (e *env) post(form url.Values, header ...string) answer {
+	e.t.Helper()
+	body := form.Encode()
+	ts := time.Now().Unix()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL, strings.NewReader(body))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("X-Slack-Signature", sign(body, ts, secret))
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	a := answer{status: resp.StatusCode, body: string(b)}
+	var v struct {
+		ResponseType string `json:"response_type"`
+		Text         string `json:"text"`
+	}
+	if len(b) > 0 && resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(b, &v); err != nil || v.ResponseType != "ephemeral" {
+			e.t.Errorf("answer %q is not an ephemeral reply", b)
+		}
+		a.text = v.Text
+	}
+	return a
+}
+
+// command types text as user in channel, with a new trigger.
+func (e *env) command(user, channel, text string) answer {
+	e.t.Helper()
+	e.prefix++
+	return e.post(e.form(user, channel, text, fmt.Sprintf("trig-%d", e.prefix)))
+}
+
+func (e *env) form(user, channel, text, trigger string) url.Values {
+	return url.Values{"team_id": {team}, "user_id": {user}, "channel_id": {channel}, "command": {"/incident"},
+		"text": {text}, "trigger_id": {trigger}, "response_url": {"https://hooks.slack.invalid/x"}}
+}
+
+func (e *env) incident(id string) *incident.View {
+	e.t.Helper()
+	v, err := e.svc.Get(context.Background(), id)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return v
+}
+
+// announced records the incident's root message as posted in channel, as
+// the dispatcher does once Slack answers.
+func (e *env) announced(id, channel string) {
+	e.t.Helper()
+	err := e.db.Update(context.Background(), func(tx store.Tx) error {
+		inc, err := tx.Incident(id)
+		if err != nil {
+			return err
+		}
+		inc.SlackChannel, inc.SlackTS = channel, "1700000000.000100"
+		return tx.PutIncident(inc)
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) count() int {
+	e.t.Helper()
+	page, err := e.svc.List(context.Background(), incident.ListQuery{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return len(page.Incidents)
+}
+
+// The slash command declares, acknowledges, staffs, updates, raises and
+// resolves, acting as the Slack user by name; refusals answer the person
+// with the service's message and write nothing.
+func TestSlashCommand(t *testing.T) {
+	e := newEnv(t, slackapp.Config{})
+	a := e.command("U1", "C1", "declare S2 Checkout returns 500")
+	if a.status != http.StatusOK || !strings.HasPrefix(a.text, "Declared INC-1 (S2): Checkout returns 500. http://127.0.0.1:9095/incidents/INC-1") {
+		t.Fatalf("declare: %d %q", a.status, a.body)
+	}
+	if v := e.incident("INC-1"); v.DeclaredBy != "Maria Schulz (Slack)" || v.Severity != "S2" {
+		t.Errorf("declared %+v", v.Incident)
+	}
+
+	if a := e.command("U1", "C1", "ack"); !strings.Contains(a.text, "No open incident has its thread in this channel") {
+		t.Errorf("ack before the thread exists: %q", a.text)
+	}
+	e.announced("INC-1", "C1")
+	if a := e.command("U1", "C1", "ack"); !strings.HasPrefix(a.text, "Done. INC-1 (S2, acknowledged): Checkout returns 500") {
+		t.Errorf("ack: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "ack"); !strings.HasPrefix(a.text, "Not done: INC-1 was already acknowledged by Maria Schulz (Slack)") {
+		t.Errorf("ack again: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "roles <@U1|maria> <@U1|maria>"); !strings.Contains(a.text, "different people") {
+		t.Errorf("the same person twice: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "roles <@U1|maria> <@U2|dev>"); !strings.Contains(a.text, "Recovery lead Maria Schulz, comms lead Dev Patel") {
+		t.Errorf("roles: %q", a.text)
+	}
+	if a := e.command("U2", "C1", "update rolled back the deploy eta 30m"); !strings.Contains(a.text, "ETA 2026-12-02 03:30 UTC") {
+		t.Errorf("update: %q", a.text)
+	}
+	if a := e.command("U2", "C1", "update still broken eta yesterday"); !strings.Contains(a.text, `Not done: eta: "yesterday" is not a time`) {
+		t.Errorf("update with a bad ETA: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "sev INC-1 S1 every checkout fails"); !strings.HasPrefix(a.text, "Done. INC-1 (S1, acknowledged)") {
+		t.Errorf("sev: %q", a.text)
+	}
+	if a := e.command("U1", "C9", "status INC-1"); !strings.Contains(a.text, "Next step: Determine the severity") {
+		t.Errorf("status from another channel, naming it: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "resolve rolled back 2.41.4"); !strings.HasPrefix(a.text, "Done. INC-1 (S1, resolved)") {
+		t.Errorf("resolve: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "help"); !strings.Contains(a.text, "`/incident declare [S1-S4] title`") {
+		t.Errorf("help: %q", a.text)
+	}
+	if a := e.command("U1", "C1", "reboot"); !strings.Contains(a.text, `"reboot" is not a command`) {
+		t.Errorf("unknown verb: %q", a.text)
+	}
+	var by []string
+	for _, en := range e.incident("INC-1").Timeline {
+		if en.By != "" && en.By != "responder" {
+			by = append(by, en.Kind+" "+en.By)
+		}
+	}
+	want := []string{"declared Maria Schulz (Slack)", "acknowledged Maria Schulz (Slack)", "roles Maria Schulz (Slack)", "update Dev Patel (Slack)",
+		"severity_raised Maria Schulz (Slack)", "resolved Maria Schulz (Slack)"}
+	if strings.Join(by, ", ") != strings.Join(want, ", ") {
+		t.Errorf("timeline by:\n%s\nwant:\n%s", strings.Join(by, "\n"), strings.Join(want, "\n"))
+	}
+	if n := e.slack.UserReads(); n != 2 {
+		t.Errorf("users.info read %d times, want once per user", n)
+	}
+}
+
+// A delivery Slack sends again (the same trigger, X-Slack-Retry-Num) acts
+// once; a request without a good, fresh signature is refused before it is
+// read, and acts not at all.
+func TestSlackRequestsAreVerifiedAndActOnce(t *testing.T) {
+	e := newEnv(t, slackapp.Config{})
+	form := e.form("U1", "C1", "declare S3 Disk full on db-2", "trig-once")
+	if a := e.post(form); !strings.HasPrefix(a.text, "Declared INC-1") {
+		t.Fatalf("first delivery: %q", a.body)
+	}
+	if a := e.post(form, "X-Slack-Retry-Num", "1", "X-Slack-Retry-Reason", "http_timeout"); a.status != http.StatusOK || a.body != "" {
+		t.Errorf("a retry: %d %q, want 200 and nothing more", a.status, a.body)
+	}
+	if n := e.count(); n != 1 {
+		t.Errorf("%d incidents after a retried declaration, want 1", n)
+	}
+
+	body := e.form("U1", "C1", "declare S1 forged", "trig-forged").Encode()
+	ts := time.Now().Unix()
+	for _, tc := range []struct {
+		name   string
+		header map[string]string
+		status int
+		says   string
+	}{
+		{"no signature", map[string]string{"X-Slack-Request-Timestamp": strconv.FormatInt(ts, 10)}, http.StatusUnauthorized, "required"},
+		{"wrong secret", map[string]string{"X-Slack-Request-Timestamp": strconv.FormatInt(ts, 10), "X-Slack-Signature": sign(body, ts, "another-secret")}, http.StatusUnauthorized, "does not match"},
+		{"stale", map[string]string{"X-Slack-Request-Timestamp": strconv.FormatInt(ts-600, 10), "X-Slack-Signature": sign(body, ts-600, secret)}, http.StatusUnauthorized, "five minutes"},
+		{"body changed", map[string]string{"X-Slack-Request-Timestamp": strconv.FormatInt(ts, 10), "X-Slack-Signature": sign(strings.Replace(body, "forged", "other", 1), ts, secret)}, http.StatusUnauthorized, "does not match"},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range tc.header {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.status || !strings.Contains(string(b), tc.says) || strings.Contains(string(b), secret) {
+			t.Errorf("%s: %d %s, want %d saying %q", tc.name, resp.StatusCode, b, tc.status, tc.says)
+		}
+	}
+	if n := e.count(); n != 1 {
+		t.Errorf("%d incidents after refused requests, want 1", n)
+	}
+}
+
+// Only the configured workspace acts, and, when listed, only members of
+// the channels or user groups; a refused person is told why and nothing
+// is written.
+func TestWhoMayAct(t *testing.T) {
+	e := newEnv(t, slackapp.Config{Channels: []string{"CSRE"}, UserGroups: []string{"SONCALL"}})
+	e.slack.SetMembers("CSRE", "U1")
+	e.slack.SetGroup("SONCALL", "U3")
+	e.slack.AddUser("U3", "Ana Lima")
+	e.slack.AddUser("U4", "Eve Stranger")
+
+	form := e.form("U1", "C1", "declare S3 from another workspace", "trig-team")
+	form.Set("team_id", "T0BAD")
+	if a := e.post(form); !strings.Contains(a.text, "this Slack workspace is not allowed") {
+		t.Errorf("another workspace: %q", a.text)
+	}
+	if a := e.command("U4", "C1", "declare S3 from a stranger"); !strings.Contains(a.text, "only members of <#CSRE> or <!subteam^SONCALL> may act") {
+		t.Errorf("a stranger: %q", a.text)
+	}
+	if n := e.count(); n != 0 {
+		t.Fatalf("refused people opened %d incidents", n)
+	}
+	if a := e.command("U1", "C1", "declare S3 by a channel member"); !strings.HasPrefix(a.text, "Declared INC-1") {
+		t.Errorf("a member of the channel: %q", a.text)
+	}
+	if a := e.command("U3", "C1", "declare S3 by a group member"); !strings.HasPrefix(a.text, "Declared INC-2") {
+		t.Errorf("a member of the group: %q", a.text)
+	}
+}
