@@ -299,8 +299,30 @@ type SlackConfig struct {
 	CustomerChannel  string            `yaml:"customer_channel"`
 	RatePerSecond    float64           `yaml:"rate_per_second"`
 	Burst            int               `yaml:"burst"`
+	// Interactivity makes Slack a front door: the slash command (and the
+	// buttons of the root message) act on incidents.
+	Interactivity *SlackInteractivity `yaml:"interactivity"`
 
 	tokenFromFile bool
+}
+
+// SlackInteractivity is how Slack reaches Responder and who may act.
+type SlackInteractivity struct {
+	// Mode is socket (Responder opens a websocket with the app-level
+	// token: no ingress needed) or http (Slack posts to the request URLs,
+	// signed with the signing secret).
+	Mode              string `yaml:"mode"`
+	AppToken          Secret `yaml:"app_token"`
+	AppTokenFile      string `yaml:"app_token_file"`
+	SigningSecret     Secret `yaml:"signing_secret"`
+	SigningSecretFile string `yaml:"signing_secret_file"`
+	// Command is the slash command's name (default /incident).
+	Command           string   `yaml:"command"`
+	AllowedTeams      []string `yaml:"allowed_teams"`
+	AllowedChannels   []string `yaml:"allowed_channels"`
+	AllowedUserGroups []string `yaml:"allowed_user_groups"`
+
+	appTokenFromFile, secretFromFile bool
 }
 
 // EmailConfig sends mail over SMTP.
@@ -487,6 +509,10 @@ func (c *Config) Secrets() []string {
 	n := c.Notifications
 	if n.Slack != nil {
 		add(n.Slack.Token)
+		if i := n.Slack.Interactivity; i != nil {
+			add(i.AppToken)
+			add(i.SigningSecret)
+		}
 	}
 	// Beside a secret, the pair it travels in, which a server may echo
 	// base64-encoded (the redactor searches every secret in base64 too):

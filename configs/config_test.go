@@ -148,6 +148,17 @@ var badFiles = []struct {
 		"drills.schedule[1].scenario",
 		"drills.schedule[1].time_zone",
 	}},
+	{file: "bad-slack-interactivity.yml", want: []string{
+		"notifications.slack.interactivity.allowed_channels[0]",
+		"notifications.slack.interactivity.allowed_teams",
+		"notifications.slack.interactivity.allowed_user_groups[0]",
+		"notifications.slack.interactivity.command",
+		"notifications.slack.interactivity.mode",
+	}},
+	{file: "bad-slack-socket-token.yml", want: []string{
+		"notifications.slack.interactivity.allowed_teams[0]",
+		"notifications.slack.interactivity.app_token",
+	}},
 	{file: "bad-runbooks.yml", want: []string{
 		"runbooks[0].matchers[0]",
 		"runbooks[0].scenarios[0]",
@@ -825,7 +836,9 @@ func TestExampleShowsEveryOption(t *testing.T) {
 		"notifications.opsgenie.api_key_file": true, "notifications.opsgenie.responder.id": true,
 		"notifications.pagerduty.routing_key_file": true, "notifications.pagerduty.rest.token_file": true,
 		"notifications.pagerduty.webhook_secret_file": true, "store.postgres.dsn_file": true,
-		"notifications.jsm.api_key_file": true, "notifications.jsm.responder.id": true, "notifications.jsm.rest.api_token_file": true,
+		"notifications.slack.interactivity.app_token_file": true, "notifications.slack.interactivity.signing_secret": true,
+		"notifications.slack.interactivity.signing_secret_file": true,
+		"notifications.jsm.api_key_file":                        true, "notifications.jsm.responder.id": true, "notifications.jsm.rest.api_token_file": true,
 		"notifications.zoom.api": true, "notifications.zoom.api.account_id": true,
 		"notifications.zoom.api.client_id": true, "notifications.zoom.api.client_secret": true,
 		"notifications.zoom.api.client_secret_file": true, "notifications.zoom.api.token_url": true,

@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -51,6 +52,9 @@ func (n *NotificationsConfig) applyDefaults() {
 		setDefault(&s.APIURL, DefaultSlackAPIURL)
 		setDefault(&s.RatePerSecond, 1)
 		setDefault(&s.Burst, 1)
+		if i := s.Interactivity; i != nil {
+			setDefault(&i.Command, "/incident")
+		}
 	}
 	if e := n.Email; e != nil {
 		setDefault(&e.TLS, "mandatory")
@@ -256,6 +260,52 @@ func (s *SlackConfig) validate(p *Problems, path string) {
 	}
 	if s.Burst < 1 || s.Burst > 10 {
 		p.addf(path+".burst", "must be 1 to 10, got %d", s.Burst)
+	}
+	if i := s.Interactivity; i != nil {
+		i.validate(p, path+".interactivity")
+	}
+}
+
+// Slack's ID shapes: a workspace (T...), a channel (C... or G...), a user
+// group (S...).
+var (
+	slackTeamID    = regexp.MustCompile(`^T[A-Z0-9]{2,}$`)
+	slackChannelID = regexp.MustCompile(`^[CG][A-Z0-9]{2,}$`)
+	slackGroupID   = regexp.MustCompile(`^S[A-Z0-9]{2,}$`)
+)
+
+func (i *SlackInteractivity) validate(p *Problems, path string) {
+	switch i.Mode {
+	case "socket":
+		resolveSecret(p, path, "app_token", &i.AppToken, i.AppTokenFile, &i.appTokenFromFile, true)
+		if i.AppToken != "" && !strings.HasPrefix(i.AppToken.Value(), "xapp-") {
+			p.addf(path+".app_token", "is not an app-level token (xapp-...): create one with connections:write under Basic Information")
+		}
+	case "http":
+		resolveSecret(p, path, "signing_secret", &i.SigningSecret, i.SigningSecretFile, &i.secretFromFile, true)
+	default:
+		p.addf(path+".mode", "%q: want socket (Responder connects out; no ingress) or http (Slack posts to the request URLs)", i.Mode)
+	}
+	if !strings.HasPrefix(i.Command, "/") || strings.ContainsAny(i.Command, " \t") || len(i.Command) < 2 {
+		p.addf(path+".command", "%q: a slash command's name, such as /incident", i.Command)
+	}
+	if len(i.AllowedTeams) == 0 {
+		p.addf(path+".allowed_teams", "required: the workspace IDs (T...) whose users may act; anyone else is refused")
+	}
+	for j, id := range i.AllowedTeams {
+		if !slackTeamID.MatchString(id) {
+			p.addf(fmt.Sprintf("%s.allowed_teams[%d]", path, j), "%q is not a workspace ID (T...)", id)
+		}
+	}
+	for j, id := range i.AllowedChannels {
+		if !slackChannelID.MatchString(id) {
+			p.addf(fmt.Sprintf("%s.allowed_channels[%d]", path, j), "%q is not a channel ID (C... or G...): give IDs, not names", id)
+		}
+	}
+	for j, id := range i.AllowedUserGroups {
+		if !slackGroupID.MatchString(id) {
+			p.addf(fmt.Sprintf("%s.allowed_user_groups[%d]", path, j), "%q is not a user group ID (S...)", id)
+		}
 	}
 }
 

@@ -89,6 +89,10 @@ type Deps struct {
 	// Sessions keeps the web sessions' signing key and logouts where every
 	// replica sees them (store/postgres); nil: in this process only.
 	Sessions Sessions
+	// SlackCommands serves the slash command's request URL (Slack's
+	// interactivity in http mode), verifying Slack's signature itself; nil
+	// when Slack is not a front door over HTTP.
+	SlackCommands http.Handler
 }
 
 // Sessions is what web sessions need to work across replicas behind a load
@@ -122,8 +126,9 @@ type Server struct {
 	// sessionKey signs the web pages' session cookies; pages are their
 	// templates.
 	sessionKey []byte
-	revoked    revocations // sessions logged out, in this process
-	sessions   Sessions    // or where every replica sees them
+	revoked    revocations  // sessions logged out, in this process
+	sessions   Sessions     // or where every replica sees them
+	slack      http.Handler // the slash command's request URL; nil when off
 
 	pages pages
 	// redactor removes secrets from what people are shown.
@@ -155,6 +160,7 @@ func New(cfg Config, d Deps) *Server {
 
 		sessionKey: cfg.SessionKey,
 		sessions:   d.Sessions,
+		slack:      d.SlackCommands,
 		redactor:   integrations.NewRedactor(cfg.Secrets),
 	}
 	if len(s.sessionKey) == 0 {
@@ -207,6 +213,11 @@ func New(cfg Config, d Deps) *Server {
 	// PagerDuty signs its webhooks and sends no bearer token: the
 	// signature is the authentication.
 	api.POST("/alerts/pagerduty", s.postPagerDuty, admit)
+	if s.slack != nil {
+		// Signed by Slack with the app's signing secret, checked on the
+		// raw body before anything is read: no bearer token.
+		api.POST("/slack/commands", echo.WrapHandler(s.slack), admit)
+	}
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))
 	api.GET("/incidents/:id", s.get, s.auth(ScopeRead))

@@ -25,6 +25,7 @@ import (
 	"github.com/responder-sre/responder/configs"
 	"github.com/responder-sre/responder/handlers"
 	"github.com/responder-sre/responder/handlers/incident"
+	"github.com/responder-sre/responder/handlers/slackapp"
 	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/integrations/email"
 	"github.com/responder-sre/responder/integrations/opsgenie"
@@ -186,6 +187,17 @@ type built struct {
 	clock     integrations.Clock      // how messages show times: UTC, display.time_zone beside
 	previews  []integrations.Preview  // what the log notifier shows each vendor would receive
 	tls       *tls.Config             // nil: plain HTTP
+	slack     *slackFront             // Slack as a front door; nil when off
+}
+
+// slackFront is Slack's interactivity as configured: how Slack reaches
+// the daemon and who may act.
+type slackFront struct {
+	mode     string // socket or http
+	appToken string // socket
+	secret   string // http
+	api      slack.Config
+	app      slackapp.Config
 }
 
 // buildNotifications builds the configured vendor notifiers and the routes
@@ -213,6 +225,16 @@ func buildNotifications(b *built) error {
 		b.notifiers = append(b.notifiers, sn)
 		r.Slack = &incident.SlackRoutes{Channel: s.Channel, BySeverity: s.SeverityChannels, ByTeam: s.TeamChannels, Customer: s.CustomerChannel}
 		b.dispatch.SlackRate, b.dispatch.SlackBurst = s.RatePerSecond, s.Burst
+		if i := s.Interactivity; i != nil {
+			f := &slackFront{mode: i.Mode, appToken: i.AppToken.Value(), secret: i.SigningSecret.Value(), api: sc,
+				app: slackapp.Config{Command: i.Command, Teams: i.AllowedTeams, Channels: i.AllowedChannels, UserGroups: i.AllowedUserGroups}}
+			if f.mode == "socket" {
+				if _, err := slack.NewSocket(sc, f.appToken); err != nil { // the same checks serve makes
+					return fmt.Errorf("notifications.slack.interactivity: %w", err)
+				}
+			}
+			b.slack = f
+		}
 	}
 	if e := n.Email; e != nil {
 		ec := e.Build()
@@ -379,6 +401,14 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 
 	svc := incident.New(b.incidents, incident.Deps{Store: db, Policy: b.policy, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
 	deps := handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg}
+	if f := b.slack; f != nil {
+		stop, err := serveSlack(ctx, f, svc, log, cfg.HTTP.BodyLimitBytes, &deps)
+		if err != nil {
+			return err
+		}
+		// Stops with the HTTP server, before the store closes.
+		defer stop()
+	}
 	if shared, ok := db.(handlers.Sessions); ok {
 		// Replicas: one session key for all, logouts seen by all.
 		key, err := shared.SessionKey(ctx)
@@ -500,4 +530,34 @@ func openStore(ctx context.Context, cfg *configs.Config, busy func() bool) (db s
 		return nil, "", err
 	}
 	return bdb, path, nil
+}
+
+// serveSlack makes Slack a front door: over HTTP it gives the handlers the
+// slash command's request URL; over Socket Mode it runs the connection
+// until the returned stop is called.
+func serveSlack(ctx context.Context, f *slackFront, svc *incident.Service, log zerolog.Logger, bodyLimit int64, deps *handlers.Deps) (stop func(), err error) {
+	api, err := slack.NewApp(f.api)
+	if err != nil {
+		return nil, fmt.Errorf("notifications.slack.interactivity: %w", err)
+	}
+	app := slackapp.New(f.app, svc, api, log, time.Now)
+	if f.mode == "http" {
+		deps.SlackCommands = http.HandlerFunc((&slackapp.HTTP{App: app, Secret: f.secret, BodyLimit: bodyLimit}).Commands)
+		log.Info().Str("command", f.app.Command).Msg("slack interactivity: slash command at /api/v1/slack/commands")
+		return func() {}, nil
+	}
+	client, err := slack.NewSocket(f.api, f.appToken)
+	if err != nil {
+		return nil, fmt.Errorf("notifications.slack.interactivity: %w", err)
+	}
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		if err := (&slackapp.Socket{App: app, Client: client}).Run(sctx); err != nil {
+			log.Error().Err(err).Msg("slack socket mode stopped")
+		}
+		close(done)
+	}()
+	log.Info().Str("command", f.app.Command).Msg("slack interactivity: socket mode")
+	return func() { cancel(); <-done }, nil
 }

@@ -323,3 +323,88 @@ func TestWhoMayAct(t *testing.T) {
 		t.Errorf("a member of the group: %q", a.text)
 	}
 }
+
+// Over Socket Mode: Responder connects with the app-level token, answers
+// each envelope within Slack's 3 s with the reply as the acknowledgement's
+// payload, acts once on an envelope Slack sends again, and connects again
+// by itself when Slack drops the connection.
+func TestSocketMode(t *testing.T) {
+	e := newEnv(t, slackapp.Config{})
+	const appToken = "xapp-1-A0TEST-1234-abcdef"
+	e.slack.EnableSocketMode(appToken)
+	client, err := slack.NewSocket(slack.Config{Token: botToken, APIURL: e.slack.URL()}, appToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := slack.NewApp(slack.Config{Token: botToken, APIURL: e.slack.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := slackapp.New(slackapp.Config{Teams: []string{team}}, e.svc, api, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&slackapp.Socket{App: app, Client: client}).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the socket runner: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("the socket runner did not stop")
+		}
+	})
+	waitFor(t, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
+
+	command := func(text, trigger, envelope string, retry int) (*slacktest.Ack, string) {
+		t.Helper()
+		payload := map[string]string{"team_id": team, "user_id": "U1", "channel_id": "C1", "command": "/incident", "text": text, "trigger_id": trigger}
+		id, err := e.slack.Envelope("slash_commands", payload, envelope, retry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ack, err := e.slack.WaitAck(id, retry+1, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reply struct {
+			ResponseType string `json:"response_type"`
+			Text         string `json:"text"`
+		}
+		if len(ack.Payload) > 0 && string(ack.Payload) != "null" {
+			if err := json.Unmarshal(ack.Payload, &reply); err != nil || reply.ResponseType != "ephemeral" {
+				t.Errorf("ack payload %s is not an ephemeral reply", ack.Payload)
+			}
+		}
+		return ack, reply.Text
+	}
+	_, text := command("declare S2 Orders API down", "trig-s1", "env-first", 0)
+	if !strings.HasPrefix(text, "Declared INC-1 (S2): Orders API down") {
+		t.Fatalf("declare over Socket Mode: %q", text)
+	}
+	if _, text := command("declare S2 Orders API down", "trig-s1", "env-first", 1); text != "" {
+		t.Errorf("the envelope sent again: %q, want an empty acknowledgement", text)
+	}
+	if n := e.count(); n != 1 {
+		t.Errorf("%d incidents after a re-sent envelope, want 1", n)
+	}
+
+	e.slack.DropSockets()
+	waitFor(t, "a second Socket Mode connection", func() bool { return e.slack.SocketConnections() == 2 })
+	if _, text := command("status INC-1", "trig-s2", "", 0); !strings.HasPrefix(text, "INC-1 (S2, open): Orders API down") {
+		t.Errorf("status after the reconnection: %q", text)
+	}
+}
+
+// waitFor polls cond on loopback state for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 10s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

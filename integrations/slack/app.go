@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	slackgo "github.com/slack-go/slack"
+	"github.com/slack-go/slack/socketmode"
 )
 
 // maxPages bounds the pages of one list read from Slack.
@@ -98,3 +100,32 @@ func (a *App) OpenView(ctx context.Context, triggerID string, view slackgo.Modal
 	}
 	return nil
 }
+
+// NewSocket builds a Socket Mode client: it opens the connection with the
+// app-level token (xapp-) through apps.connections.open, reconnects by
+// itself, and posts with cfg's bot token. It makes no network call until
+// run.
+func NewSocket(cfg Config, appToken string) (*socketmode.Client, error) {
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	problems := []error{checkToken(cfg.Token), checkAPIURL(cfg.APIURL)}
+	switch {
+	case appToken == "":
+		problems = append(problems, errors.New("app_token is empty: Socket Mode needs the app-level token (xapp-) with connections:write"))
+	case !strings.HasPrefix(appToken, "xapp-"):
+		problems = append(problems, errors.New("app_token is not an app-level token (xapp-...)"))
+	}
+	if err := errors.Join(problems...); err != nil {
+		return nil, fmt.Errorf("slack config: %w", err)
+	}
+	api := client(cfg)
+	slackgo.OptionAppLevelToken(appToken)(api)
+	return socketmode.New(api, socketmode.OptionLog(discardLog{})), nil
+}
+
+// discardLog silences slack-go's own logger: the front door logs what it
+// needs through zerolog, and slack-go's lines could carry a payload.
+type discardLog struct{}
+
+func (discardLog) Output(int, string) error { return nil }

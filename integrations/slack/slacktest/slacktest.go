@@ -103,6 +103,10 @@ type Server struct {
 	requests  int
 	reads     int
 	app       appState // what interactivity calls read and leave
+
+	// Socket Mode, under its own lock: connections outlive a call.
+	sockMu sync.Mutex
+	sock   socketState
 }
 
 type channel struct {
@@ -133,8 +137,12 @@ func New(token string) *Server {
 	return s
 }
 
-// Close shuts the server down; later calls fail to connect.
-func (s *Server) Close() { s.srv.Close() }
+// Close shuts the server down, and its Socket Mode connections; later
+// calls fail to connect.
+func (s *Server) Close() {
+	s.closeSockets()
+	s.srv.Close()
+}
 
 // URL is the API base URL, ending with "/api/".
 func (s *Server) URL() string { return s.srv.URL + "/api/" }
@@ -309,6 +317,17 @@ type request struct {
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == socketPath {
+		s.serveSocket(w, r) // a long-lived connection: not under s.mu
+		return
+	}
+	if r.URL.Path == "/api/"+MethodConnectionsOpen {
+		s.mu.Lock()
+		s.requests++
+		s.mu.Unlock()
+		s.connectionsOpen(w, r)
+		return
+	}
 	at := time.Now()
 	s.mu.Lock()
 	delay := s.handle(w, r, at)
