@@ -226,10 +226,10 @@ func TestFanoutS1OutOfHours(t *testing.T) {
 	e.flush()
 	roots = v.slack.Messages("sev1")
 	// Replies: the page went, the acknowledgement, the resolution, the
-	// post-mortem owed. Edits: the root shows who was paged, then the
-	// resolution.
-	if len(roots) != 1 || len(roots[0].Replies) != 4 || roots[0].Edits != 2 {
-		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 4, 2", len(roots), len(roots[0].Replies), roots[0].Edits)
+	// post-mortem owed. Edits: the root shows who was paged, that it was
+	// acknowledged, then the resolution.
+	if len(roots) != 1 || len(roots[0].Replies) != 4 || roots[0].Edits != 3 {
+		t.Fatalf("after ack and resolve: %d roots, %d replies, %d edits; want 1, 4, 3", len(roots), len(roots[0].Replies), roots[0].Edits)
 	}
 	if !strings.Contains(roots[0].Replies[0].Text, "paged team:sre-oncall through opsgenie") ||
 		!strings.Contains(roots[0].Replies[1].Text, "acknowledged by maria") || !strings.Contains(roots[0].Replies[2].Text, "resolved") {
@@ -345,8 +345,10 @@ func TestFanoutSlackOutage(t *testing.T) {
 	if len(roots) != 1 || len(roots[0].Replies) != 1 {
 		t.Fatalf("after the outage: %d roots, replies %+v; want the root and one reply", len(roots), roots)
 	}
-	if posts := v.slack.Posts(); len(posts) != 2 {
-		t.Errorf("%d accepted posts, want 2 (none repeated)", len(posts))
+	// The root, the acknowledgement in the thread, and the root's edit
+	// showing it acknowledged.
+	if posts := v.slack.Posts(); len(posts) != 3 {
+		t.Errorf("%d accepted posts, want 3 (none repeated)", len(posts))
 	}
 	inc := e.incident(id)
 	for _, n := range inc.Notifications {
@@ -422,15 +424,15 @@ func TestFanoutRestartDeliversPendingOnce(t *testing.T) {
 	e2 := reopenEnv(t, e, opt)
 	e2.flush()
 	roots := v.slack.Messages("incidents")
-	if len(roots) != 1 || len(roots[0].Replies) != 1 || len(v.slack.Posts()) != 2 {
-		t.Fatalf("after restart: roots %+v, posts %d; want one root with one reply", roots, len(v.slack.Posts()))
+	if len(roots) != 1 || len(roots[0].Replies) != 1 || roots[0].Edits != 1 || len(v.slack.Posts()) != 3 {
+		t.Fatalf("after restart: roots %+v, posts %d; want one root with one reply, edited once", roots, len(v.slack.Posts()))
 	}
 	// And once more: nothing is delivered again.
 	e3 := reopenEnv(t, e2, opt)
 	e3.flush()
 	e3.stopDispatcher() // waits for any delivery in flight
-	if n := len(v.slack.Posts()); n != 2 {
-		t.Errorf("%d posts after a second restart, want still 2", n)
+	if n := len(v.slack.Posts()); n != 3 {
+		t.Errorf("%d posts after a second restart, want still 3", n)
 	}
 }
 

@@ -1149,8 +1149,8 @@ func testMaxAgeAcrossRestart(t *testing.T, r *outageRun) {
 			t.Errorf("%s %s: %d attempts after the restart, %d before: tried again", n.Channel, n.Event, n.Attempts, before[n.Key])
 		}
 	}
-	if slackIntents != 2 {
-		t.Errorf("%d Slack notifications of %s, want the announcement and the acknowledgement", slackIntents, old)
+	if slackIntents != 3 {
+		t.Errorf("%d Slack notifications of %s, want the announcement, the acknowledgement and the root's edit", slackIntents, old)
 	}
 	for _, a := range r.log.all() {
 		if _, ofOld := before[a.key]; ofOld && !a.at.Before(restartAt) {

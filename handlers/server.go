@@ -89,10 +89,10 @@ type Deps struct {
 	// Sessions keeps the web sessions' signing key and logouts where every
 	// replica sees them (store/postgres); nil: in this process only.
 	Sessions Sessions
-	// SlackCommands serves the slash command's request URL (Slack's
-	// interactivity in http mode), verifying Slack's signature itself; nil
-	// when Slack is not a front door over HTTP.
-	SlackCommands http.Handler
+	// Slack serves Slack's request URLs (interactivity in http mode:
+	// .../slack/commands and .../slack/interactivity), verifying Slack's
+	// signature itself; nil when Slack is not a front door over HTTP.
+	Slack http.Handler
 }
 
 // Sessions is what web sessions need to work across replicas behind a load
@@ -128,7 +128,7 @@ type Server struct {
 	sessionKey []byte
 	revoked    revocations  // sessions logged out, in this process
 	sessions   Sessions     // or where every replica sees them
-	slack      http.Handler // the slash command's request URL; nil when off
+	slack      http.Handler // Slack's request URLs; nil when off
 
 	pages pages
 	// redactor removes secrets from what people are shown.
@@ -160,7 +160,7 @@ func New(cfg Config, d Deps) *Server {
 
 		sessionKey: cfg.SessionKey,
 		sessions:   d.Sessions,
-		slack:      d.SlackCommands,
+		slack:      d.Slack,
 		redactor:   integrations.NewRedactor(cfg.Secrets),
 	}
 	if len(s.sessionKey) == 0 {
@@ -217,6 +217,7 @@ func New(cfg Config, d Deps) *Server {
 		// Signed by Slack with the app's signing secret, checked on the
 		// raw body before anything is read: no bearer token.
 		api.POST("/slack/commands", echo.WrapHandler(s.slack), admit)
+		api.POST("/slack/interactivity", echo.WrapHandler(s.slack), admit)
 	}
 	api.POST("/incidents", s.declare, s.auth(ScopeWrite))
 	api.GET("/incidents", s.list, s.auth(ScopeRead))

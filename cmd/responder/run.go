@@ -218,6 +218,7 @@ func buildNotifications(b *built) error {
 	if s := n.Slack; s != nil {
 		sc := s.Build(client)
 		sc.Clock = b.clock
+		sc.Buttons = s.Interactivity != nil
 		sn, err := slack.New(sc)
 		if err != nil {
 			return fmt.Errorf("notifications.slack: %w", err)
@@ -542,8 +543,8 @@ func serveSlack(ctx context.Context, f *slackFront, svc *incident.Service, log z
 	}
 	app := slackapp.New(f.app, svc, api, log, time.Now)
 	if f.mode == "http" {
-		deps.SlackCommands = http.HandlerFunc((&slackapp.HTTP{App: app, Secret: f.secret, BodyLimit: bodyLimit}).Commands)
-		log.Info().Str("command", f.app.Command).Msg("slack interactivity: slash command at /api/v1/slack/commands")
+		deps.Slack = &slackapp.HTTP{App: app, Secret: f.secret, BodyLimit: bodyLimit}
+		log.Info().Str("command", f.app.Command).Msg("slack interactivity: request URLs /api/v1/slack/commands and /api/v1/slack/interactivity")
 		return func() {}, nil
 	}
 	client, err := slack.NewSocket(f.api, f.appToken)

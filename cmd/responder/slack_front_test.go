@@ -99,13 +99,51 @@ func TestSlackFrontDoor(t *testing.T) {
 		if status != http.StatusOK || !strings.HasPrefix(reply.Text, "Declared INC-1 (S3): Disk full on db-2") {
 			t.Fatalf("a signed command: %d %s", status, b)
 		}
-		// The root is announced in the channel as for any incident.
-		deadline := time.Now().Add(15 * time.Second)
-		for len(fake.Messages("incidents")) == 0 || !strings.Contains(fake.Messages("incidents")[len(fake.Messages("incidents"))-1].Text, "Disk full on db-2") {
-			if time.Now().After(deadline) {
-				t.Fatalf("no announcement of the declared incident")
-			}
-			time.Sleep(20 * time.Millisecond)
+		// The root is announced in the channel as for any incident, with
+		// the buttons.
+		root := waitRoot(t, fake, "Disk full on db-2", func(m slacktest.Message) bool { return strings.Contains(string(m.Blocks), `"responder.ack"`) })
+		// Pressing Acknowledge acts as the person, and the root is edited:
+		// acknowledged, without the Acknowledge button.
+		payload, _ := json.Marshal(map[string]any{"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U1"},
+			"channel": map[string]string{"id": "C1"}, "trigger_id": "trig-button", "message": map[string]string{"ts": root.TS},
+			"actions": []map[string]string{{"action_id": "responder.ack", "block_id": "responder.actions", "value": "INC-1", "type": "button"}}})
+		body = url.Values{"payload": {string(payload)}}.Encode()
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req, _ := http.NewRequest(http.MethodPost, d.base+"/api/v1/slack/interactivity", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Slack-Request-Timestamp", ts)
+		mac := hmac.New(sha256.New, []byte(secret))
+		_, _ = io.WriteString(mac, "v0:"+ts+":"+body)
+		req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := d.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
 		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("the button: %d", resp.StatusCode)
+		}
+		waitRoot(t, fake, "Disk full on db-2", func(m slacktest.Message) bool {
+			return m.Edits > 0 && !strings.Contains(string(m.Blocks), `"responder.ack"`) && strings.Contains(string(m.Blocks), `"responder.resolve"`) &&
+				strings.Contains(string(m.Blocks), "acknowledged")
+		})
 	})
+}
+
+// waitRoot waits (bounded) for the root in #incidents whose text holds
+// title to satisfy ok, and returns it.
+func waitRoot(t *testing.T, fake *slacktest.Server, title string, ok func(slacktest.Message) bool) slacktest.Message {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		for _, m := range fake.Messages("incidents") {
+			if strings.Contains(m.Text, title) && ok(m) {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no root of %q as wanted in #incidents: %+v", title, fake.Messages("incidents"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -102,11 +102,12 @@ func (s *Service) plan(ch *change, ev event) error {
 			return err
 		}
 		switch {
-		case ev.stateChanged, ev.name == integrations.EventResolved, ev.name == integrations.EventReopened,
+		case ev.stateChanged, ev.name == integrations.EventResolved, ev.name == integrations.EventReopened, ev.name == integrations.EventAcknowledged,
 			ev.name == integrations.EventSeverityRaised, ev.name == integrations.EventSeverityLowered,
 			ev.name == integrations.EventCustomer, ev.name == eventRoles:
-			// The root shows the state: resolved or open again, the
-			// severity, whether customers are affected, the roles, the ETA.
+			// The root shows the state: acknowledged, resolved or open
+			// again, the severity, whether customers are affected, the
+			// roles, the ETA (and its buttons follow the state).
 			if _, err := enqueue(integrations.ChannelSlack, inc.SlackTarget, integrations.EventRootUpdate, ev.text, 0); err != nil {
 				return err
 			}

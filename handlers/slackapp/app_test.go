@@ -80,7 +80,7 @@ func newEnv(t *testing.T, cfg slackapp.Config) *env {
 	}
 	app := slackapp.New(cfg, e.svc, api, zerolog.Nop(), clock)
 	h := &slackapp.HTTP{App: app, Secret: secret}
-	e.srv = httptest.NewServer(http.HandlerFunc(h.Commands))
+	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -103,7 +103,7 @@ func (e *env) post(form url.Values, header ...string) answer {
 	e.t.Helper()
 	body := form.Encode()
 	ts := time.Now().Unix()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/slack/commands", strings.NewReader(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestSlackRequestsAreVerifiedAndActOnce(t *testing.T) {
 		{"stale", map[string]string{"X-Slack-Request-Timestamp": strconv.FormatInt(ts-600, 10), "X-Slack-Signature": sign(body, ts-600, secret)}, http.StatusUnauthorized, "five minutes"},
 		{"body changed", map[string]string{"X-Slack-Request-Timestamp": strconv.FormatInt(ts, 10), "X-Slack-Signature": sign(strings.Replace(body, "forged", "other", 1), ts, secret)}, http.StatusUnauthorized, "does not match"},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, e.srv.URL, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/slack/commands", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		for k, v := range tc.header {
 			req.Header.Set(k, v)
@@ -390,9 +390,24 @@ func TestSocketMode(t *testing.T) {
 		t.Errorf("%d incidents after a re-sent envelope, want 1", n)
 	}
 
+	// A button over Socket Mode: acknowledged with nothing to say.
+	e.announced("INC-1", "C1")
+	id, err := e.slack.Envelope("interactive", map[string]any{"type": "block_actions", "team": map[string]string{"id": team},
+		"user": map[string]string{"id": "U1"}, "channel": map[string]string{"id": "C1"}, "trigger_id": "trig-sb",
+		"actions": []map[string]string{{"action_id": "responder.ack", "block_id": "responder.actions", "value": "INC-1", "type": "button"}}}, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ack, err := e.slack.WaitAck(id, 1, 10*time.Second); err != nil || (len(ack.Payload) > 0 && string(ack.Payload) != "null") {
+		t.Errorf("the button's ack: %+v, %v", ack, err)
+	}
+	if v := e.incident("INC-1"); v.AcknowledgedBy != "Maria Schulz (Slack)" {
+		t.Errorf("acknowledged by %q over Socket Mode", v.AcknowledgedBy)
+	}
+
 	e.slack.DropSockets()
 	waitFor(t, "a second Socket Mode connection", func() bool { return e.slack.SocketConnections() == 2 })
-	if _, text := command("status INC-1", "trig-s2", "", 0); !strings.HasPrefix(text, "INC-1 (S2, open): Orders API down") {
+	if _, text := command("status INC-1", "trig-s2", "", 0); !strings.HasPrefix(text, "INC-1 (S2, acknowledged): Orders API down") {
 		t.Errorf("status after the reconnection: %q", text)
 	}
 }
@@ -406,5 +421,121 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("waited 10s for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// interact posts a signed interaction (a button, a modal) and returns
+// the answer's status and body.
+func (e *env) interact(payload any) (int, string) {
+	e.t.Helper()
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	body := url.Values{"payload": {string(raw)}}.Encode()
+	ts := time.Now().Unix()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/slack/interactivity", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Slack-Request-Timestamp", strconv.FormatInt(ts, 10))
+	req.Header.Set("X-Slack-Signature", sign(body, ts, secret))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// press is a button of INC-1's root pressed by user.
+func (e *env) press(user, action, teamID string) (int, string) {
+	e.t.Helper()
+	e.prefix++
+	return e.interact(map[string]any{"type": "block_actions", "team": map[string]string{"id": teamID}, "user": map[string]string{"id": user},
+		"channel": map[string]string{"id": "C1"}, "trigger_id": fmt.Sprintf("trig-b%d", e.prefix),
+		"actions": []map[string]string{{"action_id": action, "block_id": "responder.actions", "value": "INC-1", "type": "button"}}})
+}
+
+// submitView submits a modal with its inputs' values (block ID -> value).
+func (e *env) submitView(user, callback, viewID string, values map[string]string) (int, string) {
+	e.t.Helper()
+	state := map[string]any{}
+	for block, v := range values {
+		state[block] = map[string]any{"value": map[string]string{"type": "plain_text_input", "value": v}}
+	}
+	return e.interact(map[string]any{"type": "view_submission", "team": map[string]string{"id": team}, "user": map[string]string{"id": user},
+		"trigger_id": "trig-" + viewID, "view": map[string]any{"id": viewID, "hash": "h-" + viewID, "callback_id": callback,
+			"private_metadata": "INC-1", "state": map[string]any{"values": state}}})
+}
+
+// The root's buttons act as the person who pressed (a refusal is told to
+// them alone); Post update and Resolve open modals whose submission acts,
+// once however often Slack sends it, and keeps the modal open with the
+// reason beside the input when refused.
+func TestButtonsAndModals(t *testing.T) {
+	e := newEnv(t, slackapp.Config{})
+	e.command("U1", "C1", "declare S2 Checkout returns 500")
+	e.announced("INC-1", "C1")
+
+	if status, body := e.press("U2", "responder.ack", team); status != http.StatusOK || body != "" {
+		t.Fatalf("ack button: %d %q", status, body)
+	}
+	if v := e.incident("INC-1"); v.AcknowledgedBy != "Dev Patel (Slack)" {
+		t.Errorf("acknowledged by %q", v.AcknowledgedBy)
+	}
+	e.press("U2", "responder.ack", team)
+	e.press("U1", "responder.recovery_lead", team)
+	e.press("U2", "responder.comms_lead", team)
+	e.press("U1", "responder.comms_lead", team) // Maria is the recovery lead already
+	e.press("U9", "responder.ack", "T0BAD")
+	got := e.slack.Ephemerals()
+	if len(got) != 3 || !strings.Contains(got[0].Text, "Not done: INC-1 was already acknowledged by Dev Patel (Slack)") || got[0].User != "U2" ||
+		got[0].Channel != "C1" || !strings.Contains(got[1].Text, "different people") || !strings.Contains(got[2].Text, "workspace is not allowed") {
+		t.Errorf("ephemeral refusals %+v", got)
+	}
+	if v := e.incident("INC-1"); v.Roles.RecoveryLead != "Maria Schulz" || v.Roles.CommsLead != "Dev Patel" {
+		t.Errorf("roles %+v", v.Roles)
+	}
+
+	// Post update: a modal; a bad ETA keeps it open, saying why.
+	e.press("U2", "responder.update", team)
+	views := e.slack.Views()
+	if len(views) != 1 || !strings.Contains(string(views[0].View), `"callback_id":"responder.update"`) ||
+		!strings.Contains(string(views[0].View), `"private_metadata":"INC-1"`) {
+		t.Fatalf("views opened %+v", views)
+	}
+	status, body := e.submitView("U2", "responder.update", "V1", map[string]string{"text": "rolled back", "eta": "soon"})
+	if status != http.StatusOK || !strings.Contains(body, `"response_action":"errors"`) || !strings.Contains(body, `"eta":"Not done: eta: \"soon\" is not a time`) {
+		t.Errorf("an update with a bad ETA: %d %s", status, body)
+	}
+	for range 2 { // Slack sends the same submission twice: one update
+		if status, body := e.submitView("U2", "responder.update", "V2", map[string]string{"text": "rolled back 2.41.4", "eta": "45m"}); status != http.StatusOK || body != "" {
+			t.Errorf("an update: %d %s", status, body)
+		}
+	}
+	v := e.incident("INC-1")
+	updates := 0
+	for _, en := range v.Timeline {
+		if en.Kind == "update" {
+			updates++
+		}
+	}
+	if updates != 1 || v.ETA == nil || !v.ETA.Equal(time.Date(2026, 12, 2, 3, 45, 0, 0, time.UTC)) {
+		t.Errorf("%d updates, ETA %v; want one, at 03:45", updates, v.ETA)
+	}
+
+	e.press("U1", "responder.resolve", team)
+	if views := e.slack.Views(); len(views) != 2 || !strings.Contains(string(views[1].View), `"callback_id":"responder.resolve"`) {
+		t.Fatalf("views opened %+v", views)
+	}
+	if status, body := e.submitView("U1", "responder.resolve", "V3", map[string]string{"summary": "bad deploy rolled back"}); status != http.StatusOK || body != "" {
+		t.Errorf("resolve: %d %s", status, body)
+	}
+	if v := e.incident("INC-1"); v.Status != store.StatusResolved || v.ResolvedBy != "Maria Schulz (Slack)" || v.Summary != "bad deploy rolled back" {
+		t.Errorf("resolved %+v", v.Incident)
+	}
+	// Resolving again from a stale modal: refused beside the summary.
+	if _, body := e.submitView("U1", "responder.resolve", "V4", map[string]string{"summary": "again"}); !strings.Contains(body, `"summary":"Not done:`) {
+		t.Errorf("a second resolve: %s", body)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 
 	slackgo "github.com/slack-go/slack"
 )
@@ -78,6 +80,46 @@ func (h *HTTP) Commands(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_ = json.NewEncoder(w).Encode(map[string]string{"response_type": slackgo.ResponseTypeEphemeral, "text": reply})
+}
+
+// Interactivity serves the interactivity request URL: a button pressed,
+// a modal submitted. The answer is the acknowledgement's payload (a
+// modal's errors), else empty.
+func (h *HTTP) Interactivity(w http.ResponseWriter, r *http.Request) {
+	body, status, err := h.verified(r)
+	if err != nil {
+		writeError(w, status, err)
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil || form.Get("payload") == "" {
+		writeError(w, http.StatusBadRequest, errors.New("payload: required: Slack posts the interaction as a form field named payload"))
+		return
+	}
+	var cb slackgo.InteractionCallback
+	if err := json.Unmarshal([]byte(form.Get("payload")), &cb); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("payload: not an interaction: %w", err))
+		return
+	}
+	answer := h.App.Interaction(r.Context(), cb)
+	w.Header().Set("Content-Type", "application/json")
+	if answer == nil {
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	_ = json.NewEncoder(w).Encode(answer)
+}
+
+// ServeHTTP serves both request URLs: .../commands and .../interactivity.
+func (h *HTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case strings.HasSuffix(r.URL.Path, "/commands"):
+		h.Commands(w, r)
+	case strings.HasSuffix(r.URL.Path, "/interactivity"):
+		h.Interactivity(w, r)
+	default:
+		writeError(w, http.StatusNotFound, errors.New("Slack request URLs are .../slack/commands and .../slack/interactivity"))
+	}
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

@@ -53,8 +53,7 @@ func (s *Socket) Run(ctx context.Context) error {
 			case socketmode.EventTypeSlashCommand:
 				s.slashCommand(ctx, evt)
 			case socketmode.EventTypeInteractive:
-				// Buttons and modals are acknowledged empty until they act.
-				s.ack(evt, nil)
+				s.interaction(ctx, evt)
 			case socketmode.EventTypeEventsAPI:
 				s.ack(evt, nil)
 			}
@@ -78,6 +77,20 @@ func (s *Socket) slashCommand(ctx context.Context, evt socketmode.Event) {
 		return
 	}
 	s.ack(evt, map[string]string{"response_type": slackgo.ResponseTypeEphemeral, "text": reply})
+}
+
+// interaction acts on a button or a modal and acknowledges, with a
+// modal's errors when its input was refused.
+func (s *Socket) interaction(ctx context.Context, evt socketmode.Event) {
+	cb, ok := evt.Data.(slackgo.InteractionCallback)
+	if !ok {
+		s.ack(evt, nil)
+		return
+	}
+	actx, cancel := context.WithTimeout(ctx, ackWithin)
+	payload := s.App.Interaction(actx, cb)
+	cancel()
+	s.ack(evt, payload)
 }
 
 func (s *Socket) ack(evt socketmode.Event, payload any) {

@@ -43,7 +43,7 @@ const timeLayout = "2006-01-02 15:04 UTC"
 // rootMessage is the root announcement: blocks and the plain fallback text
 // that notifications show. It renders the snapshot m.Incident, so the same
 // code draws the first post and the final edit.
-func rootMessage(m integrations.Message, clk integrations.Clock) ([]slackgo.Block, string) {
+func rootMessage(m integrations.Message, clk integrations.Clock, buttons bool) ([]slackgo.Block, string) {
 	inc := m.Incident
 	prefix := ""
 	if inc.Drill {
@@ -88,6 +88,13 @@ func rootMessage(m integrations.Message, clk integrations.Clock) ([]slackgo.Bloc
 	}
 	if links := linkLines(inc); len(links) > 0 {
 		blocks = append(blocks, mrkdwnSection(strings.Join(links, "\n")))
+	}
+	if buttons && inc.Status != "resolved" && (m.Event == integrations.EventOpened || m.Event == integrations.EventRootUpdate) {
+		blocks = capBlocks(blocks)
+		if len(blocks) == maxBlocks {
+			blocks = blocks[:maxBlocks-1]
+		}
+		blocks = append(blocks, actionButtons(inc))
 	}
 
 	text := prefix + headline + oneLine(inc.Title, 0) + " (" + statusWord(inc.Status) + ")"
@@ -481,4 +488,34 @@ func orNobody(name string) string {
 		return "nobody yet"
 	}
 	return name
+}
+
+// The action IDs of the root message's buttons (Slack as a front door):
+// each button's value is the incident's ID.
+const (
+	ActionAcknowledge = "responder.ack"
+	ActionRecovery    = "responder.recovery_lead"
+	ActionComms       = "responder.comms_lead"
+	ActionUpdate      = "responder.update"
+	ActionResolve     = "responder.resolve"
+)
+
+// actionButtons are the root's buttons while the incident is not
+// resolved: what a responder does from the thread.
+func actionButtons(inc integrations.Incident) slackgo.Block {
+	button := func(id, text string) *slackgo.ButtonBlockElement {
+		return slackgo.NewButtonBlockElement(id, inc.ID, slackgo.NewTextBlockObject(slackgo.PlainTextType, text, true, false))
+	}
+	var els []slackgo.BlockElement
+	if inc.Status == "open" {
+		ack := button(ActionAcknowledge, "Acknowledge")
+		ack.Style = slackgo.StylePrimary
+		els = append(els, ack)
+	}
+	els = append(els, button(ActionRecovery, "I'm recovery lead"), button(ActionComms, "I'm comms lead"),
+		button(ActionUpdate, "Post update"))
+	resolve := button(ActionResolve, "Resolve")
+	resolve.Style = slackgo.StyleDanger
+	els = append(els, resolve)
+	return slackgo.NewActionBlock("responder.actions", els...)
 }

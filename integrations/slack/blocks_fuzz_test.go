@@ -31,9 +31,15 @@ func FuzzMessages(f *testing.F) {
 			RunbookURL: link, SourceURL: link, ZoomURL: link, URL: link, Drill: drill,
 		}
 		m := integrations.Message{Event: integrations.EventOpened, Text: text, Lines: lines, Incident: inc}
-		check(t, "root", drill, rootMessage)(m)
+		withButtons := func(m integrations.Message, clk integrations.Clock) ([]slackgo.Block, string) {
+			return rootMessage(m, clk, true)
+		}
+		check(t, "root", drill, withButtons)(m)
+		m.Incident.Status = "open"
+		check(t, "open root with buttons", drill, withButtons)(m)
+		m.Incident.Status = "resolved"
 		m.Event = integrations.EventCustomer
-		check(t, "customer root", drill, rootMessage)(m)
+		check(t, "customer root", drill, withButtons)(m)
 		m.Event = "anything_" + key
 		check(t, "unthreaded reply", drill, replyMessage)(m)
 		m.Thread = "1700000000.000001"
@@ -92,6 +98,19 @@ func check(t *testing.T, what string, drill bool, build func(integrations.Messag
 				}
 				for _, e := range els {
 					textOf(e, maxSectionText, "context")
+				}
+			case "actions":
+				// The front door's buttons: each with an action and the
+				// incident's ID as its value, at most 25 (Slack's limit).
+				els, _ := b["elements"].([]any)
+				if len(els) == 0 || len(els) > 25 {
+					t.Errorf("%s: actions of %d elements", what, len(els))
+				}
+				for _, e := range els {
+					o, _ := e.(map[string]any)
+					if o["type"] != "button" || o["action_id"] == "" || o["value"] != "INC-1" {
+						t.Errorf("%s: button %v", what, o)
+					}
 				}
 			default:
 				t.Errorf("%s: unexpected block %v", what, b["type"])

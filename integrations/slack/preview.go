@@ -19,7 +19,7 @@ func Preview(clk integrations.Clock) integrations.Preview {
 		case integrations.EventPage, integrations.EventAddResponder, integrations.EventClose, integrations.EventBridge:
 			return ""
 		case integrations.EventOpened, integrations.EventCustomer, integrations.EventEscalated, integrations.EventRootUpdate:
-			blocks, _ = rootMessage(m, clk)
+			blocks, _ = rootMessage(m, clk, false)
 		default:
 			m.Thread = "thread" // a reply in the incident's thread
 			blocks, _ = replyMessage(m, clk)

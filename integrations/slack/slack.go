@@ -61,12 +61,17 @@ type Config struct {
 	// Clock writes the times in messages: UTC, with the local time of
 	// display.time_zone beside it.
 	Clock integrations.Clock
+	// Buttons puts the front door's buttons (Acknowledge, the roles, Post
+	// update, Resolve) on an unresolved incident's root, when Slack's
+	// interactivity is on.
+	Buttons bool
 }
 
 // Notifier posts to Slack. It is safe for concurrent use.
 type Notifier struct {
-	api   *slackgo.Client
-	clock integrations.Clock
+	api     *slackgo.Client
+	clock   integrations.Clock
+	buttons bool // Config.Buttons
 
 	mu  sync.Mutex
 	ids map[string]string // channel name without "#" -> ID, learned from answers
@@ -90,7 +95,7 @@ func New(cfg Config) (*Notifier, error) {
 		return nil, fmt.Errorf("slack config: %w", errors.Join(problems...))
 	}
 
-	return &Notifier{api: client(cfg), clock: cfg.Clock, ids: map[string]string{}}, nil
+	return &Notifier{api: client(cfg), clock: cfg.Clock, buttons: cfg.Buttons, ids: map[string]string{}}, nil
 }
 
 // client is the slack-go client of a checked cfg: our HTTP client (with a
@@ -191,7 +196,7 @@ func (n *Notifier) postEscalated(ctx context.Context, m integrations.Message) (i
 }
 
 func (n *Notifier) postRoot(ctx context.Context, m integrations.Message) (integrations.Receipt, error) {
-	blocks, text := rootMessage(m, n.clock)
+	blocks, text := rootMessage(m, n.clock, n.buttons)
 	ctx, ans := withAnswer(ctx)
 	ch, ts, err := n.api.PostMessageContext(ctx, m.Target, withMetadata(m,
 		slackgo.MsgOptionBlocks(blocks...),
@@ -389,7 +394,7 @@ func (n *Notifier) updateRoot(ctx context.Context, m integrations.Message) (inte
 	if m.Thread == "" {
 		return integrations.Receipt{}, integrations.Permanent(fmt.Errorf("%s: no root message ts to edit", op))
 	}
-	blocks, text := rootMessage(m, n.clock)
+	blocks, text := rootMessage(m, n.clock, n.buttons)
 	ctx, ans := withAnswer(ctx)
 	ch, ts, _, err := n.api.UpdateMessageContext(ctx, m.Target, m.Thread,
 		slackgo.MsgOptionBlocks(blocks...),
