@@ -123,6 +123,10 @@ type Incident struct {
 	ETA          *time.Time
 	FiringAlerts []string
 	Paged        []string
+	// NextStepID and NextStep are the first open step of the incident's
+	// runbook checklist (RUNBOOK/N and its text); empty when none.
+	NextStepID string
+	NextStep   string
 	// SlackChannel and SlackTS are the incident's Slack thread (its
 	// root's channel ID and ts), once posted.
 	SlackChannel string

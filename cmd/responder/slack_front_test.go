@@ -102,31 +102,49 @@ func TestSlackFrontDoor(t *testing.T) {
 		// The root is announced in the channel as for any incident, with
 		// the buttons.
 		root := waitRoot(t, fake, "Disk full on db-2", func(m slacktest.Message) bool { return strings.Contains(string(m.Blocks), `"responder.ack"`) })
+		// The root offers the checklist's next step.
+		if !strings.Contains(string(root.Blocks), `"INC-1 incident-process/1"`) || !strings.Contains(string(root.Blocks), "Next step") {
+			t.Errorf("the root offers no next step: %s", root.Blocks)
+		}
+		press := func(action, value, trigger string) {
+			t.Helper()
+			payload, _ := json.Marshal(map[string]any{"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U1"},
+				"channel": map[string]string{"id": "C1"}, "trigger_id": trigger, "message": map[string]string{"ts": root.TS},
+				"actions": []map[string]string{{"action_id": action, "block_id": "responder.actions", "value": value, "type": "button"}}})
+			body := url.Values{"payload": {string(payload)}}.Encode()
+			ts := strconv.FormatInt(time.Now().Unix(), 10)
+			req, _ := http.NewRequest(http.MethodPost, d.base+"/api/v1/slack/interactivity", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("X-Slack-Request-Timestamp", ts)
+			mac := hmac.New(sha256.New, []byte(secret))
+			_, _ = io.WriteString(mac, "v0:"+ts+":"+body)
+			req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
+			resp, err := d.client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("the button %s: %d", action, resp.StatusCode)
+			}
+		}
 		// Pressing Acknowledge acts as the person, and the root is edited:
 		// acknowledged, without the Acknowledge button.
-		payload, _ := json.Marshal(map[string]any{"type": "block_actions", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": "U1"},
-			"channel": map[string]string{"id": "C1"}, "trigger_id": "trig-button", "message": map[string]string{"ts": root.TS},
-			"actions": []map[string]string{{"action_id": "responder.ack", "block_id": "responder.actions", "value": "INC-1", "type": "button"}}})
-		body = url.Values{"payload": {string(payload)}}.Encode()
-		ts := strconv.FormatInt(time.Now().Unix(), 10)
-		req, _ := http.NewRequest(http.MethodPost, d.base+"/api/v1/slack/interactivity", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("X-Slack-Request-Timestamp", ts)
-		mac := hmac.New(sha256.New, []byte(secret))
-		_, _ = io.WriteString(mac, "v0:"+ts+":"+body)
-		req.Header.Set("X-Slack-Signature", "v0="+hex.EncodeToString(mac.Sum(nil)))
-		resp, err := d.client.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("the button: %d", resp.StatusCode)
-		}
+		press("responder.ack", "INC-1", "trig-button")
 		waitRoot(t, fake, "Disk full on db-2", func(m slacktest.Message) bool {
 			return m.Edits > 0 && !strings.Contains(string(m.Blocks), `"responder.ack"`) && strings.Contains(string(m.Blocks), `"responder.resolve"`) &&
 				strings.Contains(string(m.Blocks), "acknowledged")
 		})
+		// Pressing the step's button marks it done by the person, and the
+		// root moves on to the next step.
+		press("responder.step", "INC-1 incident-process/1", "trig-step")
+		waitRoot(t, fake, "Disk full on db-2", func(m slacktest.Message) bool {
+			return strings.Contains(string(m.Blocks), `"INC-1 incident-process/2"`) && strings.Contains(string(m.Blocks), "Inform the team")
+		})
+		if body := getBody(t, d.client, d.base+"/api/v1/incidents/INC-1"); !strings.Contains(body, `"by":"Maria Schulz (Slack)"`) ||
+			!strings.Contains(body, `step incident-process/1 \"Determine the severity`) {
+			t.Errorf("the step is not marked by the person: %s", body)
+		}
 	})
 }
 

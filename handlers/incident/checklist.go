@@ -270,5 +270,10 @@ func (ch *change) mark(st *store.Step, state, reason, by string) error {
 	} else {
 		text += "; every step of the checklist is marked"
 	}
-	return ch.announce(integrations.EventNote, store.KindChecklist, text, by)
+	if err := ch.announce(integrations.EventNote, store.KindChecklist, text, by); err != nil {
+		return err
+	}
+	// The root shows the next step (and offers it as a button).
+	ch.events[len(ch.events)-1].stateChanged = true
+	return nil
 }

@@ -450,10 +450,16 @@ func (e *env) interact(payload any) (int, string) {
 // press is a button of INC-1's root pressed by user.
 func (e *env) press(user, action, teamID string) (int, string) {
 	e.t.Helper()
+	return e.pressValue(user, action, teamID, "INC-1")
+}
+
+// pressValue is a button with this value pressed by user.
+func (e *env) pressValue(user, action, teamID, value string) (int, string) {
+	e.t.Helper()
 	e.prefix++
 	return e.interact(map[string]any{"type": "block_actions", "team": map[string]string{"id": teamID}, "user": map[string]string{"id": user},
 		"channel": map[string]string{"id": "C1"}, "trigger_id": fmt.Sprintf("trig-b%d", e.prefix),
-		"actions": []map[string]string{{"action_id": action, "block_id": "responder.actions", "value": "INC-1", "type": "button"}}})
+		"actions": []map[string]string{{"action_id": action, "block_id": "responder.actions", "value": value, "type": "button"}}})
 }
 
 // submitView submits a modal with its inputs' values (block ID -> value).
@@ -495,6 +501,20 @@ func TestButtonsAndModals(t *testing.T) {
 	}
 	if v := e.incident("INC-1"); v.Roles.RecoveryLead != "Maria Schulz" || v.Roles.CommsLead != "Dev Patel" {
 		t.Errorf("roles %+v", v.Roles)
+	}
+
+	// The checklist's next step: done by the person who pressed; pressed
+	// again (a stale root), or naming a step that is not there, refused.
+	e.pressValue("U1", "responder.step", team, "INC-1 incident-process/1")
+	e.pressValue("U2", "responder.step", team, "INC-1 incident-process/1")
+	e.pressValue("U2", "responder.step", team, "INC-1 incident-process/99")
+	steps := e.incident("INC-1").Checklist
+	if len(steps) == 0 || steps[0].State != store.StepDone || steps[0].By != "Maria Schulz (Slack)" || steps[1].State != store.StepOpen {
+		t.Errorf("checklist %+v", steps)
+	}
+	if got := e.slack.Ephemerals(); len(got) != 5 || !strings.Contains(got[3].Text, "Not done: step incident-process/1 of INC-1 is already done") ||
+		!strings.Contains(got[4].Text, `"incident-process/99" is not a step of INC-1`) {
+		t.Errorf("ephemeral refusals %+v", got[3:])
 	}
 
 	// Post update: a modal; a bad ETA keeps it open, saying why.

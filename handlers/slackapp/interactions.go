@@ -9,6 +9,7 @@ import (
 
 	"github.com/responder-sre/responder/handlers/incident"
 	"github.com/responder-sre/responder/integrations/slack"
+	"github.com/responder-sre/responder/store"
 )
 
 // The modals the buttons open, and their inputs.
@@ -49,9 +50,10 @@ func (a *App) tell(ctx context.Context, cb slackgo.InteractionCallback, text str
 	}
 }
 
-// press carries out one button of the root: the value is the incident.
+// press carries out one button of the root: the value is the incident,
+// followed for a checklist step by the step's ID.
 func (a *App) press(ctx context.Context, cb slackgo.InteractionCallback, act *slackgo.BlockAction) error {
-	id := act.Value
+	id, step, _ := strings.Cut(act.Value, " ")
 	if !incident.ValidID(id) {
 		return &refused{"Not done: this button names no incident."}
 	}
@@ -76,6 +78,8 @@ func (a *App) press(ctx context.Context, cb slackgo.InteractionCallback, act *sl
 		}
 		_, err = a.svc.SetRoles(ctx, id, req, who)
 		return err
+	case slack.ActionStep:
+		_, err = a.svc.MarkStep(ctx, id, incident.StepRequest{Step: step, State: store.StepDone, By: who}, who)
 	case slack.ActionUpdate:
 		return a.slack.OpenView(ctx, cb.TriggerID, updateModal(id))
 	case slack.ActionResolve:

@@ -232,6 +232,16 @@ func rootState(tx store.Tx, snap *integrations.Incident) error {
 		}
 		snap.Paged = append(snap.Paged, in.Target+" through "+in.Channel+": "+state)
 	}
+	steps, err := tx.Checklist(snap.ID)
+	if err != nil {
+		return err
+	}
+	for _, st := range steps {
+		if st.State == store.StepOpen {
+			snap.NextStepID, snap.NextStep = st.ID, st.Text
+			break
+		}
+	}
 	return nil
 }
 

@@ -155,6 +155,9 @@ func rootFields(inc integrations.Incident, clk integrations.Clock) []*slackgo.Te
 	if inc.ETA != nil && !inc.ETA.IsZero() {
 		add("ETA", clk.Format(*inc.ETA, timeLayout))
 	}
+	if inc.Status != "resolved" && inc.NextStep != "" {
+		add("Next step", escape(oneLine(inc.NextStep, 200)))
+	}
 	if len(inc.Paged) > 0 {
 		add("Paged", escape(strings.Join(inc.Paged, "\n")))
 	}
@@ -490,6 +493,9 @@ func orNobody(name string) string {
 	return name
 }
 
+// maxButtonText is Slack's limit on a button's text.
+const maxButtonText = 75
+
 // The action IDs of the root message's buttons (Slack as a front door):
 // each button's value is the incident's ID.
 const (
@@ -498,6 +504,9 @@ const (
 	ActionComms       = "responder.comms_lead"
 	ActionUpdate      = "responder.update"
 	ActionResolve     = "responder.resolve"
+	// ActionStep marks the checklist's next step done; its value is the
+	// incident's ID and the step's, "INC-4 incident-process/2".
+	ActionStep = "responder.step"
 )
 
 // actionButtons are the root's buttons while the incident is not
@@ -514,6 +523,11 @@ func actionButtons(inc integrations.Incident) slackgo.Block {
 	}
 	els = append(els, button(ActionRecovery, "I'm recovery lead"), button(ActionComms, "I'm comms lead"),
 		button(ActionUpdate, "Post update"))
+	if inc.NextStepID != "" {
+		step := button(ActionStep, clipPlain("Done: "+oneLine(inc.NextStep, 0), maxButtonText))
+		step.Value = inc.ID + " " + inc.NextStepID
+		els = append(els, step)
+	}
 	resolve := button(ActionResolve, "Resolve")
 	resolve.Style = slackgo.StyleDanger
 	els = append(els, resolve)
