@@ -32,6 +32,7 @@ func TestSlackFrontDoor(t *testing.T) {
 	t.Cleanup(fake.Close)
 	fake.AddChannel("incidents")
 	fake.AddUser("U1", "Maria Schulz")
+	fake.AddUser("U2", "Dev Patel")
 	fake.EnableSocketMode(appToken)
 	slackCfg := func(interactivity string) string {
 		return fmt.Sprintf("notifications:\n  log: false\n  slack:\n    token: %s\n    api_url: %s\n    channel: \"#incidents\"\n    rate_per_second: 10\n    burst: 10\n    interactivity:\n%s",
@@ -62,6 +63,7 @@ func TestSlackFrontDoor(t *testing.T) {
 		if body := getBody(t, d.client, d.base+"/api/v1/incidents/INC-1"); !strings.Contains(body, `"declared_by":"Maria Schulz (Slack)"`) {
 			t.Errorf("the incident: %s", body)
 		}
+		runThroughButtons(t, d, fake)
 		if strings.Contains(d.logs.String(), appToken) {
 			t.Errorf("the app token is in the log")
 		}
@@ -146,6 +148,122 @@ func TestSlackFrontDoor(t *testing.T) {
 			t.Errorf("the step is not marked by the person: %s", body)
 		}
 	})
+}
+
+// runThroughButtons runs INC-1, declared from Slack, to its end with the
+// root's buttons and modals over Socket Mode: a person of another
+// workspace changes nothing; a re-sent envelope acts once; the incident,
+// its timeline, the thread and the edited root show each step.
+func runThroughButtons(t *testing.T, d *daemon, fake *slacktest.Server) {
+	t.Helper()
+	const title = "Orders API down"
+	waitRoot(t, fake, title, func(m slacktest.Message) bool { return strings.Contains(string(m.Blocks), `"responder.ack"`) })
+	n := 0
+	interact := func(payload map[string]any, retry int) json.RawMessage {
+		t.Helper()
+		n++
+		envelope := fmt.Sprintf("env-button-%d", n)
+		for try := range retry + 1 {
+			if _, err := fake.Envelope("interactive", payload, envelope, try); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ack, err := fake.WaitAck(envelope, retry+1, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ack.Payload
+	}
+	press := func(team, user, action string) {
+		t.Helper()
+		interact(map[string]any{"type": "block_actions", "team": map[string]string{"id": team}, "user": map[string]string{"id": user},
+			"channel": map[string]string{"id": "C1"}, "trigger_id": fmt.Sprintf("trig-press-%d", n),
+			"actions": []map[string]string{{"action_id": action, "block_id": "responder.actions", "value": "INC-1", "type": "button"}}}, 0)
+	}
+	submit := func(user, callback string, values map[string]string, retry int) json.RawMessage {
+		t.Helper()
+		state := map[string]any{}
+		for block, v := range values {
+			state[block] = map[string]any{"value": map[string]string{"type": "plain_text_input", "value": v}}
+		}
+		return interact(map[string]any{"type": "view_submission", "team": map[string]string{"id": "T0001"}, "user": map[string]string{"id": user},
+			"view": map[string]any{"id": "V-" + callback, "hash": "h1", "callback_id": callback, "private_metadata": "INC-1",
+				"state": map[string]any{"values": state}}}, retry)
+	}
+	type view struct {
+		Status         string `json:"status"`
+		AcknowledgedBy string `json:"acknowledged_by"`
+		ResolvedBy     string `json:"resolved_by"`
+		ETA            string `json:"eta"`
+		Roles          struct {
+			Recovery string `json:"recovery_lead"`
+			Comms    string `json:"comms_lead"`
+		} `json:"roles"`
+		Timeline []struct{ Kind, Text, By string } `json:"timeline"`
+	}
+	get := func() view {
+		t.Helper()
+		var v view
+		if err := json.Unmarshal([]byte(getBody(t, d.client, d.base+"/api/v1/incidents/INC-1")), &v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+
+	before := get()
+	press("T0BAD", "U9", "responder.ack")
+	if got := fake.Ephemerals(); len(got) != 1 || got[0].User != "U9" || !strings.Contains(got[0].Text, "workspace is not allowed") {
+		t.Errorf("the refused person was told %+v", got)
+	}
+	if after := get(); after.Status != before.Status || len(after.Timeline) != len(before.Timeline) {
+		t.Errorf("a refused press changed the incident: %+v, was %+v", after, before)
+	}
+
+	press("T0001", "U1", "responder.ack")
+	press("T0001", "U1", "responder.recovery_lead")
+	press("T0001", "U2", "responder.comms_lead")
+	press("T0001", "U2", "responder.update")
+	if views := fake.Views(); len(views) != 1 || !strings.Contains(string(views[0].View), `"callback_id":"responder.update"`) {
+		t.Fatalf("the update modal: %+v", views)
+	}
+	if ack := submit("U2", "responder.update", map[string]string{"text": "rolled back 2.41.4", "eta": "45m"}, 1); len(ack) > 0 && string(ack) != "null" {
+		t.Errorf("the update's acknowledgement %s", ack)
+	}
+	press("T0001", "U1", "responder.resolve")
+	if views := fake.Views(); len(views) != 2 || !strings.Contains(string(views[1].View), `"callback_id":"responder.resolve"`) {
+		t.Fatalf("the resolve modal: %+v", views)
+	}
+	submit("U1", "responder.resolve", map[string]string{"summary": "bad deploy rolled back"}, 0)
+
+	v := get()
+	updates := 0
+	for _, e := range v.Timeline {
+		if e.Kind == "update" {
+			updates++
+			if e.By != "Dev Patel (Slack)" || !strings.Contains(e.Text, "rolled back 2.41.4") {
+				t.Errorf("the update in the timeline: %+v", e)
+			}
+		}
+	}
+	if v.Status != "resolved" || v.AcknowledgedBy != "Maria Schulz (Slack)" || v.ResolvedBy != "Maria Schulz (Slack)" || v.ETA == "" ||
+		v.Roles.Recovery != "Maria Schulz" || v.Roles.Comms != "Dev Patel" || updates != 1 {
+		t.Errorf("the incident after the buttons (%d updates): %+v", updates, v)
+	}
+	// The thread says each step; the root ends resolved, without buttons.
+	root := waitRoot(t, fake, title, func(m slacktest.Message) bool {
+		return strings.Contains(string(m.Blocks), "resolved by Maria Schulz (Slack)") && !strings.Contains(string(m.Blocks), `"actions"`) &&
+			len(m.Replies) >= 4
+	})
+	var thread []string
+	for _, r := range root.Replies {
+		thread = append(thread, r.Text)
+	}
+	all := strings.Join(thread, "\n")
+	for _, want := range []string{"acknowledged by Maria Schulz (Slack)", "Maria Schulz", "rolled back 2.41.4", "bad deploy rolled back"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("the thread lacks %q:\n%s", want, all)
+		}
+	}
 }
 
 // waitRoot waits (bounded) for the root in #incidents whose text holds
