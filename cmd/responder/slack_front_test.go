@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -215,7 +216,16 @@ func runThroughButtons(t *testing.T, d *daemon, fake *slacktest.Server) {
 	if got := fake.Ephemerals(); len(got) != 1 || got[0].User != "U9" || !strings.Contains(got[0].Text, "workspace is not allowed") {
 		t.Errorf("the refused person was told %+v", got)
 	}
-	if after := get(); after.Status != before.Status || len(after.Timeline) != len(before.Timeline) {
+	// (Delivery adds notification entries meanwhile; people's do not.)
+	people := func(v view) (n int) {
+		for _, e := range v.Timeline {
+			if e.Kind != "notification" {
+				n++
+			}
+		}
+		return n
+	}
+	if after := get(); after.Status != before.Status || people(after) != people(before) {
 		t.Errorf("a refused press changed the incident: %+v, was %+v", after, before)
 	}
 
@@ -252,7 +262,7 @@ func runThroughButtons(t *testing.T, d *daemon, fake *slacktest.Server) {
 	// The thread says each step; the root ends resolved, without buttons.
 	root := waitRoot(t, fake, title, func(m slacktest.Message) bool {
 		return strings.Contains(string(m.Blocks), "resolved by Maria Schulz (Slack)") && !strings.Contains(string(m.Blocks), `"actions"`) &&
-			len(m.Replies) >= 4
+			slices.ContainsFunc(m.Replies, func(r slacktest.Message) bool { return strings.HasPrefix(r.Text, "resolved by") })
 	})
 	var thread []string
 	for _, r := range root.Replies {
