@@ -330,31 +330,7 @@ func TestWhoMayAct(t *testing.T) {
 // by itself when Slack drops the connection.
 func TestSocketMode(t *testing.T) {
 	e := newEnv(t, slackapp.Config{})
-	const appToken = "xapp-1-A0TEST-1234-abcdef"
-	e.slack.EnableSocketMode(appToken)
-	client, err := slack.NewSocket(slack.Config{Token: botToken, APIURL: e.slack.URL()}, appToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	api, err := slack.NewApp(slack.Config{Token: botToken, APIURL: e.slack.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	app := slackapp.New(slackapp.Config{Teams: []string{team}}, e.svc, api, zerolog.Nop(), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- (&slackapp.Socket{App: app, Client: client}).Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("the socket runner: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("the socket runner did not stop")
-		}
-	})
+	e.startSocket(0)
 	waitFor(t, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
 
 	command := func(text, trigger, envelope string, retry int) (*slacktest.Ack, string) {
@@ -409,6 +385,77 @@ func TestSocketMode(t *testing.T) {
 	waitFor(t, "a second Socket Mode connection", func() bool { return e.slack.SocketConnections() == 2 })
 	if _, text := command("status INC-1", "trig-s2", "", 0); !strings.HasPrefix(text, "INC-1 (S2, acknowledged): Orders API down") {
 		t.Errorf("status after the reconnection: %q", text)
+	}
+}
+
+// startSocket runs the Socket Mode way in against the fake until the
+// test ends; ackWithin 0 is the default bound.
+func (e *env) startSocket(ackWithin time.Duration) {
+	t := e.t
+	t.Helper()
+	const appToken = "xapp-1-A0TEST-1234-abcdef"
+	e.slack.EnableSocketMode(appToken)
+	client, err := slack.NewSocket(slack.Config{Token: botToken, APIURL: e.slack.URL()}, appToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := slack.NewApp(slack.Config{Token: botToken, APIURL: e.slack.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := slackapp.New(slackapp.Config{Teams: []string{team}}, e.svc, api, zerolog.Nop(), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- (&slackapp.Socket{App: app, Client: client, AckWithin: ackWithin}).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("the socket runner: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("the socket runner did not stop")
+		}
+	})
+}
+
+// Envelopes are acted on side by side: one stuck on a slow Slack call
+// does not hold back the acknowledgement of the next.
+func TestSocketModeActsOnEnvelopesAtOnce(t *testing.T) {
+	e := newEnv(t, slackapp.Config{})
+	e.slack.AddUser("U3", "Lena Vogel")
+	e.startSocket(time.Minute)
+	waitFor(t, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
+	send := func(user, text, trigger string) string {
+		t.Helper()
+		id, err := e.slack.Envelope("slash_commands", map[string]string{"team_id": team, "user_id": user, "channel_id": "C1",
+			"command": "/incident", "text": text, "trigger_id": trigger}, "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	if _, err := e.slack.WaitAck(send("U1", "declare S3 First", "trig-1"), 1, 10*time.Second); err != nil {
+		t.Fatal(err) // Maria's name is known from now on
+	}
+	release := e.slack.Hold(slacktest.MethodUsersInfo)
+	defer release()
+	stuck := send("U3", "declare S3 Lena's, stuck on users.info", "trig-2")
+	waitFor(t, "the stuck envelope to reach users.info", func() bool { return e.slack.Waiting() == 1 })
+	ack, err := e.slack.WaitAck(send("U1", "status INC-1", "trig-3"), 1, 5*time.Second)
+	if err != nil {
+		t.Fatalf("the next envelope waited for the stuck one: %v", err)
+	}
+	if !strings.Contains(string(ack.Payload), "INC-1 (S3, open): First") {
+		t.Errorf("status: %s", ack.Payload)
+	}
+	if _, err := e.slack.WaitAck(stuck, 1, 0); err == nil {
+		t.Errorf("the stuck envelope was acknowledged before Slack answered")
+	}
+	release()
+	if ack, err := e.slack.WaitAck(stuck, 1, 10*time.Second); err != nil || !strings.Contains(string(ack.Payload), "Declared INC-2") {
+		t.Errorf("the stuck envelope once released: %+v, %v", ack, err)
 	}
 }
 

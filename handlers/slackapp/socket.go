@@ -3,6 +3,7 @@ package slackapp
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	slackgo "github.com/slack-go/slack"
@@ -14,12 +15,26 @@ import (
 // after that.
 const ackWithin = 2500 * time.Millisecond
 
+// maxInFlight bounds the envelopes acted on at once: each is handled on
+// its own, so that one slow Slack call does not make the next
+// acknowledgement late, and a flood does not grow without bound.
+const maxInFlight = 16
+
 // Socket is the way in for a daemon behind a firewall: Responder opens a
 // websocket to Slack (Socket Mode), which reconnects by itself, and
 // acknowledges every envelope that comes on it.
 type Socket struct {
 	App    *App
 	Client *socketmode.Client
+	// AckWithin bounds the work before an acknowledgement; 0 is 2.5 s.
+	AckWithin time.Duration
+}
+
+func (s *Socket) ackWithin() time.Duration {
+	if s.AckWithin > 0 {
+		return s.AckWithin
+	}
+	return ackWithin
 }
 
 // Run reads envelopes until ctx ends.
@@ -29,6 +44,20 @@ func (s *Socket) Run(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- s.Client.RunContext(ctx) }()
 	log := s.App.log.With().Str("integration", "slack").Str("mode", "socket").Logger()
+	var handlers sync.WaitGroup
+	defer handlers.Wait()
+	slots := make(chan struct{}, maxInFlight)
+	handle := func(act func(context.Context, socketmode.Event), evt socketmode.Event) {
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		handlers.Go(func() {
+			defer func() { <-slots }()
+			act(ctx, evt)
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -51,11 +80,11 @@ func (s *Socket) Run(ctx context.Context) error {
 			case socketmode.EventTypeInvalidAuth:
 				log.Error().Msg("slack socket mode: the app-level token was refused (slack.interactivity.app_token)")
 			case socketmode.EventTypeSlashCommand:
-				s.slashCommand(ctx, evt)
+				handle(s.slashCommand, evt)
 			case socketmode.EventTypeInteractive:
-				s.interaction(ctx, evt)
+				handle(s.interaction, evt)
 			case socketmode.EventTypeEventsAPI:
-				s.ack(evt, nil)
+				s.ack(ctx, evt, nil)
 			}
 		}
 	}
@@ -66,17 +95,17 @@ func (s *Socket) Run(ctx context.Context) error {
 func (s *Socket) slashCommand(ctx context.Context, evt socketmode.Event) {
 	sc, ok := evt.Data.(slackgo.SlashCommand)
 	if !ok {
-		s.ack(evt, nil)
+		s.ack(ctx, evt, nil)
 		return
 	}
-	actx, cancel := context.WithTimeout(ctx, ackWithin)
+	actx, cancel := context.WithTimeout(ctx, s.ackWithin())
 	reply := s.App.Command(actx, sc)
 	cancel()
 	if reply == "" {
-		s.ack(evt, nil)
+		s.ack(ctx, evt, nil)
 		return
 	}
-	s.ack(evt, map[string]string{"response_type": slackgo.ResponseTypeEphemeral, "text": reply})
+	s.ack(ctx, evt, map[string]string{"response_type": slackgo.ResponseTypeEphemeral, "text": reply})
 }
 
 // interaction acts on a button or a modal and acknowledges, with a
@@ -84,25 +113,22 @@ func (s *Socket) slashCommand(ctx context.Context, evt socketmode.Event) {
 func (s *Socket) interaction(ctx context.Context, evt socketmode.Event) {
 	cb, ok := evt.Data.(slackgo.InteractionCallback)
 	if !ok {
-		s.ack(evt, nil)
+		s.ack(ctx, evt, nil)
 		return
 	}
-	actx, cancel := context.WithTimeout(ctx, ackWithin)
+	actx, cancel := context.WithTimeout(ctx, s.ackWithin())
 	payload := s.App.Interaction(actx, cb)
 	cancel()
-	s.ack(evt, payload)
+	s.ack(ctx, evt, payload)
 }
 
-func (s *Socket) ack(evt socketmode.Event, payload any) {
+// ack sends the acknowledgement, unless ctx ends first (the client has
+// stopped reading what it should send).
+func (s *Socket) ack(ctx context.Context, evt socketmode.Event, payload any) {
 	if evt.Request == nil {
 		return
 	}
-	var err error
-	if payload == nil {
-		err = s.Client.Ack(*evt.Request)
-	} else {
-		err = s.Client.Ack(*evt.Request, payload)
-	}
+	err := s.Client.AckCtx(ctx, evt.Request.EnvelopeID, payload)
 	if err != nil && !errors.Is(err, context.Canceled) {
 		s.App.log.Warn().Err(err).Str("integration", "slack").Msg("slack socket mode: acknowledgement not sent")
 	}

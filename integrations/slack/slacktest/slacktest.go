@@ -103,6 +103,8 @@ type Server struct {
 	requests  int
 	reads     int
 	app       appState // what interactivity calls read and leave
+	holds     map[string]chan struct{}
+	waiting   int // calls held back now
 
 	// Socket Mode, under its own lock: connections outlive a call.
 	sockMu sync.Mutex
@@ -330,10 +332,57 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	at := time.Now()
 	s.mu.Lock()
+	hold := s.holds[strings.TrimPrefix(r.URL.Path, "/api/")]
+	if hold != nil {
+		s.waiting++
+	}
+	s.mu.Unlock()
+	if hold != nil {
+		select { // the call waits, outside the lock, until released
+		case <-hold:
+		case <-r.Context().Done():
+		}
+		s.mu.Lock()
+		s.waiting--
+		s.mu.Unlock()
+		if r.Context().Err() != nil {
+			return
+		}
+	}
+	s.mu.Lock()
 	delay := s.handle(w, r, at)
 	s.mu.Unlock()
 	if delay > 0 {
 		time.Sleep(delay) // the message is stored; its answer is late
+	}
+}
+
+// Waiting counts the calls held back by Hold now.
+func (s *Server) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting
+}
+
+// Hold makes every call of the Web API method wait, unanswered, until
+// release is called (or the caller gives up): a Slack that is stuck on
+// one method.
+func (s *Server) Hold(method string) (release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	if s.holds == nil {
+		s.holds = map[string]chan struct{}{}
+	}
+	s.holds[method] = gate
+	s.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.holds, method)
+			s.mu.Unlock()
+			close(gate)
+		})
 	}
 }
 
