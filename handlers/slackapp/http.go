@@ -2,6 +2,7 @@ package slackapp
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,7 +61,7 @@ func (h *HTTP) verified(r *http.Request) ([]byte, int, error) {
 }
 
 // Commands serves the slash command's request URL: the reply goes back in
-// the answer, for the person alone.
+// the answer, for the person alone, within Slack's 3 s like an envelope's.
 func (h *HTTP) Commands(w http.ResponseWriter, r *http.Request) {
 	body, status, err := h.verified(r)
 	if err != nil {
@@ -73,7 +74,9 @@ func (h *HTTP) Commands(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("not a slash command: %w", err))
 		return
 	}
-	reply := h.App.Command(r.Context(), sc)
+	ctx, cancel := context.WithTimeout(r.Context(), ackWithin)
+	defer cancel()
+	reply := h.App.Command(ctx, sc)
 	w.Header().Set("Content-Type", "application/json")
 	if reply == "" { // a re-delivery, acted on before: nothing more to say
 		w.WriteHeader(http.StatusOK)
@@ -101,7 +104,9 @@ func (h *HTTP) Interactivity(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("payload: not an interaction: %w", err))
 		return
 	}
-	answer := h.App.Interaction(r.Context(), cb)
+	ctx, cancel := context.WithTimeout(r.Context(), ackWithin)
+	defer cancel()
+	answer := h.App.Interaction(ctx, cb)
 	w.Header().Set("Content-Type", "application/json")
 	if answer == nil {
 		w.WriteHeader(http.StatusOK)
