@@ -20,6 +20,10 @@ import (
 
 const ingestPath = "/api/v1/alerts/alertmanager"
 
+// alertmanagerPath is Alertmanager's own ingest (--api alertmanager):
+// what Prometheus posts its alerts to, kept in memory.
+const alertmanagerPath = "/api/v2/alerts"
+
 // loadConfig is what one load run does.
 type loadConfig struct {
 	url           string
@@ -33,6 +37,7 @@ type loadConfig struct {
 	fingerprints  int
 	severity      string
 	run           string
+	api           string // responder (webhooks) or alertmanager (its /api/v2/alerts)
 	timeout       time.Duration
 	retry         bool
 	pid           int
@@ -61,6 +66,8 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&c.fingerprints, "fingerprints", 0, "distinct alerts in all, re-sent in turn (0: every alert is new)")
 	fs.StringVar(&c.severity, "severity", "warning", "severity label of every alert")
 	fs.StringVar(&c.run, "run", "", "tag in the group labels, to keep the groups of several runs apart")
+	fs.StringVar(&c.api, "api", "responder", "what the URL serves: responder (Alertmanager webhooks to "+ingestPath+
+		") or alertmanager (the same alerts posted to Alertmanager's own "+alertmanagerPath+", as Prometheus does)")
 	fs.DurationVar(&c.timeout, "timeout", 30*time.Second, "time limit of one request")
 	fs.BoolVar(&c.retry, "retry", false, "resend a request answered 503 after its Retry-After, as Alertmanager does")
 	fs.IntVar(&c.pid, "pid", 0, "process whose resident memory is sampled from /proc (0: none)")
@@ -73,6 +80,10 @@ func loadCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	if c.token, err = token(); err != nil {
 		_, _ = fmt.Fprintf(stderr, "responder-load: %v\n", err)
+		return 2
+	}
+	if c.api != "responder" && c.api != "alertmanager" {
+		_, _ = fmt.Fprintf(stderr, "responder-load: --api %q: want responder or alertmanager\n", c.api)
 		return 2
 	}
 	if c.connections < 1 || c.duration <= 0 || c.rate < 0 || c.timeout <= 0 {
@@ -130,7 +141,7 @@ type report struct {
 	Status503         int64            `json:"status_503"`
 	Rejected503Retry  int64            `json:"rejected_503_with_retry_after"`
 	Rejected503NoHint int64            `json:"rejected_503_without_retry_after"`
-	OtherStatus       int64            `json:"other_status"` // neither 202 nor 503
+	OtherStatus       int64            `json:"other_status"` // neither 2xx nor 503
 	Errors            int64            `json:"errors"`       // no HTTP answer (refused, reset, timeout)
 	ErrorSample       string           `json:"error_sample,omitempty"`
 
@@ -200,6 +211,7 @@ type loader struct {
 	stopAt    time.Time // no new request after this
 	giveUpAt  time.Time // no retry after this
 	firstSent []atomic.Int64
+	body      func(buf []byte, r int64) ([]byte, int) // request r's body and group
 }
 
 func runLoad(ctx context.Context, c loadConfig, p *payloads) (*report, error) {
@@ -215,7 +227,11 @@ func runLoad(ctx context.Context, c loadConfig, p *payloads) (*report, error) {
 		payloads:  p,
 		client:    &http.Client{Timeout: c.timeout, Transport: tr},
 		url:       strings.TrimRight(c.url, "/") + ingestPath,
+		body:      p.Body,
 		firstSent: make([]atomic.Int64, c.groups),
+	}
+	if c.api == "alertmanager" {
+		l.url, l.body = strings.TrimRight(c.url, "/")+alertmanagerPath, p.PostableBody
 	}
 	var rss *rssSampler
 	if c.pid > 0 {
@@ -300,7 +316,7 @@ func runLoad(ctx context.Context, c loadConfig, p *payloads) (*report, error) {
 		case code >= 500:
 			rep.Status5xx += n
 		}
-		if code != http.StatusAccepted && code != http.StatusServiceUnavailable {
+		if code/100 != 2 && code != http.StatusServiceUnavailable {
 			rep.OtherStatus += n
 		}
 	}
@@ -331,7 +347,7 @@ func runLoad(ctx context.Context, c loadConfig, p *payloads) (*report, error) {
 // Retry-After until it is accepted or the run is over. It returns buf for
 // the next body.
 func (l *loader) send(ctx context.Context, t *tally, buf []byte, j job) []byte {
-	body, g := l.payloads.Body(buf[:0], j.seq)
+	body, g := l.body(buf[:0], j.seq)
 	for attempt := 0; ; attempt++ {
 		sent := time.Now()
 		l.firstSent[g].CompareAndSwap(0, sent.UnixNano())

@@ -187,6 +187,47 @@ func (p *payloads) Body(buf []byte, r int64) ([]byte, int) {
 	return append(b, gp.groupJSON...), g
 }
 
+// PostableBody appends request r's alerts to buf as Alertmanager's own API
+// takes them (POST /api/v2/alerts, as Prometheus sends them): the same
+// alerts as Body's, each with its labels, annotations, start and
+// generator URL, without the group around them. It returns the group too.
+func (p *payloads) PostableBody(buf []byte, r int64) ([]byte, int) {
+	g := p.groupOf(r)
+	gp := &p.group[g]
+	b := append(buf, '[')
+	for j := range p.alertsPerBody {
+		a := p.alertIndex(r, j)
+		inst := instance(a)
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"labels":{"alertname":`...)
+		b = appendString(b, gp.alertname)
+		b = append(b, `,"env":"production","instance":`...)
+		b = appendString(b, inst)
+		b = append(b, `,"job":`...)
+		b = appendString(b, gp.service)
+		b = append(b, `,"service":`...)
+		b = appendString(b, gp.service)
+		b = append(b, `,"severity":`...)
+		b = appendString(b, p.severity)
+		b = append(b, `,"team":`...)
+		b = appendString(b, gp.team)
+		b = append(b, `},"annotations":{"description":`...)
+		b = appendString(b, gp.alertname+" on "+inst+" of "+gp.service+" has been above its threshold for the last 5 minutes.")
+		b = append(b, `,"runbook_url":`...)
+		b = appendString(b, gp.annotation)
+		b = append(b, `,"summary":`...)
+		b = appendString(b, gp.summary)
+		b = append(b, `},"startsAt":`...)
+		b = appendString(b, p.startsAt)
+		b = append(b, `,"generatorURL":`...)
+		b = appendString(b, gp.generator)
+		b = append(b, '}')
+	}
+	return append(b, ']'), g
+}
+
 // appendString appends s as a JSON string, escaped as Go's encoder does
 // (so "&", "<" and ">" too, as in Alertmanager's bodies).
 func appendString(b []byte, s string) []byte {

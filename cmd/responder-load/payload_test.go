@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -269,6 +270,46 @@ func TestBaselineDecodesLikeTheDaemon(t *testing.T) {
 		_ = resp.Body.Close()
 		if resp.StatusCode != c.want {
 			t.Errorf("%s: status %d, want %d", c.name, resp.StatusCode, c.want)
+		}
+	}
+}
+
+// The bodies for Alertmanager's own API carry the webhook bodies' alerts,
+// field for field, in the shape of its postable alerts (a JSON array).
+func TestPostableBodiesCarryTheSameAlerts(t *testing.T) {
+	p, err := newPayloads(3, 4, 0, "critical", "r1", time.Date(2026, 11, 12, 14, 3, 27, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type postable struct {
+		Labels       model.LabelSet    `json:"labels"`
+		Annotations  map[string]string `json:"annotations"`
+		StartsAt     time.Time         `json:"startsAt"`
+		EndsAt       time.Time         `json:"endsAt"`
+		GeneratorURL string            `json:"generatorURL"`
+	}
+	for _, r := range []int64{0, 5, 13} {
+		hook, g := p.Body(nil, r)
+		raw, pg := p.PostableBody(nil, r)
+		if pg != g {
+			t.Errorf("request %d: group %d, webhook's %d", r, pg, g)
+		}
+		var got []postable
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil {
+			t.Fatalf("request %d: %v\n%s", r, err, raw)
+		}
+		want := decodeBody(t, hook).Alerts
+		if len(got) != len(want) {
+			t.Fatalf("request %d: %d alerts, webhook has %d", r, len(got), len(want))
+		}
+		for i, a := range got {
+			w := want[i]
+			if a.Labels.Fingerprint().String() != w.Fingerprint || !maps.Equal(map[string]string(w.Annotations), a.Annotations) ||
+				!a.StartsAt.Equal(w.StartsAt) || !a.EndsAt.IsZero() || a.GeneratorURL != w.GeneratorURL {
+				t.Errorf("request %d alert %d: %+v, webhook's %+v", r, i, a, w)
+			}
 		}
 	}
 }

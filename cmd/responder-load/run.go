@@ -17,7 +17,7 @@ const usage = `usage: responder-load COMMAND [flags]   (COMMAND -h for its flags
   slack-fake   serve the strict fake Slack (one message per second per channel) until stopped
   gendb        write a database of a given size with the store package (for the startup figure)
   startup      start a command on a cold page cache and time it until /readyz answers 200
-  wait-ready   wait until a URL's /readyz answers 200
+  wait-ready   wait until a URL's /readyz (or --path) answers 200
   wait-drain   wait until the daemon's outbox is empty (its /metrics)
   storm-check  check a storm run: incidents, lost alerts, Slack rate and announcement delay
   stat         the median (or min, max) of a field over JSON reports

@@ -65,7 +65,7 @@ func startupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	exited := make(chan struct{}) // closed when the command has exited
 	go func() { _ = cmd.Wait(); close(exited) }()
-	ready, err := pollReady(ctx, *base, *timeout, exited)
+	ready, err := pollReady(ctx, *base, "/readyz", *timeout, exited)
 	elapsed := time.Since(start)
 	stopErr := stopProcess(cmd, exited, 30*time.Second)
 	if err != nil {
@@ -114,11 +114,11 @@ func emptyPageCache(files []string) string {
 	return "fadvise(DONTNEED) of " + strings.Join(evicted, ", ")
 }
 
-// pollReady asks base/readyz every 2 ms until it answers 200, the process
-// exits, or timeout passes.
-func pollReady(ctx context.Context, base string, timeout time.Duration, exited <-chan struct{}) (bool, error) {
+// pollReady asks base+path (the daemon's /readyz) every 2 ms until it
+// answers 200, the process exits, or timeout passes.
+func pollReady(ctx context.Context, base, path string, timeout time.Duration, exited <-chan struct{}) (bool, error) {
 	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	url := strings.TrimRight(base, "/") + "/readyz"
+	url := strings.TrimRight(base, "/") + path
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		select {

@@ -24,11 +24,12 @@ func waitReadyCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	base := fs.String("url", "http://127.0.0.1:9095", "base URL")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up after this")
+	path := fs.String("path", "/readyz", "readiness path (Alertmanager's is /-/ready)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	start := time.Now()
-	ready, err := pollReady(ctx, *base, *timeout, nil)
+	ready, err := pollReady(ctx, *base, *path, *timeout, nil)
 	if err != nil {
 		return fail(stderr, err)
 	}
