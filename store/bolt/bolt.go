@@ -85,6 +85,8 @@ type DB struct {
 	maxBatch int
 	busy     func() bool
 
+	incidents *incidentCache // the writer's alone
+
 	mu      sync.RWMutex // guards closed against sends on a closed queue
 	closed  bool
 	stopped chan struct{}
@@ -167,6 +169,8 @@ func Open(path string, o Options) (*DB, error) {
 		maxBatch: o.MaxBatch,
 		busy:     o.Busy,
 		stopped:  make(chan struct{}),
+
+		incidents: newIncidentCache(),
 	}
 	go db.writer()
 	return db, nil
@@ -275,7 +279,7 @@ func (db *DB) commit(batch []*op) {
 		failed, failErr := -1, error(nil)
 		clear(refused)
 		err := db.bolt.Update(func(btx *bbolt.Tx) error {
-			tx := &boltTx{tx: btx}
+			tx := &boltTx{tx: btx, incidents: db.incidents}
 			for i, o := range live {
 				tx.wrote = false
 				if err := o.run(tx); err != nil {
@@ -339,6 +343,9 @@ func (o *op) run(tx store.Tx) (err error) {
 type boltTx struct {
 	tx    *bbolt.Tx
 	wrote bool // set by every method that changes the file
+	// incidents is the writer's cache of decoded incidents; nil in read
+	// transactions.
+	incidents *incidentCache
 }
 
 var (
@@ -377,9 +384,18 @@ func (t *boltTx) incidentByKey(k []byte, id string) (*store.Incident, error) {
 	if v == nil {
 		return nil, fmt.Errorf("incident %s: %w", id, store.ErrNotFound)
 	}
+	n := binary.BigEndian.Uint64(k)
+	if inc, ok := t.incidents.get(n, v); ok {
+		return inc, nil
+	}
 	var inc store.Incident
 	if err := json.Unmarshal(v, &inc); err != nil {
 		return nil, fmt.Errorf("decode incident %s: %w", id, err)
+	}
+	if t.incidents != nil {
+		// v lives in the file's memory map only as long as the
+		// transaction: keep a copy.
+		t.incidents.put(n, bytes.Clone(v), &inc)
 	}
 	return &inc, nil
 }
@@ -398,12 +414,16 @@ func (t *boltTx) PutIncident(inc *store.Incident) error {
 	if err := t.tx.Bucket(bucketIncidents).Put(key, v); err != nil {
 		return fmt.Errorf("put incident %s: %w", inc.ID, err)
 	}
+	t.incidents.put(n, v, inc)
 	if inc.DedupKey == "" {
 		return nil
 	}
 	dk := dedupIndexKey(inc.Source, inc.DedupKey)
+	// The indexes are written only when they change: an unchanged Put
+	// still costs a search and dirties its page (an alert joining an open
+	// incident changes neither).
 	latest := t.tx.Bucket(bucketLatest)
-	if cur := latest.Get(dk); cur == nil || binary.BigEndian.Uint64(cur) <= n {
+	if cur := latest.Get(dk); cur == nil || binary.BigEndian.Uint64(cur) < n {
 		if err := latest.Put(dk, key); err != nil {
 			return fmt.Errorf("index incident %s: %w", inc.ID, err)
 		}
@@ -415,6 +435,9 @@ func (t *boltTx) PutIncident(inc *store.Incident) error {
 				return fmt.Errorf("unindex incident %s: %w", inc.ID, err)
 			}
 		}
+		return nil
+	}
+	if cur := open.Get(dk); cur != nil && binary.BigEndian.Uint64(cur) == n {
 		return nil
 	}
 	if err := open.Put(dk, key); err != nil {

@@ -733,3 +733,79 @@ func TestPendingIntentsSkipsUndecodable(t *testing.T) {
 		return nil
 	})
 }
+
+// The writer keeps the incidents it reads and writes decoded; what a later
+// transaction reads is still exactly what the file holds: a copy changed
+// and not written, a write rolled back, and a write by a read-and-write
+// cycle each read back as stored.
+func TestWriterReadsWhatIsStored(t *testing.T) {
+	db := openTemp(t, bolt.Options{})
+	ctx := context.Background()
+	eta := t0.Add(time.Hour)
+	inc := &store.Incident{ID: "INC-1", Title: "disk full", Status: store.StatusOpen, Source: store.SourceAlertmanager,
+		DedupKey: "g1", Labels: map[string]string{"team": "db"}, CreatedAt: t0, ETA: &eta}
+	if err := db.Update(ctx, func(tx store.Tx) error { return tx.PutIncident(inc) }); err != nil {
+		t.Fatal(err)
+	}
+	read := func() *store.Incident {
+		t.Helper()
+		var got *store.Incident
+		err := db.Update(ctx, func(tx store.Tx) error {
+			var err error
+			got, err = tx.LatestByDedupKey(store.SourceAlertmanager, "g1")
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	// A copy read and changed, never written.
+	got := read()
+	got.Labels["team"] = "changed"
+	*got.ETA = t0
+	got.Title = "changed"
+	if got := read(); got.Labels["team"] != "db" || !got.ETA.Equal(eta) || got.Title != "disk full" {
+		t.Errorf("a change not written was read back: %+v", got)
+	}
+	// A write rolled back.
+	err := db.Update(ctx, func(tx store.Tx) error {
+		c, err := tx.Incident("INC-1")
+		if err != nil {
+			return err
+		}
+		c.Title, c.AlertsFiring = "rolled back", 99
+		if err := tx.PutIncident(c); err != nil {
+			return err
+		}
+		return errBoom
+	})
+	if !errors.Is(err, errBoom) {
+		t.Fatalf("the failing write: %v", err)
+	}
+	if got := read(); got.Title != "disk full" || got.AlertsFiring != 0 {
+		t.Errorf("a rolled back write was read back: %+v", got)
+	}
+	// Written: read back, in write and read transactions alike.
+	err = db.Update(ctx, func(tx store.Tx) error {
+		c, err := tx.Incident("INC-1")
+		if err != nil {
+			return err
+		}
+		c.AlertsFiring = 2
+		return tx.PutIncident(c)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := read(); got.AlertsFiring != 2 || got.Title != "disk full" {
+		t.Errorf("after a write: %+v", got)
+	}
+	var viewed *store.Incident
+	if err := db.View(ctx, func(tx store.Tx) error { var err error; viewed, err = tx.Incident("INC-1"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if viewed.AlertsFiring != 2 {
+		t.Errorf("a read transaction: %+v", viewed)
+	}
+}
