@@ -158,26 +158,8 @@ func (p *payloads) Body(buf []byte, r int64) ([]byte, int) {
 		}
 		// Keys in the order Alertmanager's encoder writes them; label and
 		// annotation keys sorted, as Go writes a map.
-		b = append(b, `{"status":"firing","labels":{"alertname":`...)
-		b = appendString(b, gp.alertname)
-		b = append(b, `,"env":"production","instance":`...)
-		b = appendString(b, inst)
-		b = append(b, `,"job":`...)
-		b = appendString(b, gp.service)
-		b = append(b, `,"service":`...)
-		b = appendString(b, gp.service)
-		b = append(b, `,"severity":`...)
-		b = appendString(b, p.severity)
-		b = append(b, `,"team":`...)
-		b = appendString(b, gp.team)
-		b = append(b, `},"annotations":{"description":`...)
-		b = appendString(b, gp.alertname+" on "+inst+" of "+gp.service+" has been above its threshold for the last 5 minutes.")
-		b = append(b, `,"runbook_url":`...)
-		b = appendString(b, gp.annotation)
-		b = append(b, `,"summary":`...)
-		b = appendString(b, gp.summary)
-		b = append(b, `},"startsAt":`...)
-		b = appendString(b, p.startsAt)
+		b = append(b, `{"status":"firing",`...)
+		b = p.appendAlert(b, gp, inst)
 		b = append(b, `,"endsAt":"0001-01-01T00:00:00Z","generatorURL":`...)
 		b = appendString(b, gp.generator)
 		b = append(b, `,"fingerprint":`...)
@@ -185,6 +167,31 @@ func (p *payloads) Body(buf []byte, r int64) ([]byte, int) {
 		b = append(b, '}')
 	}
 	return append(b, gp.groupJSON...), g
+}
+
+// appendAlert appends the fields an alert has in both shapes: its labels,
+// annotations and start, keys sorted as Go writes a map.
+func (p *payloads) appendAlert(b []byte, gp *groupParts, inst string) []byte {
+	b = append(b, `"labels":{"alertname":`...)
+	b = appendString(b, gp.alertname)
+	b = append(b, `,"env":"production","instance":`...)
+	b = appendString(b, inst)
+	b = append(b, `,"job":`...)
+	b = appendString(b, gp.service)
+	b = append(b, `,"service":`...)
+	b = appendString(b, gp.service)
+	b = append(b, `,"severity":`...)
+	b = appendString(b, p.severity)
+	b = append(b, `,"team":`...)
+	b = appendString(b, gp.team)
+	b = append(b, `},"annotations":{"description":`...)
+	b = appendString(b, gp.alertname+" on "+inst+" of "+gp.service+" has been above its threshold for the last 5 minutes.")
+	b = append(b, `,"runbook_url":`...)
+	b = appendString(b, gp.annotation)
+	b = append(b, `,"summary":`...)
+	b = appendString(b, gp.summary)
+	b = append(b, `},"startsAt":`...)
+	return appendString(b, p.startsAt)
 }
 
 // PostableBody appends request r's alerts to buf as Alertmanager's own API
@@ -201,26 +208,8 @@ func (p *payloads) PostableBody(buf []byte, r int64) ([]byte, int) {
 		if j > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"labels":{"alertname":`...)
-		b = appendString(b, gp.alertname)
-		b = append(b, `,"env":"production","instance":`...)
-		b = appendString(b, inst)
-		b = append(b, `,"job":`...)
-		b = appendString(b, gp.service)
-		b = append(b, `,"service":`...)
-		b = appendString(b, gp.service)
-		b = append(b, `,"severity":`...)
-		b = appendString(b, p.severity)
-		b = append(b, `,"team":`...)
-		b = appendString(b, gp.team)
-		b = append(b, `},"annotations":{"description":`...)
-		b = appendString(b, gp.alertname+" on "+inst+" of "+gp.service+" has been above its threshold for the last 5 minutes.")
-		b = append(b, `,"runbook_url":`...)
-		b = appendString(b, gp.annotation)
-		b = append(b, `,"summary":`...)
-		b = appendString(b, gp.summary)
-		b = append(b, `},"startsAt":`...)
-		b = appendString(b, p.startsAt)
+		b = append(b, '{')
+		b = p.appendAlert(b, gp, inst)
 		b = append(b, `,"generatorURL":`...)
 		b = appendString(b, gp.generator)
 		b = append(b, '}')

@@ -25,8 +25,8 @@ import (
 // posted in the channel.
 func TestSlackFrontDoor(t *testing.T) {
 	const (
-		bot      = "xoxb-front-door-test"
-		appToken = "xapp-1-A0FRONT-1-front"
+		bot      = "xoxb-FAKE-front-door-test"
+		appToken = "xapp-FAKE-front-door-test"
 		secret   = "front-door-signing-secret"
 	)
 	fake := slacktest.New(bot)
@@ -42,12 +42,8 @@ func TestSlackFrontDoor(t *testing.T) {
 
 	t.Run("socket", func(t *testing.T) {
 		d := startDaemon(t, slackCfg(fmt.Sprintf("      mode: socket\n      app_token: %s\n      allowed_teams: [T0001]\n", appToken)), nil, "http")
-		deadline := time.Now().Add(15 * time.Second)
-		for fake.SocketConnections() == 0 {
-			if time.Now().After(deadline) {
-				t.Fatalf("the daemon did not connect over Socket Mode:\n%s", d.logs.String())
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := fake.WaitFor(15*time.Second, "a Socket Mode connection", func() bool { return fake.SocketConnections() > 0 }); err != nil {
+			t.Fatalf("the daemon did not connect over Socket Mode: %v\n%s", err, d.logs.String())
 		}
 		id, err := fake.Envelope("slash_commands", map[string]string{"team_id": "T0001", "user_id": "U1", "channel_id": "C1",
 			"command": "/incident", "text": "declare S2 Orders API down", "trigger_id": "trig-socket"}, "", 0)
@@ -276,20 +272,22 @@ func runThroughButtons(t *testing.T, d *daemon, fake *slacktest.Server) {
 	}
 }
 
-// waitRoot waits (bounded) for the root in #incidents whose text holds
+// waitRoot waits (bounded, woken by the fake's changes) for the root in #incidents whose text holds
 // title to satisfy ok, and returns it.
 func waitRoot(t *testing.T, fake *slacktest.Server, title string, ok func(slacktest.Message) bool) slacktest.Message {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var root slacktest.Message
+	err := fake.WaitFor(15*time.Second, "the root of "+title, func() bool {
 		for _, m := range fake.Messages("incidents") {
 			if strings.Contains(m.Text, title) && ok(m) {
-				return m
+				root = m
+				return true
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no root of %q as wanted in #incidents: %+v", title, fake.Messages("incidents"))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return false
+	})
+	if err != nil {
+		t.Fatalf("%v: #incidents holds %+v", err, fake.Messages("incidents"))
 	}
+	return root
 }

@@ -30,8 +30,8 @@ import (
 )
 
 const (
-	botToken = "xoxb-slackapp-test"
-	secret   = "8f742231b10e8888abcd99yyyzzz85a5"
+	botToken = "xoxb-FAKE-slackapp-test"
+	secret   = "FAKE-slackapp-signing-secret"
 	team     = "T0001"
 )
 
@@ -331,7 +331,7 @@ func TestWhoMayAct(t *testing.T) {
 func TestSocketMode(t *testing.T) {
 	e := newEnv(t, slackapp.Config{})
 	e.startSocket(0)
-	waitFor(t, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
+	waitFor(t, e.slack, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
 
 	command := func(text, trigger, envelope string, retry int) (*slacktest.Ack, string) {
 		t.Helper()
@@ -382,7 +382,7 @@ func TestSocketMode(t *testing.T) {
 	}
 
 	e.slack.DropSockets()
-	waitFor(t, "a second Socket Mode connection", func() bool { return e.slack.SocketConnections() == 2 })
+	waitFor(t, e.slack, "a second Socket Mode connection", func() bool { return e.slack.SocketConnections() == 2 })
 	if _, text := command("status INC-1", "trig-s2", "", 0); !strings.HasPrefix(text, "INC-1 (S2, acknowledged): Orders API down") {
 		t.Errorf("status after the reconnection: %q", text)
 	}
@@ -393,7 +393,7 @@ func TestSocketMode(t *testing.T) {
 func (e *env) startSocket(ackWithin time.Duration) {
 	t := e.t
 	t.Helper()
-	const appToken = "xapp-1-A0TEST-1234-abcdef"
+	const appToken = "xapp-FAKE-slackapp-test"
 	e.slack.EnableSocketMode(appToken)
 	client, err := slack.NewSocket(slack.Config{Token: botToken, APIURL: e.slack.URL()}, appToken)
 	if err != nil {
@@ -426,7 +426,7 @@ func TestSocketModeActsOnEnvelopesAtOnce(t *testing.T) {
 	e := newEnv(t, slackapp.Config{})
 	e.slack.AddUser("U3", "Lena Vogel")
 	e.startSocket(time.Minute)
-	waitFor(t, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
+	waitFor(t, e.slack, "a Socket Mode connection", func() bool { return e.slack.SocketConnections() == 1 })
 	send := func(user, text, trigger string) string {
 		t.Helper()
 		id, err := e.slack.Envelope("slash_commands", map[string]string{"team_id": team, "user_id": user, "channel_id": "C1",
@@ -442,7 +442,7 @@ func TestSocketModeActsOnEnvelopesAtOnce(t *testing.T) {
 	release := e.slack.Hold(slacktest.MethodUsersInfo)
 	defer release()
 	stuck := send("U3", "declare S3 Lena's, stuck on users.info", "trig-2")
-	waitFor(t, "the stuck envelope to reach users.info", func() bool { return e.slack.Waiting() == 1 })
+	waitFor(t, e.slack, "the stuck envelope to reach users.info", func() bool { return e.slack.Waiting() == 1 })
 	ack, err := e.slack.WaitAck(send("U1", "status INC-1", "trig-3"), 1, 5*time.Second)
 	if err != nil {
 		t.Fatalf("the next envelope waited for the stuck one: %v", err)
@@ -459,15 +459,12 @@ func TestSocketModeActsOnEnvelopesAtOnce(t *testing.T) {
 	}
 }
 
-// waitFor polls cond on loopback state for up to 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor waits up to 10 s for cond on the fake's state, woken by each
+// change the fake sees.
+func waitFor(t *testing.T, fake *slacktest.Server, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := fake.WaitFor(10*time.Second, what, cond); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -104,6 +104,9 @@ type Server struct {
 	reads     int
 	app       appState // what interactivity calls read and leave
 	holds     map[string]chan struct{}
+
+	changeMu sync.Mutex
+	change   chan struct{} // closed on every change (see WaitFor)
 	waiting   int // calls held back now
 
 	// Socket Mode, under its own lock: connections outlive a call.
@@ -338,6 +341,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	if hold != nil {
+		s.notify()
+	}
+	if hold != nil {
 		select { // the call waits, outside the lock, until released
 		case <-hold:
 		case <-r.Context().Done():
@@ -352,6 +358,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	delay := s.handle(w, r, at)
 	s.mu.Unlock()
+	s.notify()
 	if delay > 0 {
 		time.Sleep(delay) // the message is stored; its answer is late
 	}

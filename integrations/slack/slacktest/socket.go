@@ -80,6 +80,7 @@ func (s *Server) serveSocket(w http.ResponseWriter, r *http.Request) {
 	s.sock.opened++
 	n := s.sock.opened
 	s.sockMu.Unlock()
+	s.notify()
 	write := func(v any) error {
 		s.sockMu.Lock()
 		defer s.sockMu.Unlock()
