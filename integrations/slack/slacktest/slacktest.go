@@ -107,7 +107,7 @@ type Server struct {
 
 	changeMu sync.Mutex
 	change   chan struct{} // closed on every change (see WaitFor)
-	waiting   int // calls held back now
+	waiting  int           // calls held back now
 
 	// Socket Mode, under its own lock: connections outlive a call.
 	sockMu sync.Mutex
