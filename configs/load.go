@@ -419,7 +419,7 @@ func defaultProcess(s policy.Severity) policy.Process {
 var knownChannels = map[string]bool{"slack": true, "email": true}
 
 // Scopes a token may carry.
-var knownScopes = map[string]bool{"ingest": true, "read": true, "write": true}
+var knownScopes = map[string]bool{"ingest": true, "read": true, "write": true, "admin": true}
 
 // MinTokenLength is the shortest bearer token accepted.
 const MinTokenLength = 16
@@ -602,7 +602,7 @@ func (c *Config) validateAuth(p *Problems) {
 			values[string(t.Token)] = t.Name
 		}
 		if len(t.Scopes) == 0 {
-			p.addf(path+".scopes", "must list at least one of ingest, read, write")
+			p.addf(path+".scopes", "must list at least one of ingest, read, write, admin")
 		}
 		switch r := t.RatePerSecond; {
 		case math.IsNaN(r) || math.IsInf(r, 0) || r < 0:
@@ -614,7 +614,7 @@ func (c *Config) validateAuth(p *Problems) {
 		}
 		for j, s := range t.Scopes {
 			if !knownScopes[s] {
-				p.addf(fmt.Sprintf("%s.scopes[%d]", path, j), "unknown scope %q: want ingest, read or write", s)
+				p.addf(fmt.Sprintf("%s.scopes[%d]", path, j), "unknown scope %q: want ingest, read, write or admin", s)
 			}
 		}
 	}

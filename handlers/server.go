@@ -33,6 +33,9 @@ const (
 	ScopeIngest = "ingest"
 	ScopeRead   = "read"
 	ScopeWrite  = "write"
+	// ScopeAdmin reads the whole store (GET /api/v1/admin/backup): give it
+	// to the backup job alone.
+	ScopeAdmin = "admin"
 )
 
 // Token is one accepted bearer token. RatePerSecond > 0 limits the
@@ -93,6 +96,15 @@ type Deps struct {
 	// .../slack/commands and .../slack/interactivity), verifying Slack's
 	// signature itself; nil when Slack is not a front door over HTTP.
 	Slack http.Handler
+	// Backup copies the store while it serves (store/bolt); nil when the
+	// store is backed up by its own tools (PostgreSQL).
+	Backup Backup
+}
+
+// Backup is a store that writes a consistent copy of itself to w while
+// writes go on; sized learns the copy's size before its first byte.
+type Backup interface {
+	Backup(w io.Writer, sized func(int64)) (int64, error)
 }
 
 // Sessions is what web sessions need to work across replicas behind a load
@@ -129,6 +141,7 @@ type Server struct {
 	revoked    revocations  // sessions logged out, in this process
 	sessions   Sessions     // or where every replica sees them
 	slack      http.Handler // Slack's request URLs; nil when off
+	backup     Backup       // nil: the store has its own backups
 
 	pages pages
 	// redactor removes secrets from what people are shown.
@@ -161,6 +174,7 @@ func New(cfg Config, d Deps) *Server {
 		sessionKey: cfg.SessionKey,
 		sessions:   d.Sessions,
 		slack:      d.Slack,
+		backup:     d.Backup,
 		redactor:   integrations.NewRedactor(cfg.Secrets),
 	}
 	if len(s.sessionKey) == 0 {
@@ -246,6 +260,7 @@ func New(cfg Config, d Deps) *Server {
 	api.POST("/incidents/:id/postmortem/review", jsonCall(s, "id", true, http.StatusOK, (*incident.Service).ReviewPostmortem), s.auth(ScopeWrite))
 	api.GET("/incidents/:id/postmortem/versions", s.postmortemVersions, s.auth(ScopeRead))
 	api.GET("/incidents/:id/postmortem/versions/:n", s.postmortemVersion, s.auth(ScopeRead))
+	api.GET("/admin/backup", s.getBackup, s.auth(ScopeAdmin))
 	s.webRoutes(e)
 	s.echo = e
 	return s

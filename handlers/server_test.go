@@ -164,6 +164,8 @@ type envSetup struct {
 	// now is the env's clock, which an option may set before the service
 	// starts (the time it started).
 	now *time.Time
+	// backup serves the store's backups (GET /api/v1/admin/backup).
+	backup *bool
 }
 
 type envOption func(envSetup)
@@ -195,8 +197,10 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	notifiers := []integrations.Notifier{e.notes}
 	dclock := e.dispatchClock
 	e.path = filepath.Join(t.TempDir(), "responder.db")
+	backup := false
 	for _, o := range opts {
-		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, inc: &inc, incDeps: &incDeps, store: &so, dispatch: &dc, notifiers: &notifiers, dispatchClock: &dclock, now: &e.now})
+		o(envSetup{path: &e.path, cfg: &cfg, deps: &deps, inc: &inc, incDeps: &incDeps, store: &so, dispatch: &dc, notifiers: &notifiers,
+			dispatchClock: &dclock, now: &e.now, backup: &backup})
 	}
 	e.tokens = len(cfg.Tokens) > 0
 	db, err := bolt.Open(e.path, so)
@@ -205,6 +209,9 @@ func newEnv(t *testing.T, opts ...envOption) *testEnv {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	e.db = db
+	if backup {
+		deps.Backup = db
+	}
 	e.stopDispatcher = func() {}
 	if deps.Registry == nil {
 		deps.Registry = prometheus.NewRegistry()

@@ -54,6 +54,8 @@ const usage = `usage:
   responder [serve] [--config FILE] [--listen ADDR] [--data-dir DIR]
   responder check-config FILE
   responder migrate --from DATA_DIR (--to-postgres DSN | --to-postgres-file FILE)
+  responder backup --to FILE [--config FILE] [--data-dir DIR] [--url URL] [--token-file FILE]
+  responder restore --from FILE (--data-dir DIR | --config FILE)
   responder version
 `
 
@@ -69,6 +71,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(args, stdout, stderr)
 	case "migrate":
 		return migrate(ctx, args, stdout, stderr)
+	case "backup":
+		return backup(ctx, args, stdout, stderr)
+	case "restore":
+		return restore(ctx, args, stdout, stderr)
 	case "version":
 		_, _ = fmt.Fprintf(stdout, "responder %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -402,6 +408,9 @@ func runServer(ctx context.Context, b *built, getenv func(string) string, log ze
 
 	svc := incident.New(b.incidents, incident.Deps{Store: db, Policy: b.policy, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg})
 	deps := handlers.Deps{Incidents: svc, Outbox: dispatcher, Log: log, Now: time.Now, Registry: reg}
+	if bk, ok := db.(handlers.Backup); ok {
+		deps.Backup = bk // the embedded file; PostgreSQL has its own backups
+	}
 	if f := b.slack; f != nil {
 		stop, err := serveSlack(ctx, f, svc, log, cfg.HTTP.BodyLimitBytes, &deps)
 		if err != nil {

@@ -1,0 +1,50 @@
+package handlers
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+)
+
+// getBackup answers GET /api/v1/admin/backup: a consistent copy of the
+// whole store, taken from one read transaction while the daemon keeps
+// serving, as application/octet-stream with its Content-Length. A copy cut
+// short (the client went away, the connection broke) is shorter than that
+// length, which `responder backup` checks along with the file itself.
+func (s *Server) getBackup(c echo.Context) error {
+	if s.backup == nil {
+		return errorf(http.StatusNotFound, "this daemon keeps its data in PostgreSQL: back it up with the database's own tools "+
+			"(pg_dump or continuous archiving; docs/operations.md)")
+	}
+	// A large file takes longer than http.write_timeout, which is meant for
+	// ordinary answers: this one, for a token with the admin scope, may take
+	// as long as the copy does.
+	if err := http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{}); err != nil {
+		s.log.Warn().Err(err).Msg("backup: cannot lift the write deadline; a large copy may be cut short")
+	}
+	res := c.Response()
+	started := s.now()
+	name := "responder-" + started.Format("20060102T150405Z") + ".db"
+	n, err := s.backup.Backup(res, func(size int64) {
+		h := res.Header()
+		h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
+		h.Set(echo.HeaderContentLength, strconv.FormatInt(size, 10))
+		h.Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`"`)
+		h.Set("Cache-Control", "no-store")
+		res.WriteHeader(http.StatusOK)
+	})
+	tok, _ := c.Get(ctxTokenName).(string)
+	if err != nil {
+		if !res.Committed {
+			return errorf(http.StatusServiceUnavailable, "the store cannot be read for a backup: %v", err)
+		}
+		// The answer has begun: all that is left is to cut it short, which
+		// the client sees against the Content-Length.
+		s.log.Error().Err(err).Int64("bytes", n).Str("token", tok).Msg("backup cut short")
+		return nil
+	}
+	s.log.Info().Int64("bytes", n).Str("token", tok).Dur("took", s.now().Sub(started)).Msg("backup served")
+	return nil
+}
