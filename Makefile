@@ -87,7 +87,9 @@ tools:
 	fi
 
 ## debian: the Debian packages the tests run: prometheus-alertmanager (the
-## end-to-end test), strace (the fsync-before-answer order), chromium (the
+## end-to-end test), prometheus (its promtool checks and unit-tests the rules
+## in configs/prometheus; the tests never use its service), strace
+## (the fsync-before-answer order), chromium (the
 ## browser test of the web pages) and postgresql (the PostgreSQL store, run
 ## by the tests themselves, never as a service); one apt-get update, and
 ## only when one is missing
@@ -95,6 +97,7 @@ debian:
 	@missing=; \
 	{ [ -x $(ALERTMANAGER) ] && command -v amtool >/dev/null; } || missing="$$missing prometheus-alertmanager"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -35,6 +36,8 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "the data directory, overrides the config's data_dir")
 	url := fs.String("url", "", "the running daemon's base URL, e.g. http://127.0.0.1:9095 (default: from the config's listen)")
 	tokenFile := fs.String("token-file", "", "a file holding a token with the admin scope (default: one from the config's auth.tokens)")
+	heartbeat := fs.String("heartbeat", "", "after a good copy, ping this heartbeat of the daemon (its token needs the ingest scope too), "+
+		"so that Responder opens an incident when the backups stop")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -54,13 +57,24 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		token = strings.TrimSpace(string(b))
 	}
+	// ping tells the daemon at base that a good copy was made.
+	ping := func(base string) int {
+		if *heartbeat == "" {
+			return 0
+		}
+		if err := pingHeartbeat(ctx, base, token, *heartbeat); err != nil {
+			return fail(fmt.Errorf("the copy is good, but %w", err))
+		}
+		_, _ = fmt.Fprintf(stdout, "pinged heartbeat %s\n", *heartbeat)
+		return 0
+	}
 	if *url != "" {
 		sum, err := bolt.WriteFile(*to, func(w io.Writer) (int64, error) { return fetchBackup(ctx, *url, token, w) })
 		if err != nil {
 			return fail(err)
 		}
 		_, _ = fmt.Fprintf(stdout, "backed up %s to %s: %s\n", *url, *to, sum)
-		return 0
+		return ping(*url)
 	}
 	cfg, err := configs.Load(*configPath, configs.Overrides{DataDir: *dataDir})
 	if err != nil {
@@ -74,6 +88,9 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	sum, err := bolt.WriteFile(*to, func(w io.Writer) (int64, error) { return bolt.BackupFile(path, w) })
 	if err == nil {
 		_, _ = fmt.Fprintf(stdout, "backed up %s (no daemon running on it) to %s: %s\n", path, *to, sum)
+		if *heartbeat != "" {
+			_, _ = fmt.Fprintf(stderr, "responder backup: no daemon runs on %s: heartbeat %s not pinged\n", path, *heartbeat)
+		}
 		return 0
 	}
 	if !errors.Is(err, bolt.ErrHeld) {
@@ -94,7 +111,7 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	_, _ = fmt.Fprintf(stdout, "backed up %s (through the daemon at %s) to %s: %s\n", path, base, *to, sum)
-	return 0
+	return ping(base)
 }
 
 // daemonURL is where the daemon of cfg answers on this machine.
@@ -129,6 +146,50 @@ func adminToken(cfg *configs.Config) (string, error) {
 	return "", errors.New("no token in auth.tokens has the admin scope: add one for backups (docs/operations.md), or pass --token-file")
 }
 
+// backupClient bounds the connection and the first byte of an answer, not
+// the whole of it: a copy takes as long as the file is large.
+func backupClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: time.Minute,
+	}}
+}
+
+// answerError is the daemon's {"error"} of a refused request.
+func answerError(res *http.Response) string {
+	var body struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body)
+	if body.Error == "" {
+		return "no reason given"
+	}
+	return body.Error
+}
+
+// pingHeartbeat pings the daemon's heartbeat name.
+func pingHeartbeat(ctx context.Context, base, token, name string) error {
+	u := strings.TrimRight(base, "/") + "/api/v1/heartbeats/" + neturl.PathEscape(name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return fmt.Errorf("ping heartbeat %s: %w", name, err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := backupClient().Do(req)
+	if err != nil {
+		return fmt.Errorf("ping heartbeat %s: %w", name, err)
+	}
+	defer func() { _ = res.Body.Close() }()
+	if res.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("ping heartbeat %s: %s: %s", name, res.Status, answerError(res))
+	}
+	return nil
+}
+
 // fetchBackup copies the daemon's GET /api/v1/admin/backup to w, and fails
 // when the copy is shorter than the Content-Length the daemon announced.
 func fetchBackup(ctx context.Context, base, token string, w io.Writer) (int64, error) {
@@ -140,28 +201,13 @@ func fetchBackup(ctx context.Context, base, token string, w io.Writer) (int64, e
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	// No limit on the whole copy, which takes as long as the file is large;
-	// the connection and the first byte are bounded.
-	client := &http.Client{Transport: &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ResponseHeaderTimeout: time.Minute,
-	}}
-	res, err := client.Do(req)
+	res, err := backupClient().Do(req)
 	if err != nil {
 		return 0, fmt.Errorf("back up through %s: %w", base, err)
 	}
 	defer func() { _ = res.Body.Close() }()
 	if res.StatusCode != http.StatusOK {
-		var body struct {
-			Error string `json:"error"`
-		}
-		_ = json.NewDecoder(io.LimitReader(res.Body, 64<<10)).Decode(&body)
-		if body.Error == "" {
-			body.Error = "no reason given"
-		}
-		return 0, fmt.Errorf("back up through %s: %s: %s", base, res.Status, body.Error)
+		return 0, fmt.Errorf("back up through %s: %s: %s", base, res.Status, answerError(res))
 	}
 	n, err := io.Copy(w, res.Body)
 	if err != nil {

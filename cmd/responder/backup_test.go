@@ -40,7 +40,9 @@ data_dir: %s
 auth:
   tokens:
     - {name: alertmanager, token: %s, scopes: [ingest, read]}
-    - {name: backup, token: %s, scopes: [admin]}
+    - {name: backup, token: %s, scopes: [admin, ingest]}
+heartbeats:
+  - {name: backups, interval: 24h, grace: 2h}
 notifications:
   log: false
   retry_base: 20ms
@@ -155,9 +157,17 @@ notifications:
 	if err := os.MkdirAll(filepath.Dir(viaConfig), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	code, out, errOut := runCLI(t, "backup", "--config", cfgPath, "--to", viaConfig)
-	if code != 0 || !strings.Contains(out, "through the daemon at http://"+listen) {
+	code, out, errOut := runCLI(t, "backup", "--config", cfgPath, "--to", viaConfig, "--heartbeat", "backups")
+	if code != 0 || !strings.Contains(out, "through the daemon at http://"+listen) || !strings.Contains(out, "pinged heartbeat backups") {
 		t.Fatalf("backup --config: exit %d\n%s%s", code, out, errOut)
+	}
+	if body := getBody(t, client, base+"/metrics"); !regexp.MustCompile(`responder_heartbeat_last_ping_timestamp_seconds\{heartbeat="backups"\} [1-9]`).MatchString(body) {
+		t.Errorf("the backup did not ping its heartbeat:\n%s", body)
+	}
+	// A heartbeat the daemon does not know: the copy is kept, the command fails saying why.
+	if code, out, errOut := runCLI(t, "backup", "--config", cfgPath, "--to", viaConfig+".2", "--heartbeat", "nightly"); code == 0 ||
+		!strings.Contains(errOut, "the copy is good, but ping heartbeat nightly: 404") {
+		t.Errorf("backup with an unknown heartbeat: exit %d\n%s%s", code, out, errOut)
 	}
 	viaURL := filepath.Join(dir, "backups", "via-url.db")
 	if code, out, errOut := runCLI(t, "backup", "--url", base, "--token-file", tokenFile, "--to", viaURL); code != 0 {

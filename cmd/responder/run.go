@@ -54,7 +54,7 @@ const usage = `usage:
   responder [serve] [--config FILE] [--listen ADDR] [--data-dir DIR]
   responder check-config FILE
   responder migrate --from DATA_DIR (--to-postgres DSN | --to-postgres-file FILE)
-  responder backup --to FILE [--config FILE] [--data-dir DIR] [--url URL] [--token-file FILE]
+  responder backup --to FILE [--config FILE] [--data-dir DIR] [--url URL] [--token-file FILE] [--heartbeat NAME]
   responder restore --from FILE (--data-dir DIR | --config FILE)
   responder version
 `
