@@ -85,6 +85,9 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(errors.New("this config keeps its data in PostgreSQL: back it up with the database's own tools (pg_dump or continuous archiving; docs/operations.md)"))
 	}
 	path := filepath.Join(cfg.DataDir, dbFile)
+	if sameFile(path, *to) {
+		return fail(fmt.Errorf("--to %s is the database itself: write the backup somewhere else", *to))
+	}
 	sum, err := bolt.WriteFile(*to, func(w io.Writer) (int64, error) { return bolt.BackupFile(path, w) })
 	if err == nil {
 		_, _ = fmt.Fprintf(stdout, "backed up %s (no daemon running on it) to %s: %s\n", path, *to, sum)
@@ -112,6 +115,18 @@ func backup(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	_, _ = fmt.Fprintf(stdout, "backed up %s (through the daemon at %s) to %s: %s\n", path, base, *to, sum)
 	return ping(base)
+}
+
+// sameFile reports whether a and b name one file, or would.
+func sameFile(a, b string) bool {
+	if fa, err := os.Stat(a); err == nil {
+		if fb, err := os.Stat(b); err == nil {
+			return os.SameFile(fa, fb)
+		}
+	}
+	aa, errA := filepath.Abs(a)
+	ab, errB := filepath.Abs(b)
+	return errA == nil && errB == nil && aa == ab
 }
 
 // daemonURL is where the daemon of cfg answers on this machine.

@@ -173,6 +173,11 @@ notifications:
 	if code, out, errOut := runCLI(t, "backup", "--url", base, "--token-file", tokenFile, "--to", viaURL); code != 0 {
 		t.Fatalf("backup --url: exit %d\n%s%s", code, out, errOut)
 	}
+	// The database itself is never a backup's target.
+	if code, _, errOut := runCLI(t, "backup", "--config", cfgPath, "--to", filepath.Join(data, "responder.db")); code == 0 ||
+		!strings.Contains(errOut, "is the database itself") {
+		t.Errorf("backup onto the database: exit %d: %s", code, errOut)
+	}
 	// A token without the admin scope is refused, and says so.
 	e2eWriteFile(t, filepath.Join(dir, "ingest.token"), ingestToken)
 	if code, _, errOut := runCLI(t, "backup", "--url", base, "--token-file", filepath.Join(dir, "ingest.token"), "--to", filepath.Join(dir, "x.db")); code == 0 ||
