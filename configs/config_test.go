@@ -810,7 +810,7 @@ func TestExampleLoads(t *testing.T) {
 		scopes = append(scopes, tok.Scopes...)
 	}
 	sort.Strings(scopes)
-	check(t, "scopes used", slices.Compact(scopes), []string{"ingest", "read", "write"})
+	check(t, "scopes used", slices.Compact(scopes), []string{"admin", "ingest", "read", "write"})
 }
 
 // TestExampleShowsEveryOption compares the keys of example.yml with the

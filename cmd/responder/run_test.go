@@ -54,7 +54,7 @@ auth:
   tokens:
     - name: am
       token: ` + secret + `
-      scopes: [ingest, admin]
+      scopes: [ingest, root]
 policy:
   default_severity: S9
   rules:
