@@ -169,7 +169,6 @@ func New(cfg Config, d Deps) *Server {
 		outbox:    d.Outbox,
 		log:       d.Log,
 		now:       func() time.Time { return d.Now().UTC() },
-		metrics:   newMetrics(d.Registry),
 
 		sessionKey: cfg.SessionKey,
 		sessions:   d.Sessions,
@@ -177,6 +176,7 @@ func New(cfg Config, d Deps) *Server {
 		backup:     d.Backup,
 		redactor:   integrations.NewRedactor(cfg.Secrets),
 	}
+	s.metrics = newMetrics(d.Registry, s.ready)
 	if len(s.sessionKey) == 0 {
 		s.sessionKey = sessionKey()
 	}
@@ -211,7 +211,9 @@ func New(cfg Config, d Deps) *Server {
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
-	metrics := echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{}))
+	// A collector that cannot read the store leaves its own metrics out,
+	// not the whole scrape: responder_ready must still say 0.
+	metrics := echo.WrapHandler(promhttp.HandlerFor(d.Registry, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
 	if cfg.MetricsRequiresToken {
 		e.GET("/metrics", metrics, s.auth(ScopeRead))
 	} else {
@@ -335,7 +337,8 @@ func (s *Server) findToken(presented string) *hashedToken {
 // admit sheds webhook requests beyond MaxIngestInFlight with a 503 and
 // Retry-After before their body is read or decoded: under overload the
 // daemon spends its CPU on the requests it can write, not on bodies the
-// write queue would refuse. Alertmanager and OpsGenie retry a 503.
+// write queue would refuse. Alertmanager and OpsGenie retry a 503. Each
+// shed counts in responder_alerts_rejected_total{reason="in_flight"}.
 func (s *Server) admit() echo.MiddlewareFunc {
 	slots := make(chan struct{}, max(s.cfg.MaxIngestInFlight, 1))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
@@ -348,6 +351,7 @@ func (s *Server) admit() echo.MiddlewareFunc {
 				defer func() { <-slots }()
 				return next(c)
 			default:
+				s.metrics.alertsRejected.WithLabelValues(sourceOfRoute(c.Path()), reasonInFlight).Inc()
 				c.Response().Header().Set("Retry-After", strconv.Itoa(s.retryAfterSeconds()))
 				return errorf(http.StatusServiceUnavailable, "busy: %d webhook requests are being written (http.max_ingest_in_flight), retry later", s.cfg.MaxIngestInFlight)
 			}
@@ -408,12 +412,22 @@ func (s *Server) healthz(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) readyz(c echo.Context) error {
+// ready is the readiness check, one function for /readyz and the
+// responder_ready gauge: the store accepts writes and, when there is one,
+// the notification dispatcher runs.
+func (s *Server) ready() error {
 	if err := s.incidents.Ready(); err != nil {
-		return errorf(http.StatusServiceUnavailable, "not ready: %v", err)
+		return err
 	}
 	if s.outbox != nil && !s.outbox.Running() {
-		return errorf(http.StatusServiceUnavailable, "not ready: the notification dispatcher is not running")
+		return errors.New("the notification dispatcher is not running")
+	}
+	return nil
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	if err := s.ready(); err != nil {
+		return errorf(http.StatusServiceUnavailable, "not ready: %v", err)
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 }

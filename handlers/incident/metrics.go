@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -26,7 +27,9 @@ type metrics struct {
 // durationBuckets span a minute to a day, in seconds.
 var durationBuckets = []float64{60, 300, 600, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600, 24 * 3600}
 
-func newMetrics(reg prometheus.Registerer, st Store, pol *policy.Policy) *metrics {
+// started is when the service started, from which a heartbeat never
+// pinged since counts (see heartbeatPings).
+func newMetrics(reg prometheus.Registerer, st Store, pol *policy.Policy, started time.Time) *metrics {
 	m := &metrics{
 		alertsIngested: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "responder_alerts_ingested_total",
@@ -61,7 +64,7 @@ func newMetrics(reg prometheus.Registerer, st Store, pol *policy.Policy) *metric
 	}, []string{"severity", "drill"})
 	reg.MustRegister(m.alertsIngested, m.incidentsOpened, m.reminders, m.toAcknowledge, m.toResolve, m.drillsStarted, m.stepsMarked,
 		openIncidents{st: st},
-		heartbeatPings{st: st, pol: pol},
+		heartbeatPings{st: st, pol: pol, started: started},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "responder_write_queue_depth",
 			Help: "Writes waiting for the store's writer.",
@@ -120,28 +123,39 @@ func (o openIncidents) Collect(ch chan<- prometheus.Metric) {
 
 // heartbeatPings reports when each configured heartbeat last pinged (unix
 // seconds; 0 before its first), read from the store at scrape time, so
-// that every replica reports the pings any of them received.
+// that every replica reports the pings any of them received; and when this
+// process will call it silent (CheckHeartbeats), so that a rule can compare
+// that with time() without knowing each heartbeat's interval and grace.
 type heartbeatPings struct {
-	st  Store
-	pol *policy.Policy
+	st      Store
+	pol     *policy.Policy
+	started time.Time // the service's start: the grace counts from it too
 }
 
-var heartbeatPingDesc = prometheus.NewDesc("responder_heartbeat_last_ping_timestamp_seconds",
-	"When each heartbeat of the dead-man's switch last pinged, in unix seconds; 0 before its first ping.", []string{"heartbeat"}, nil)
+var (
+	heartbeatPingDesc = prometheus.NewDesc("responder_heartbeat_last_ping_timestamp_seconds",
+		"When each heartbeat of the dead-man's switch last pinged, in unix seconds; 0 before its first ping.", []string{"heartbeat"}, nil)
+	heartbeatDeadlineDesc = prometheus.NewDesc("responder_heartbeat_deadline_timestamp_seconds",
+		"When this process calls each heartbeat silent unless it pings first, in unix seconds: its last ping "+
+			"(or the daemon's start, when later) plus its interval and grace.", []string{"heartbeat"}, nil)
+)
 
-func (h heartbeatPings) Describe(ch chan<- *prometheus.Desc) { ch <- heartbeatPingDesc }
+func (h heartbeatPings) Describe(ch chan<- *prometheus.Desc) {
+	ch <- heartbeatPingDesc
+	ch <- heartbeatDeadlineDesc
+}
 
 func (h heartbeatPings) Collect(ch chan<- prometheus.Metric) {
 	if h.pol == nil || len(h.pol.Heartbeats) == 0 {
 		return
 	}
-	last := map[string]float64{}
+	last := map[string]time.Time{}
 	err := h.st.View(context.Background(), func(tx store.Tx) error {
 		for _, hb := range h.pol.Heartbeats {
 			st, err := tx.Heartbeat(hb.Name)
 			switch {
 			case err == nil:
-				last[hb.Name] = float64(st.LastPing.Unix())
+				last[hb.Name] = st.LastPing
 			case !errors.Is(err, store.ErrNotFound):
 				return err
 			}
@@ -150,9 +164,18 @@ func (h heartbeatPings) Collect(ch chan<- prometheus.Metric) {
 	})
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(heartbeatPingDesc, err)
+		ch <- prometheus.NewInvalidMetric(heartbeatDeadlineDesc, err)
 		return
 	}
 	for _, hb := range h.pol.Heartbeats {
-		ch <- prometheus.MustNewConstMetric(heartbeatPingDesc, prometheus.GaugeValue, last[hb.Name], hb.Name)
+		var ping float64
+		if t := last[hb.Name]; !t.IsZero() {
+			ping = float64(t.Unix())
+		}
+		ch <- prometheus.MustNewConstMetric(heartbeatPingDesc, prometheus.GaugeValue, ping, hb.Name)
+		// The same decision CheckHeartbeats makes: when Silent's answer
+		// turns true (the time it returns does not depend on now).
+		_, at := hb.Silent(last[hb.Name], h.started, h.started)
+		ch <- prometheus.MustNewConstMetric(heartbeatDeadlineDesc, prometheus.GaugeValue, float64(at.UnixNano())/1e9, hb.Name)
 	}
 }

@@ -102,6 +102,7 @@ func New(cfg Config, d Deps) *Service {
 		d.Registry = prometheus.NewRegistry()
 	}
 	now := d.Now
+	started := now().UTC()
 	s := &Service{
 		cfg:     cfg,
 		store:   d.Store,
@@ -109,8 +110,8 @@ func New(cfg Config, d Deps) *Service {
 		outbox:  d.Outbox,
 		log:     d.Log,
 		now:     func() time.Time { return now().UTC() },
-		metrics: newMetrics(d.Registry, d.Store, d.Policy),
-		started: now().UTC(),
+		metrics: newMetrics(d.Registry, d.Store, d.Policy, started),
+		started: started,
 	}
 	d.Registry.MustRegister(actionCounts{s})
 	return s

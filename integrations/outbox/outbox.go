@@ -184,6 +184,12 @@ func New(cfg Config, st Store, notifiers []integrations.Notifier, log zerolog.Lo
 	}
 	for _, n := range notifiers {
 		d.notifiers[n.Name()] = n
+		// Each vendor's series exist at zero from the start: one that first
+		// appears at 1 shows no increase to rate(), and an alert on failed
+		// deliveries would miss the first.
+		for _, state := range []string{store.IntentSent, store.IntentFailed} {
+			d.sent.WithLabelValues(n.Name(), state)
+		}
 	}
 	if l, ok := st.(store.Leases); ok {
 		d.leases = l
