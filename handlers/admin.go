@@ -18,16 +18,25 @@ func (s *Server) getBackup(c echo.Context) error {
 		return errorf(http.StatusNotFound, "this daemon keeps its data in PostgreSQL: back it up with the database's own tools "+
 			"(pg_dump or continuous archiving; docs/operations.md)")
 	}
-	// A large file takes longer than http.write_timeout, which is meant for
-	// ordinary answers: this one, for a token with the admin scope, may take
-	// as long as the copy does.
-	if err := http.NewResponseController(c.Response()).SetWriteDeadline(time.Time{}); err != nil {
-		s.log.Warn().Err(err).Msg("backup: cannot lift the write deadline; a large copy may be cut short")
+	// A page of another site can make the browser send a GET (no-cors) to
+	// the loopback default, which has no tokens; it could not read the
+	// answer, but the copy would cost the disk and hold a read transaction.
+	if site := c.Request().Header.Get("Sec-Fetch-Site"); site != "" && site != "none" && site != "same-origin" {
+		return errorf(http.StatusForbidden, "a backup is not served to a request another site made (Sec-Fetch-Site: %s)", site)
 	}
 	res := c.Response()
+	rc := http.NewResponseController(res)
 	started := s.now()
 	name := "responder-" + started.Format("20060102T150405Z") + ".db"
 	n, err := s.backup.Backup(res, func(size int64) {
+		// A large file takes longer than http.write_timeout, which is meant
+		// for ordinary answers; but a client that stops reading must not
+		// hold the read transaction (and the file's free pages) for ever:
+		// a minute, plus the copy at 8 MiB/s.
+		deadline := time.Now().Add(time.Minute + time.Duration(size/(8<<20))*time.Second)
+		if err := rc.SetWriteDeadline(deadline); err != nil {
+			s.log.Warn().Err(err).Msg("backup: cannot set the write deadline of the copy; http.write_timeout applies")
+		}
 		h := res.Header()
 		h.Set(echo.HeaderContentType, echo.MIMEOctetStream)
 		h.Set(echo.HeaderContentLength, strconv.FormatInt(size, 10))

@@ -87,3 +87,18 @@ func TestAdminBackupWithoutBackup(t *testing.T) {
 		t.Errorf("status %d %s, want 404 pointing at PostgreSQL's own backups", r.status, r.body)
 	}
 }
+
+// A request another site made (a page's no-cors GET to the loopback
+// default) gets no copy.
+func TestAdminBackupRefusesOtherSites(t *testing.T) {
+	e := newEnv(t, withBackup(), withoutTokens())
+	for _, site := range []string{"cross-site", "same-site"} {
+		r := e.doWith(http.MethodGet, "/api/v1/admin/backup", "", nil, http.Header{"Sec-Fetch-Site": {site}})
+		if r.status != http.StatusForbidden || len(r.body) > 1024 {
+			t.Errorf("Sec-Fetch-Site %s: %d (%d bytes), want 403 and no copy", site, r.status, len(r.body))
+		}
+	}
+	if r := e.doWith(http.MethodGet, "/api/v1/admin/backup", "", nil, http.Header{"Sec-Fetch-Site": {"none"}}); r.status != http.StatusOK {
+		t.Errorf("typed in the address bar (Sec-Fetch-Site none): %d, want 200", r.status)
+	}
+}

@@ -471,10 +471,21 @@ func TestFanoutStormCollapses(t *testing.T) {
 	if len(roots[0].Replies) != 5 {
 		t.Errorf("%d replies, want 5: %+v", len(roots[0].Replies), roots[0].Replies)
 	}
+	carried := 0
 	for _, r := range roots[0].Replies {
 		if !strings.Contains(r.Text, "joined") {
 			t.Errorf("reply %q does not say alerts joined", r.Text)
 		}
+		// Each reply carries the key of every delivery it stands for, so
+		// that each is found after a crash or a restore.
+		if r.Metadata == nil || r.Metadata.EventPayload["key"] == nil {
+			t.Fatalf("reply without its key: %+v", r.Metadata)
+		}
+		covers, _ := r.Metadata.EventPayload["covers"].(string)
+		carried += 1 + len(strings.Split(covers, ","))
+	}
+	if carried != alerts-1 {
+		t.Errorf("the replies carry the keys of %d deliveries, want the %d joined alerts'", carried, alerts-1)
 	}
 }
 

@@ -138,8 +138,12 @@ type Message struct {
 	// Key identifies the delivery; it is the same on every retry, so a
 	// vendor that supports it can use it to drop duplicates (an email's
 	// Message-ID, for instance).
-	Key   string
-	Event string
+	Key string
+	// Covers are the keys of the other deliveries this message carries
+	// (alert_joined replies collapsed into one): a vendor that can be asked
+	// whether a delivery was made finds any of them in it.
+	Covers []string
+	Event  string
 	// Text says what happened in one line, e.g. "acknowledged by maria".
 	Text string
 	// Lines, when set, are the collapsed events of a storm, one per line.

@@ -275,6 +275,9 @@ func restore(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	if err != nil {
 		_, _ = fmt.Fprintf(stderr, "responder restore: %v\n", err)
+		if r.Previous != "" {
+			_, _ = fmt.Fprintf(stderr, "responder restore: the file that was there is also kept as %s\n", r.Previous)
+		}
 		return 1
 	}
 	_, _ = fmt.Fprintf(stdout, "restored %s into %s: %s; %d pending deliveries marked in doubt (Slack is asked before any is sent again)\n",

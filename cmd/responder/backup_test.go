@@ -90,6 +90,7 @@ notifications:
 	// incident answered 202 is recorded with the moment it was answered.
 	var mu sync.Mutex
 	var answered []string
+	forty := make(chan struct{}) // closed at the 40th incident answered
 	stopLoad := make(chan struct{})
 	var load sync.WaitGroup
 	post := func(poster, n int) error {
@@ -116,6 +117,9 @@ notifications:
 		}
 		mu.Lock()
 		answered = append(answered, got.Incidents[0].ID)
+		if len(answered) == 40 {
+			close(forty)
+		}
 		mu.Unlock()
 		return nil
 	}
@@ -137,15 +141,13 @@ notifications:
 			}
 		}()
 	}
-	waitFor := func(what string, limit time.Duration, ok func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(limit); !ok(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within %s", what, limit)
-			}
-		}
+	select {
+	case <-forty:
+	case err := <-loadErr:
+		t.Fatal(err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("40 incidents not answered within 30s")
 	}
-	waitFor("40 incidents answered", 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(answered) >= 40 })
 
 	// Two backups while the load goes on: through the config (the daemon
 	// holds the file, so the command asks it, with the config's admin
@@ -203,7 +205,9 @@ notifications:
 	// Slack comes back: the first daemon delivers a few of the announcements
 	// the backup has pending, and stops before the rest.
 	fake.FailNext(0, 0)
-	waitFor("three announcements", 30*time.Second, func() bool { return len(fake.Messages("incidents")) >= 3 })
+	if err := fake.WaitFor(30*time.Second, "three announcements", func() bool { return len(fake.Messages("incidents")) >= 3 }); err != nil {
+		t.Fatal(err)
+	}
 	stop1()
 	postedBefore := len(fake.Messages("incidents"))
 	if strings.Contains(logs1.String(), adminTok) {
@@ -263,7 +267,7 @@ notifications:
 		}
 		return n
 	}
-	waitFor("every restored incident announced", 60*time.Second, func() bool {
+	err := fake.WaitFor(60*time.Second, "every restored incident announced", func() bool {
 		r := roots()
 		for _, id := range restoredIDs {
 			if r[id] == 0 {
@@ -272,6 +276,9 @@ notifications:
 		}
 		return true
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for id, n := range roots() {
 		if n != 1 {
 			t.Errorf("%s announced %d times, want once", id, n)

@@ -156,8 +156,11 @@ func (d *Dispatcher) message(ctx context.Context, group []*store.Intent) (integr
 		At: head.CreatedAt, By: head.By, Mention: head.Mention, Incident: snap,
 	}
 	if len(group) > 1 {
-		for _, in := range group {
+		for i, in := range group {
 			m.Lines = append(m.Lines, in.Text)
+			if i > 0 {
+				m.Covers = append(m.Covers, in.Key)
+			}
 		}
 		m.Text = "" // the vendor words a collapsed list ("12 more alerts joined:")
 	}

@@ -6,17 +6,20 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/responder-sre/responder/integrations"
 	"github.com/responder-sre/responder/store"
 )
 
-// MarkInDoubt marks every delivery still pending in a store restored from
-// a backup as in doubt, as of now. The backup was taken while the daemon
-// kept delivering: a message pending in the copy may have reached its
-// vendor before the original was lost. A vendor that can be asked (Slack
-// finds the key it put in the message) is asked before the message is
-// sent again; the others fold a repeat themselves (a pager's alias or
-// dedup key) or get it once more. It returns how many it marked; an
-// intent that cannot be read is left as it is, for the dispatcher to skip.
+// MarkInDoubt marks every Slack delivery still pending in a store restored
+// from a backup as in doubt, as of now. The backup was taken while the
+// daemon kept delivering: a message pending in the copy may have reached
+// Slack before the original was lost, and Slack can be asked (the
+// dispatcher looks for the key the message carries) before it is posted
+// again. The other channels are left pending as they were: they cannot be
+// asked, the pagers fold a repeat themselves (an alias or dedup key), and
+// a page still pending must stay cancellable should its incident resolve
+// first. It returns how many it marked; an intent that cannot be read is
+// left as it is, for the dispatcher to skip.
 func MarkInDoubt(ctx context.Context, db Store, now time.Time) (int, error) {
 	const page = 500
 	marked := 0
@@ -37,8 +40,8 @@ func MarkInDoubt(ctx context.Context, db Store, now time.Time) (int, error) {
 			for i := range ins {
 				in := &ins[i]
 				last = max(last, in.Seq)
-				if in.AttemptAt != nil {
-					continue // in doubt already
+				if in.Channel != integrations.ChannelSlack || in.AttemptAt != nil {
+					continue // cannot be asked, or in doubt already
 				}
 				at := now
 				in.AttemptAt, in.AttemptKey = &at, in.Key

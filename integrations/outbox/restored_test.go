@@ -14,9 +14,9 @@ import (
 	"github.com/responder-sre/responder/store/storetest"
 )
 
-// Every pending delivery of a restored store is in doubt afterwards, an
-// earlier doubt is kept as it was, and finished ones are left alone; more
-// than one page of them are all marked.
+// Every pending Slack delivery of a restored store is in doubt afterwards,
+// an earlier doubt is kept as it was, finished ones and other channels'
+// are left alone; more than one page of them are all marked.
 func TestMarkInDoubt(t *testing.T) {
 	ctx := context.Background()
 	db, err := bolt.Open(filepath.Join(t.TempDir(), "responder.db"), bolt.Options{})
@@ -42,6 +42,8 @@ func TestMarkInDoubt(t *testing.T) {
 				in.AttemptAt, in.AttemptKey = &earlier, "k-other"
 			case 1:
 				in.State = store.IntentSent
+			case 2:
+				in.Channel, in.Target, in.Event = integrations.ChannelOpsGenie, "team:sre", integrations.EventOpened
 			}
 			if err := tx.Enqueue(in); err != nil {
 				return err
@@ -53,8 +55,8 @@ func TestMarkInDoubt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if marked != n-2 {
-		t.Errorf("marked %d, want %d", marked, n-2)
+	if marked != n-3 {
+		t.Errorf("marked %d, want %d", marked, n-3)
 	}
 	storetest.View(t, db, func(tx store.Tx) error {
 		ins, err := tx.IncidentIntents("INC-1")
@@ -70,6 +72,10 @@ func TestMarkInDoubt(t *testing.T) {
 			case in.Key == "k1":
 				if in.AttemptAt != nil {
 					t.Errorf("a sent intent was marked")
+				}
+			case in.Key == "k2":
+				if in.AttemptAt != nil {
+					t.Errorf("a pending page was marked: it could no longer be cancelled")
 				}
 			case in.AttemptAt == nil || !in.AttemptAt.Equal(t0) || in.AttemptKey != in.Key:
 				t.Errorf("intent %s: attempt %v key %q, want in doubt since %v under its own key", in.Key, in.AttemptAt, in.AttemptKey, t0)

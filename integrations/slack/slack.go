@@ -220,9 +220,13 @@ func withMetadata(m integrations.Message, opts ...slackgo.MsgOption) []slackgo.M
 	if m.Key == "" {
 		return opts
 	}
+	payload := map[string]any{"key": m.Key, "incident": m.Incident.ID}
+	if covers := coversOf(m.Covers); covers != "" {
+		payload["covers"] = covers
+	}
 	return append(opts, slackgo.MsgOptionMetadata(slackgo.SlackMetadata{
 		EventType:    MetadataEventType,
-		EventPayload: map[string]any{"key": m.Key, "incident": m.Incident.ID},
+		EventPayload: payload,
 	}))
 }
 
@@ -320,11 +324,46 @@ func (n *Notifier) Find(ctx context.Context, m integrations.Message) (integratio
 // found returns the ts of the message whose metadata carries key.
 func found(msgs []slackgo.Message, key string) string {
 	for _, msg := range msgs {
-		if md := msg.Metadata; md.EventType == MetadataEventType && md.EventPayload["key"] == key {
+		md := msg.Metadata
+		if md.EventType != MetadataEventType {
+			continue
+		}
+		if md.EventPayload["key"] == key {
 			return msg.Timestamp
+		}
+		covers, _ := md.EventPayload["covers"].(string)
+		for c := range strings.SplitSeq(covers, ",") {
+			if c == key {
+				return msg.Timestamp
+			}
 		}
 	}
 	return ""
+}
+
+// maxCovers bounds the keys a message's metadata lists besides its own, in
+// bytes: Slack documents no size for the metadata, and a refused post
+// would cost far more than an unlisted key (at worst a reply posted again
+// after a restore).
+const maxCovers = 2000
+
+// coversOf lists the keys of the other deliveries of a collapsed reply
+// for its metadata, comma-separated (Slack's metadata values are strings,
+// numbers, booleans or objects), as many as fit in maxCovers: each is
+// found in the message too, after a restore that lost which went out
+// together.
+func coversOf(keys []string) string {
+	var b strings.Builder
+	for _, k := range keys {
+		if k == "" || strings.Contains(k, ",") || b.Len()+len(k)+1 > maxCovers {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(k)
+	}
+	return b.String()
 }
 
 // learn remembers the ID of a channel given by name.

@@ -1007,6 +1007,12 @@ func TestFindPostedMessage(t *testing.T) {
 	reply := integrations.Message{Key: "INC-4/slack/2", Event: integrations.EventAcknowledged, Text: "acknowledged by maria",
 		Target: got.Channel, Thread: got.Thread, At: openedAt, Incident: inc}
 	f.notify(t, reply)
+	// Two alert_joined deliveries collapsed into one reply: each is found.
+	joined := integrations.Message{Key: "INC-4/slack/5", Covers: []string{"INC-4/slack/6"}, Event: integrations.EventAlertJoined,
+		Lines: []string{"HighLatency joined", "DiskFull joined"}, Target: got.Channel, Thread: got.Thread, At: openedAt, Incident: inc}
+	f.notify(t, joined)
+	covered := joined
+	covered.Key, covered.Covers = "INC-4/slack/6", nil
 
 	msgs := f.srv.Messages(f.ops)
 	if len(msgs) != 1 || msgs[0].Metadata == nil || msgs[0].Metadata.EventType != slack.MetadataEventType ||
@@ -1029,6 +1035,8 @@ func TestFindPostedMessage(t *testing.T) {
 		{"reply", reply, true, integrations.Receipt{Channel: got.Channel, Thread: got.Thread}},
 		{"root never posted", func() integrations.Message { m := root; m.Key = "INC-4/slack/9"; return m }(), false, integrations.Receipt{}},
 		{"reply never posted", func() integrations.Message { m := reply; m.Key = "INC-4/slack/8"; return m }(), false, integrations.Receipt{}},
+		{"collapsed reply, by its own key", joined, true, integrations.Receipt{Channel: got.Channel, Thread: got.Thread}},
+		{"collapsed reply, by a key it covers", covered, true, integrations.Receipt{Channel: got.Channel, Thread: got.Thread}},
 		{"root update is never looked for", integrations.Message{Key: "INC-4/slack/3", Event: integrations.EventRootUpdate,
 			Target: got.Channel, Thread: got.Thread, Incident: inc}, false, integrations.Receipt{}},
 	} {
@@ -1039,8 +1047,8 @@ func TestFindPostedMessage(t *testing.T) {
 			}
 		})
 	}
-	if n := len(f.srv.Posts()); n != 2 {
-		t.Errorf("%d posts after the lookups, want still 2", n)
+	if n := len(f.srv.Posts()); n != 3 {
+		t.Errorf("%d posts after the lookups, want still 3", n)
 	}
 }
 

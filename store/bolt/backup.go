@@ -73,20 +73,45 @@ func writeCopy(b *bbolt.DB, w io.Writer, sized func(int64)) (int64, error) {
 }
 
 // Held reports whether another process holds the file at path, and its
-// pid when known. A file that does not exist is not held.
+// pid when known. A file that does not exist is not held; nor is one too
+// broken to open, which only a lock test can tell.
 func Held(path string) (pid int, held bool, err error) {
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+	release, held, err := lockFile(path, false)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
 		return 0, false, nil
-	}
-	b, err := openReadOnly(path)
-	if errors.Is(err, ErrHeld) {
+	case err != nil:
+		return 0, false, err
+	case held:
 		pid, _ = lockHolder(path)
 		return pid, true, nil
 	}
-	if err != nil {
-		return 0, false, err
+	release()
+	return 0, false, nil
+}
+
+// heldError says that path is held, naming the holder when known.
+func heldError(path string) error {
+	if pid, ok := lockHolder(path); ok {
+		return fmt.Errorf("%s: %w (pid %d): stop the daemon on this data directory first", path, ErrHeld, pid)
 	}
-	return 0, false, b.Close()
+	return fmt.Errorf("%s: %w: stop the daemon on this data directory first", path, ErrHeld)
+}
+
+// lockTarget takes the lock of the file at path (if there is one) for as
+// long as it is being replaced, so that no daemon starts on it meanwhile;
+// a file another process holds is refused.
+func lockTarget(path string, exclusive bool) (release func(), err error) {
+	release, held, err := lockFile(path, exclusive)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return func() {}, nil
+	case err != nil:
+		return nil, err
+	case held:
+		return nil, heldError(path)
+	}
+	return release, nil
 }
 
 // openReadOnly opens path without waiting for a lock another process
@@ -172,15 +197,16 @@ func Verify(path string) (Summary, error) {
 // WriteFile writes a database file at path through write, durably and
 // whole or not at all: into a temporary file beside it, synced, checked
 // with Verify, then renamed into place and the directory synced. An
-// existing file at path is replaced only once the new one is whole.
+// existing file at path is replaced only once the new one is whole, and
+// never while another process (a daemon) holds it.
 func WriteFile(path string, write func(io.Writer) (int64, error)) (Summary, error) {
-	return place(path, write, nil, nil)
+	return place(path, write, nil, func(string) (func(), error) { return lockTarget(path, false) })
 }
 
 // Restored is what Restore did.
 type Restored struct {
 	Summary         // of the file now in place
-	Previous string // where the file it replaced was moved; empty when there was none
+	Previous string // where the file it replaced is kept; empty when there was none
 }
 
 // Restore puts the backup at from in place as the database file at path,
@@ -188,25 +214,18 @@ type Restored struct {
 // path, and checks the backup (Verify) before anything else. The backup is
 // copied beside path; prepare, when not nil, runs on that copy opened as a
 // store (a restore marks the deliveries it finds pending as in doubt, say);
-// the copy is checked again, synced and renamed into place. A file already
-// at path is never deleted: it is moved aside first, to
-// path.before-restore-<UTC time of now>.
+// the copy is checked again and synced. Then, holding the lock of both the
+// file at path and the copy, so that a daemon starting meanwhile stops at
+// once, the file at path is kept under a second name
+// (path.before-restore-<UTC time of now>, never deleted) and the copy
+// renamed over it: path names a whole database at every moment.
 func Restore(from, path string, now time.Time, prepare func(*DB) error) (Restored, error) {
 	var r Restored
-	refuseHeld := func() error {
-		pid, held, err := Held(path)
-		switch {
-		case err != nil:
-			return fmt.Errorf("restore into %s: %w", path, err)
-		case held && pid > 0:
-			return fmt.Errorf("restore into %s: %w (pid %d): stop the daemon on this data directory first", path, ErrHeld, pid)
-		case held:
-			return fmt.Errorf("restore into %s: %w: stop the daemon on this data directory first", path, ErrHeld)
-		}
-		return nil
-	}
-	if err := refuseHeld(); err != nil {
-		return r, err
+	switch _, held, err := Held(path); {
+	case err != nil:
+		return r, fmt.Errorf("restore into %s: %w", path, err)
+	case held:
+		return r, fmt.Errorf("restore into %w", heldError(path))
 	}
 	if _, err := Verify(from); err != nil {
 		return r, fmt.Errorf("restore from %s: %w", from, err)
@@ -240,31 +259,59 @@ func Restore(from, path string, now time.Time, prepare func(*DB) error) (Restore
 			return db.Close()
 		}
 	}
-	beforeRename := func() error {
-		if err := refuseHeld(); err != nil {
-			return err
+	beforeRename := func(tmp string) (func(), error) {
+		releaseNew, _, err := lockFile(tmp, true) // our own file: nobody else holds it
+		if err != nil {
+			return nil, fmt.Errorf("restore into %s: %w", path, err)
 		}
-		switch _, err := os.Stat(path); {
-		case err == nil:
-			r.Previous = path + ".before-restore-" + now.UTC().Format("20060102T150405Z")
-			if err := os.Rename(path, r.Previous); err != nil {
-				r.Previous = ""
-				return fmt.Errorf("restore into %s: move the file there aside: %w", path, err)
+		releaseOld, err := lockTarget(path, true)
+		if err != nil {
+			releaseNew()
+			return nil, fmt.Errorf("restore into %w", err)
+		}
+		release := func() { releaseOld(); releaseNew() }
+		if _, err := os.Stat(path); err == nil {
+			kept, err := keepAside(path, now)
+			if err != nil {
+				release()
+				return nil, fmt.Errorf("restore into %s: keep the file there: %w", path, err)
 			}
-		case !errors.Is(err, os.ErrNotExist):
-			return fmt.Errorf("restore into %s: %w", path, err)
+			r.Previous = kept
 		}
-		return nil
+		return release, nil
 	}
 	sum, err := place(path, copyFrom, prep, beforeRename)
 	r.Summary = sum
 	return r, err
 }
 
+// keepAside gives the file at path a second name, the first of
+// path.before-restore-<now>, -2, -3, ... that is free: a hard link, so
+// that path itself goes on naming it until it is replaced.
+func keepAside(path string, now time.Time) (string, error) {
+	base := path + ".before-restore-" + now.UTC().Format("20060102T150405Z")
+	for i := 1; i <= 100; i++ {
+		name := base
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d", base, i)
+		}
+		err := os.Link(path, name)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("%s and 99 more names are taken", base)
+}
+
 // place writes a database file at path through write, into a temporary
 // file beside it; runs prepare on that file; syncs and checks it (Verify);
-// runs beforeRename; then renames it into place and syncs the directory.
-func place(path string, write func(io.Writer) (int64, error), prepare func(tmp string) error, beforeRename func() error) (Summary, error) {
+// runs beforeRename, which may hold locks until the returned release;
+// then renames it into place and syncs the directory.
+func place(path string, write func(io.Writer) (int64, error), prepare func(tmp string) error,
+	beforeRename func(tmp string) (release func(), err error)) (Summary, error) {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".partial-*")
 	if err != nil {
@@ -299,11 +346,11 @@ func place(path string, write func(io.Writer) (int64, error), prepare func(tmp s
 	if err != nil {
 		return sum, fmt.Errorf("the copy is not whole, nothing written to %s: %w", path, err)
 	}
-	if beforeRename != nil {
-		if err := beforeRename(); err != nil {
-			return sum, err
-		}
+	release, err := beforeRename(name)
+	if err != nil {
+		return sum, err
 	}
+	defer release()
 	if err := os.Rename(name, path); err != nil {
 		return sum, fmt.Errorf("write %s: %w", path, err)
 	}

@@ -296,3 +296,70 @@ func TestRestore(t *testing.T) {
 		t.Errorf("a restore whose prepare failed changed the directory: %d entries, then %d", len(before), len(after))
 	}
 }
+
+// A database too broken to open is what a restore is for: it is replaced,
+// and kept; a second restore in the same second keeps the first's file
+// under a name of its own.
+func TestRestoreOverBrokenFile(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "backup.db")
+	db, err := bolt.Open(src, bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.Update(t, db, writeNewIncident)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 8, 3, 15, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		data []byte
+	}{{"empty", nil}, {"garbage", bytes.Repeat([]byte("junk"), 5000)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "responder.db")
+			if err := os.WriteFile(path, tc.data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			r, err := bolt.Restore(src, path, now, nil)
+			if err != nil {
+				t.Fatalf("Restore over a %s file: %v", tc.name, err)
+			}
+			kept, err := os.ReadFile(r.Previous)
+			if err != nil || !bytes.Equal(kept, tc.data) {
+				t.Errorf("the %s file was not kept as it was at %q (%v)", tc.name, r.Previous, err)
+			}
+			again, err := bolt.Restore(src, path, now, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Previous != r.Previous+"-2" {
+				t.Errorf("second restore kept the file as %q, want %q", again.Previous, r.Previous+"-2")
+			}
+			if kept, _ := os.ReadFile(r.Previous); !bytes.Equal(kept, tc.data) {
+				t.Errorf("the second restore overwrote the first one's kept file")
+			}
+			if _, err := bolt.Verify(path); err != nil {
+				t.Errorf("restored file: %v", err)
+			}
+		})
+	}
+}
+
+// WriteFile never replaces a file a daemon holds (a backup aimed at the
+// live database by mistake).
+func TestWriteFileRefusesHeldTarget(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "responder.db")
+	live := openAt(t, path, bolt.Options{})
+	storetest.Update(t, live, writeNewIncident)
+	var buf bytes.Buffer
+	if _, err := live.Backup(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err := bolt.WriteFile(path, func(w io.Writer) (int64, error) { return io.Copy(w, bytes.NewReader(buf.Bytes())) })
+	if !errors.Is(err, bolt.ErrHeld) {
+		t.Fatalf("WriteFile over a held file = %v, want ErrHeld", err)
+	}
+	if n := countIncidents(t, live); n != 1 {
+		t.Errorf("the live database has %d incidents, want 1", n)
+	}
+}
