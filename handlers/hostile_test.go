@@ -473,12 +473,12 @@ func TestTokenRateLimit(t *testing.T) {
 	}
 }
 
-// Beyond http.max_ingest_in_flight, a webhook is refused with 503 and
-// Retry-After before its body is read, and nothing is written; once a slot
-// is free again webhooks are taken.
-func TestIngestInFlightLimit(t *testing.T) {
-	e := newEnv(t, func(s envSetup) { s.cfg.MaxIngestInFlight = 1 })
-	body := readTestdata(t, "am_firing_v034.json")
+// holdIngestSlot starts a webhook whose body arrives through the pipe it
+// returns, and returns once the handler has read the first byte: until the
+// rest of body is written, that webhook holds its ingest slot. Its status
+// arrives on first.
+func holdIngestSlot(t *testing.T, e *testEnv, body []byte) (*io.PipeWriter, chan int) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	first := make(chan int, 1)
 	go func() {
@@ -489,11 +489,19 @@ func TestIngestInFlightLimit(t *testing.T) {
 		e.srv.Handler().ServeHTTP(rec, req)
 		first <- rec.Code
 	}()
-	// The write returns once the first request reads its body: it holds
-	// the only slot.
-	if _, err := pw.Write(body[:1]); err != nil {
+	if _, err := pw.Write(body[:1]); err != nil { // returns once the handler reads
 		t.Fatal(err)
 	}
+	return pw, first
+}
+
+// Beyond http.max_ingest_in_flight, a webhook is refused with 503 and
+// Retry-After before its body is read, and nothing is written; once a slot
+// is free again webhooks are taken.
+func TestIngestInFlightLimit(t *testing.T) {
+	e := newEnv(t, func(s envSetup) { s.cfg.MaxIngestInFlight = 1 })
+	body := readTestdata(t, "am_firing_v034.json")
+	pw, first := holdIngestSlot(t, e, body)
 	before := e.snapshot()
 	r := e.do(http.MethodPost, "/api/v1/alerts/alertmanager", tokIngest, body)
 	if r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" ||

@@ -2,9 +2,7 @@ package handlers
 
 import (
 	"bytes"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -65,19 +63,7 @@ func TestAdmissionShedsAreCounted(t *testing.T) {
 
 	// The first webhook holds the only slot until its body is complete.
 	body := readTestdata(t, "am_firing_v034.json")
-	pr, pw := io.Pipe()
-	first := make(chan int, 1)
-	go func() {
-		req := httptest.NewRequest(http.MethodPost, "/api/v1/alerts/alertmanager", pr)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Authorization", "Bearer "+tokIngest)
-		rec := httptest.NewRecorder()
-		e.srv.Handler().ServeHTTP(rec, req)
-		first <- rec.Code
-	}()
-	if _, err := pw.Write(body[:1]); err != nil { // returns once the handler reads
-		t.Fatal(err)
-	}
+	pw, first := holdIngestSlot(t, e, body)
 	tests := []struct {
 		path, token, source string
 	}{

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -59,31 +58,8 @@ notifications:
 	tokenFile := filepath.Join(dir, "backup.token")
 	e2eWriteFile(t, tokenFile, adminTok+"\n")
 
-	serve := func(args ...string) (base string, logs *syncBuffer, stop func()) {
-		t.Helper()
-		logs = &syncBuffer{}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan int, 1)
-		go func() { done <- run(ctx, append([]string{"serve"}, args...), noEnv, logs, logs) }()
-		base = "http://" + servingAddr(t, logs, done)
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				cancel()
-				select {
-				case code := <-done:
-					if code != 0 {
-						t.Errorf("serve exit %d:\n%s", code, logs.String())
-					}
-				case <-time.After(20 * time.Second):
-					t.Errorf("serve did not stop within 20s")
-				}
-			})
-		}
-		t.Cleanup(stop)
-		return base, logs, stop
-	}
-	base, logs1, stop1 := serve("--config", cfgPath)
+	d1 := runDaemon(t, nil, "http", "--config", cfgPath)
+	base := d1.base
 	client := &http.Client{Timeout: 10 * time.Second}
 
 	// Four posters, each opening new incidents until told to stop; every
@@ -208,9 +184,9 @@ notifications:
 	if err := fake.WaitFor(30*time.Second, "three announcements", func() bool { return len(fake.Messages("incidents")) >= 3 }); err != nil {
 		t.Fatal(err)
 	}
-	stop1()
+	d1.stop()
 	postedBefore := len(fake.Messages("incidents"))
-	if strings.Contains(logs1.String(), adminTok) {
+	if strings.Contains(d1.logs.String(), adminTok) {
 		t.Errorf("the admin token is in the log")
 	}
 
@@ -219,7 +195,8 @@ notifications:
 	if code != 0 || !strings.Contains(out, "marked in doubt") {
 		t.Fatalf("restore: exit %d\n%s%s", code, out, errOut)
 	}
-	base2, logs2, _ := serve("--config", cfgPath, "--listen", "127.0.0.1:0", "--data-dir", restored)
+	d2 := runDaemon(t, nil, "http", "--config", cfgPath, "--listen", "127.0.0.1:0", "--data-dir", restored)
+	base2 := d2.base
 	for _, id := range before {
 		req, _ := http.NewRequest(http.MethodGet, base2+"/api/v1/incidents/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+ingestToken)
@@ -284,10 +261,10 @@ notifications:
 			t.Errorf("%s announced %d times, want once", id, n)
 		}
 	}
-	if !strings.Contains(logs2.String(), `"found_at_vendor":true`) {
-		t.Errorf("no delivery was found at Slack after the restore; the daemon's log:\n%s", tail(logs2.String(), 4000))
+	if !strings.Contains(d2.logs.String(), `"found_at_vendor":true`) {
+		t.Errorf("no delivery was found at Slack after the restore; the daemon's log:\n%s", tail(d2.logs.String(), 4000))
 	}
-	if bytes.Contains([]byte(logs2.String()), []byte(adminTok)) {
+	if bytes.Contains([]byte(d2.logs.String()), []byte(adminTok)) {
 		t.Errorf("the admin token is in the log")
 	}
 }

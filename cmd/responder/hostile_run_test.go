@@ -21,17 +21,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
 // daemon is a responder serve started by run() in-process, on a config
-// file, stopped at the end of the test.
+// file, stopped at the end of the test (or by stop).
 type daemon struct {
 	addr   string
 	logs   *syncBuffer
 	client *http.Client
 	base   string
+	stop   func() // stops it and waits; at most once, and at cleanup too
 }
 
 // startDaemon writes cfg to a file and serves it on a free loopback port
@@ -44,6 +46,13 @@ func startDaemon(t *testing.T, cfg string, client *http.Client, scheme string) *
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return runDaemon(t, client, scheme, "--config", path, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data"))
+}
+
+// runDaemon runs responder serve with args until the test ends or its
+// stop is called, and waits for /readyz with client (nil: plain HTTP).
+func runDaemon(t *testing.T, client *http.Client, scheme string, args ...string) *daemon {
+	t.Helper()
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
@@ -51,19 +60,23 @@ func startDaemon(t *testing.T, cfg string, client *http.Client, scheme string) *
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--config", path, "--listen", "127.0.0.1:0", "--data-dir", filepath.Join(dir, "data")}, noEnv, d.logs, d.logs)
+		done <- run(ctx, append([]string{"serve"}, args...), noEnv, d.logs, d.logs)
 	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case code := <-done:
-			if code != 0 {
-				t.Errorf("serve exit %d:\n%s", code, d.logs.String())
+	var once sync.Once
+	d.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("serve exit %d:\n%s", code, d.logs.String())
+				}
+			case <-time.After(20 * time.Second):
+				t.Errorf("serve did not stop within 20s")
 			}
-		case <-time.After(20 * time.Second):
-			t.Errorf("serve did not stop within 20s")
-		}
-	})
+		})
+	}
+	t.Cleanup(d.stop)
 	d.addr = servingAddr(t, d.logs, done)
 	d.base = scheme + "://" + d.addr
 	deadline := time.Now().Add(15 * time.Second)
