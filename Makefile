@@ -88,7 +88,8 @@ tools:
 
 ## debian: the Debian packages the tests run: prometheus-alertmanager (the
 ## end-to-end test), prometheus (its promtool checks and unit-tests the rules
-## in configs/prometheus; the tests never use its service), strace
+## in configs/prometheus; the tests never use its service), systemd (its
+## systemd-analyze verifies the units in configs/systemd), strace
 ## (the fsync-before-answer order), chromium (the
 ## browser test of the web pages) and postgresql (the PostgreSQL store, run
 ## by the tests themselves, never as a service); one apt-get update, and
@@ -98,6 +99,7 @@ debian:
 	{ [ -x $(ALERTMANAGER) ] && command -v amtool >/dev/null; } || missing="$$missing prometheus-alertmanager"; \
 	command -v strace >/dev/null || missing="$$missing strace"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	[ -x $(CHROMIUM) ] || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \

@@ -72,30 +72,18 @@ func writeCopy(b *bbolt.DB, w io.Writer, sized func(int64)) (int64, error) {
 	return n, err
 }
 
-// Held reports whether another process holds the file at path, and its
-// pid when known. A file that does not exist is not held; nor is one too
-// broken to open, which only a lock test can tell.
-func Held(path string) (pid int, held bool, err error) {
-	release, held, err := lockFile(path, false)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return 0, false, nil
-	case err != nil:
-		return 0, false, err
-	case held:
-		pid, _ = lockHolder(path)
-		return pid, true, nil
+// pidOf is " (pid N)" for the process holding the file at path, when
+// known, else "".
+func pidOf(path string) string {
+	if pid, ok := lockHolder(path); ok {
+		return fmt.Sprintf(" (pid %d)", pid)
 	}
-	release()
-	return 0, false, nil
+	return ""
 }
 
 // heldError says that path is held, naming the holder when known.
 func heldError(path string) error {
-	if pid, ok := lockHolder(path); ok {
-		return fmt.Errorf("%s: %w (pid %d): stop the daemon on this data directory first", path, ErrHeld, pid)
-	}
-	return fmt.Errorf("%s: %w: stop the daemon on this data directory first", path, ErrHeld)
+	return fmt.Errorf("%s: %w%s: stop the daemon on this data directory first", path, ErrHeld, pidOf(path))
 }
 
 // lockTarget takes the lock of the file at path (if there is one) for as
@@ -122,11 +110,7 @@ func openReadOnly(path string) (*bbolt.DB, error) {
 	}
 	b, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: 50 * time.Millisecond})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		holder := "another process"
-		if pid, ok := lockHolder(path); ok {
-			holder = fmt.Sprintf("another process (pid %d)", pid)
-		}
-		return nil, fmt.Errorf("%s: %w: %s", path, ErrHeld, holder)
+		return nil, fmt.Errorf("%s: %w%s", path, ErrHeld, pidOf(path))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
@@ -221,12 +205,11 @@ type Restored struct {
 // renamed over it: path names a whole database at every moment.
 func Restore(from, path string, now time.Time, prepare func(*DB) error) (Restored, error) {
 	var r Restored
-	switch _, held, err := Held(path); {
-	case err != nil:
-		return r, fmt.Errorf("restore into %s: %w", path, err)
-	case held:
-		return r, fmt.Errorf("restore into %w", heldError(path))
+	release, err := lockTarget(path, false)
+	if err != nil {
+		return r, fmt.Errorf("restore: %w", err)
 	}
+	release()
 	if _, err := Verify(from); err != nil {
 		return r, fmt.Errorf("restore from %s: %w", from, err)
 	}
@@ -267,7 +250,7 @@ func Restore(from, path string, now time.Time, prepare func(*DB) error) (Restore
 		releaseOld, err := lockTarget(path, true)
 		if err != nil {
 			releaseNew()
-			return nil, fmt.Errorf("restore into %w", err)
+			return nil, fmt.Errorf("restore: %w", err)
 		}
 		release := func() { releaseOld(); releaseNew() }
 		if _, err := os.Stat(path); err == nil {

@@ -109,14 +109,8 @@ func TestBackupFileHeld(t *testing.T) {
 	if !strings.Contains(err.Error(), "pid") {
 		t.Errorf("error %q does not name the holder's pid", err)
 	}
-	if _, held, err := bolt.Held(path); err != nil || !held {
-		t.Errorf("Held = %v, %v; want held", held, err)
-	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
-	}
-	if _, held, err := bolt.Held(path); err != nil || held {
-		t.Errorf("Held after close = %v, %v; want not held", held, err)
 	}
 	var buf bytes.Buffer
 	if _, err := bolt.BackupFile(path, &buf); err != nil {

@@ -122,12 +122,8 @@ func Open(path string, o Options) (*DB, error) {
 		InitialMmapSize: initialMmapSize,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
-		holder := "another process"
-		if pid, ok := lockHolder(path); ok {
-			holder = fmt.Sprintf("another process (pid %d)", pid)
-		}
 		return nil, fmt.Errorf("open store %s: %s holds it, most likely another responder on the same data directory: "+
-			"stop it, or give this one its own data_dir (waited %s for the lock, store.lock_timeout): %w", path, holder, o.LockTimeout, err)
+			"stop it, or give this one its own data_dir (waited %s for the lock, store.lock_timeout): %w", path, "another process"+pidOf(path), o.LockTimeout, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
